@@ -1,0 +1,367 @@
+//! Builds an ARC dataset directory under one of two named split protocols:
+//! - `arc-transductive` (the official one): every demonstration pair of every task, and the
+//!   test pairs of non-evaluation tasks, are training data; the evaluation tasks' test pairs
+//!   are the test set, and each shares its puzzle identifier (its learned embedding) with the
+//!   same version's demonstrations in training;
+//! - `arc-inductive` (strict): no data of an evaluation task is in training at all.
+
+use super::augment::{task_versions, ArcAugmentation};
+use super::encode::{encode, SEQ_LEN, VOCAB_SIZE};
+use super::{load_dir, load_kaggle, ArcPair, ArcTask, MAX_SIDE};
+use crate::error::{DataError, Result};
+use crate::format::{Dataset, Split};
+use crate::manifest::{Manifest, Source};
+use crate::sample::{stream_rng, subsample};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArcVersion {
+    Arc1,
+    Arc2,
+}
+
+impl ArcVersion {
+    pub fn task_name(self) -> &'static str {
+        match self {
+            ArcVersion::Arc1 => "arc-agi-1",
+            ArcVersion::Arc2 => "arc-agi-2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArcProtocol {
+    Transductive,
+    Inductive,
+}
+
+impl ArcProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            ArcProtocol::Transductive => "arc-transductive",
+            ArcProtocol::Inductive => "arc-inductive",
+        }
+    }
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "arc-transductive" | "transductive" => Some(ArcProtocol::Transductive),
+            "arc-inductive" | "inductive" => Some(ArcProtocol::Inductive),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum ArcSource {
+    /// A public repository's `data` folder (or the folder holding `training/` and
+    /// `evaluation/`), plus ConceptARC's `corpus/` if given.
+    PublicDirs {
+        root: PathBuf,
+        concept: Option<PathBuf>,
+    },
+    /// TRM's `kaggle/combined` folder of `arc-agi_<subset>_{challenges,solutions}.json`.
+    Kaggle { dir: PathBuf, concept: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct ArcConfig {
+    pub version: ArcVersion,
+    pub source: ArcSource,
+    pub protocol: ArcProtocol,
+    /// Augmented versions per task beside the original (official 1000).
+    pub num_aug: usize,
+    pub seed: u64,
+    /// Random placement of training grids in the canvas (official: on).
+    pub translate: bool,
+    /// Seeded subsets of tasks, for scaled-down runs.
+    pub max_train_tasks: Option<usize>,
+    pub max_eval_tasks: Option<usize>,
+}
+
+/// The tasks of a build, by role.
+pub struct ArcTasks {
+    pub training: Vec<ArcTask>,
+    pub evaluation: Vec<ArcTask>,
+}
+
+pub fn load_tasks(cfg: &ArcConfig) -> Result<ArcTasks> {
+    let (train_set, eval_set) = match cfg.version {
+        ArcVersion::Arc1 => ("training", "evaluation"),
+        ArcVersion::Arc2 => ("training2", "evaluation2"),
+    };
+    let (training, evaluation) = match &cfg.source {
+        ArcSource::PublicDirs { root, concept } => {
+            let root = if root.join("data").is_dir() {
+                root.join("data")
+            } else {
+                root.clone()
+            };
+            let mut training = load_dir(&root.join("training"), train_set)?;
+            if let Some(c) = concept {
+                training.extend(load_dir(c, "concept")?);
+            }
+            (training, load_dir(&root.join("evaluation"), eval_set)?)
+        }
+        ArcSource::Kaggle { dir, concept } => {
+            let mut training = load_kaggle(dir, "arc-agi", train_set)?;
+            if *concept {
+                training.extend(load_kaggle(dir, "arc-agi", "concept")?);
+            }
+            (training, load_kaggle(dir, "arc-agi", eval_set)?)
+        }
+    };
+    let eval_ids: std::collections::HashSet<&str> =
+        evaluation.iter().map(|t| t.id.as_str()).collect();
+    if let Some(t) = training.iter().find(|t| eval_ids.contains(t.id.as_str())) {
+        return Err(DataError::config(format!(
+            "task {} is both a training and an evaluation task",
+            t.id
+        )));
+    }
+    Ok(ArcTasks {
+        training,
+        evaluation,
+    })
+}
+
+pub fn build(cfg: &ArcConfig) -> Result<(Dataset, Manifest)> {
+    let mut tasks = load_tasks(cfg)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    subsample(&mut tasks.training, cfg.max_train_tasks, &mut rng);
+    subsample(&mut tasks.evaluation, cfg.max_eval_tasks, &mut rng);
+    if tasks.training.is_empty() || tasks.evaluation.is_empty() {
+        return Err(DataError::config(
+            "no training or no evaluation tasks to build from",
+        ));
+    }
+    let ordered: Vec<(&ArcTask, bool)> = tasks
+        .training
+        .iter()
+        .map(|t| (t, false))
+        .chain(tasks.evaluation.iter().map(|t| (t, true)))
+        .collect();
+    // Versions per task from the task's own stream: reproducible whatever the thread count.
+    let versions: Vec<Vec<ArcAugmentation>> = ordered
+        .par_iter()
+        .enumerate()
+        .map(|(i, (task, _))| {
+            task_versions(task, cfg.num_aug, &mut stream_rng(cfg.seed, 1 + i as u64))
+        })
+        .collect();
+
+    let mut train = Split::new(SEQ_LEN);
+    let mut test = Split::new(SEQ_LEN);
+    let mut identifiers = vec!["<blank>".to_string()];
+    let (mut train_groups, mut test_groups) = (Vec::new(), Vec::new());
+    let mut translate_rng = stream_rng(cfg.seed, 0);
+    for ((task, is_eval), task_versions) in ordered.iter().zip(&versions) {
+        let demos_in_training = !(*is_eval && cfg.protocol == ArcProtocol::Inductive);
+        for aug in task_versions {
+            let id = identifiers.len() as i32;
+            identifiers.push(aug.name(&task.id));
+            let augmented = |pairs: &[ArcPair]| -> Vec<ArcPair> {
+                pairs
+                    .iter()
+                    .map(|p| ArcPair {
+                        input: aug.apply(&p.input),
+                        output: aug.apply(&p.output),
+                    })
+                    .collect()
+            };
+            let mut train_pairs = if demos_in_training {
+                augmented(&task.train)
+            } else {
+                Vec::new()
+            };
+            if !is_eval {
+                train_pairs.extend(augmented(&task.test));
+            }
+            if !train_pairs.is_empty() {
+                let encoded = encode_pairs(&train_pairs, cfg.translate, &mut translate_rng);
+                train.add_puzzle(id, encoded.iter().map(|(i, o)| (&i[..], &o[..])));
+            }
+            if *is_eval {
+                let encoded = encode_pairs(&augmented(&task.test), false, &mut translate_rng);
+                test.add_puzzle(id, encoded.iter().map(|(i, o)| (&i[..], &o[..])));
+            }
+        }
+        if train.num_puzzles() > *train.group_indices.last().unwrap() as usize {
+            train.close_group();
+            train_groups.push(task.id.clone());
+        }
+        if *is_eval {
+            test.close_group();
+            test_groups.push(task.id.clone());
+        }
+    }
+
+    let sets: std::collections::BTreeMap<&str, &str> = ordered
+        .iter()
+        .map(|(t, _)| (t.id.as_str(), t.set.as_str()))
+        .collect();
+    let overlaps = source_overlaps(&tasks, cfg.protocol);
+    let tasks_json = json!({
+        "protocol": cfg.protocol.name(), "sets": sets, "train_groups": train_groups, "test_groups": test_groups,
+        "source_overlaps": overlaps,
+    });
+    let test_puzzles: serde_json::Map<String, serde_json::Value> = tasks
+        .evaluation
+        .iter()
+        .map(|t| (t.id.clone(), task_json(t)))
+        .collect();
+    let not_full = versions
+        .iter()
+        .filter(|v| v.len() < cfg.num_aug + 1)
+        .count();
+    let dataset = Dataset {
+        vocab_size: VOCAB_SIZE,
+        num_puzzle_identifiers: identifiers.len(),
+        train,
+        test,
+        identifiers,
+        extra_files: vec![
+            (
+                "tasks.json".into(),
+                serde_json::to_vec_pretty(&tasks_json).expect("serialisable"),
+            ),
+            (
+                "test_puzzles.json".into(),
+                serde_json::to_vec(&test_puzzles).expect("serialisable"),
+            ),
+        ],
+    };
+    let (description, inputs) = match &cfg.source {
+        ArcSource::PublicDirs { root, concept } => (
+            format!(
+                "public ARC JSON from {}{}",
+                root.display(),
+                concept
+                    .as_ref()
+                    .map(|c| format!(" + ConceptARC {}", c.display()))
+                    .unwrap_or_default()
+            ),
+            vec![],
+        ),
+        ArcSource::Kaggle { dir, concept } => (
+            format!(
+                "Kaggle combined files in {}{}",
+                dir.display(),
+                if *concept { " with concept" } else { "" }
+            ),
+            vec![],
+        ),
+    };
+    let params = json!({
+        "num_aug": cfg.num_aug, "translate": cfg.translate,
+        "max_train_tasks": cfg.max_train_tasks, "max_eval_tasks": cfg.max_eval_tasks,
+        "training_tasks": tasks.training.len(), "evaluation_tasks": tasks.evaluation.len(),
+        "tasks_with_fewer_versions": not_full,
+        "source_overlap_test_inputs": overlaps.test_inputs.len(), "source_overlap_test_pairs": overlaps.test_pairs.len(),
+    });
+    let source = Source {
+        kind: "arc-json".into(),
+        description,
+        inputs,
+    };
+    Ok((
+        dataset,
+        Manifest::new(
+            cfg.version.task_name(),
+            cfg.protocol.name(),
+            cfg.seed,
+            source,
+            params,
+        ),
+    ))
+}
+
+/// Test pairs of evaluation tasks that the source data itself repeats in what goes to
+/// training, up to the augmentation group (e.g. an ARC-AGI-1 evaluation test pair that is a
+/// reflection of one of its own demonstrations, or equal to a training task's pair). Each is
+/// named `<task>#<test index>`. The builder records them so that the audit can tell these
+/// properties of the benchmark from leaks introduced by a split.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct SourceOverlaps {
+    pub test_inputs: Vec<String>,
+    pub test_pairs: Vec<String>,
+}
+
+pub fn source_overlaps(tasks: &ArcTasks, protocol: ArcProtocol) -> SourceOverlaps {
+    use super::augment::canonical_key;
+    use std::collections::HashSet;
+    let mut inputs = HashSet::new();
+    let mut pairs = HashSet::new();
+    let mut add = |p: &ArcPair| {
+        inputs.insert(canonical_key(&[&p.input]));
+        pairs.insert(canonical_key(&[&p.input, &p.output]));
+    };
+    for t in &tasks.training {
+        t.train.iter().chain(&t.test).for_each(&mut add);
+    }
+    if protocol == ArcProtocol::Transductive {
+        tasks
+            .evaluation
+            .iter()
+            .flat_map(|t| &t.train)
+            .for_each(&mut add);
+    }
+    let mut out = SourceOverlaps::default();
+    for t in &tasks.evaluation {
+        for (i, p) in t.test.iter().enumerate() {
+            if inputs.contains(&canonical_key(&[&p.input])) {
+                out.test_inputs.push(format!("{}#{i}", t.id));
+            }
+            if pairs.contains(&canonical_key(&[&p.input, &p.output])) {
+                out.test_pairs.push(format!("{}#{i}", t.id));
+            }
+        }
+    }
+    out
+}
+
+/// Encodes the pairs of one puzzle. With `translate`, each pair gets a random offset that
+/// fits both grids, except one randomly chosen pair that stays at the corner.
+fn encode_pairs(
+    pairs: &[ArcPair],
+    translate: bool,
+    rng: &mut ChaCha8Rng,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let anchored = if translate {
+        rng.random_range(0..pairs.len())
+    } else {
+        0
+    };
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (r0, c0) = if translate && i != anchored {
+                let h = p.input.height.max(p.output.height);
+                let w = p.input.width.max(p.output.width);
+                (
+                    rng.random_range(0..=MAX_SIDE - h),
+                    rng.random_range(0..=MAX_SIDE - w),
+                )
+            } else {
+                (0, 0)
+            };
+            (encode(&p.input, r0, c0), encode(&p.output, r0, c0))
+        })
+        .collect()
+}
+
+fn task_json(t: &ArcTask) -> serde_json::Value {
+    let grid = |g: &crate::grid::Grid| -> Vec<Vec<u8>> {
+        g.cells.chunks(g.width).map(|r| r.to_vec()).collect()
+    };
+    let pairs = |ps: &[ArcPair]| -> Vec<serde_json::Value> {
+        ps.iter()
+            .map(|p| json!({ "input": grid(&p.input), "output": grid(&p.output) }))
+            .collect()
+    };
+    json!({ "train": pairs(&t.train), "test": pairs(&t.test) })
+}

@@ -1,0 +1,379 @@
+//! Builds a Sudoku dataset directory from one of three sources: the official
+//! `train.csv`/`test.csv`, puzzle-list files, or the built-in generator. Every puzzle is
+//! proven to have exactly one solution; lists and generated pools are split by equivalence
+//! class so that no test puzzle is a transform of a training puzzle.
+
+use super::augment::SudokuTransform;
+use super::canonical::{canonical_form, invariant};
+use super::generate::{generate, RatedPuzzle};
+use super::solver::solve_unique;
+use super::{board_to_string, parse_board, to_tokens, Board, SEQ_LEN, VOCAB_SIZE};
+use crate::csvio;
+use crate::error::{DataError, Result};
+use crate::format::{Dataset, Split};
+use crate::manifest::{hash_file, Manifest, Source};
+use crate::sample::subsample;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub const PROTOCOL: &str = "sudoku-equivalence-disjoint";
+
+#[derive(Debug, Clone)]
+pub enum SudokuSource {
+    /// A directory holding the official `train.csv` and `test.csv`.
+    OfficialCsv(PathBuf),
+    /// Files with one 81-character puzzle per line (`#` comments).
+    Lists(Vec<PathBuf>),
+    /// The built-in generator; `min_rating` is the least number of guesses kept.
+    Generator { min_rating: u32 },
+}
+
+#[derive(Debug, Clone)]
+pub struct SudokuConfig {
+    pub source: SudokuSource,
+    pub seed: u64,
+    /// Training puzzles before augmentation (the official 1000); `None` keeps all.
+    pub train_size: Option<usize>,
+    /// Test puzzles; `None` keeps all (the official choice for the CSV test set).
+    pub test_size: Option<usize>,
+    /// Fraction of equivalence classes held out when the source has no split (lists).
+    pub test_fraction: f64,
+    /// Augmented versions per training puzzle, beside the original (official 1000).
+    pub num_aug: usize,
+    /// Keep only puzzles rated at least this (official `--min-difficulty`, CSV rating).
+    pub min_rating: u32,
+}
+
+impl Default for SudokuConfig {
+    fn default() -> Self {
+        SudokuConfig {
+            source: SudokuSource::Generator { min_rating: 2 },
+            seed: 0,
+            train_size: Some(1000),
+            test_size: Some(1000),
+            test_fraction: 0.1,
+            num_aug: 1000,
+            min_rating: 0,
+        }
+    }
+}
+
+pub fn build(cfg: &SudokuConfig) -> Result<(Dataset, Manifest)> {
+    if !(0.0..1.0).contains(&cfg.test_fraction) {
+        return Err(DataError::config(format!(
+            "test fraction {} must be in [0, 1)",
+            cfg.test_fraction
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let (train, test, source) = match &cfg.source {
+        SudokuSource::OfficialCsv(dir) => {
+            let train_path = dir.join("train.csv");
+            let test_path = dir.join("test.csv");
+            let mut train = read_csv(&train_path, cfg.min_rating)?;
+            let mut test = read_csv(&test_path, cfg.min_rating)?;
+            subsample(&mut train, cfg.train_size, &mut rng);
+            subsample(&mut test, cfg.test_size, &mut rng);
+            verify_csv_rows(&train_path, &train)?;
+            verify_csv_rows(&test_path, &test)?;
+            let source = Source {
+                kind: "official-csv".into(),
+                description: "Sudoku-Extreme train.csv/test.csv (sapientinc/sudoku-extreme); official split kept".into(),
+                inputs: vec![hash_file(&train_path, train_path.display().to_string())?, hash_file(&test_path, test_path.display().to_string())?],
+            };
+            (
+                train.into_iter().map(|r| r.puzzle).collect::<Vec<_>>(),
+                test.into_iter().map(|r| r.puzzle).collect::<Vec<_>>(),
+                source,
+            )
+        }
+        SudokuSource::Lists(files) => {
+            let mut pool = Vec::new();
+            let mut inputs = Vec::new();
+            for f in files {
+                pool.extend(read_list(f)?);
+                inputs.push(hash_file(f, f.display().to_string())?);
+            }
+            pool.retain(|p| p.rating >= cfg.min_rating);
+            let (train, test) = split_pool(pool, cfg, &mut rng)?;
+            let source = Source {
+                kind: "puzzle-list".into(),
+                description: "puzzle lists solved and rated here, split by equivalence class, each puzzle permuted once".into(),
+                inputs,
+            };
+            (train, test, source)
+        }
+        SudokuSource::Generator { min_rating } => {
+            let (Some(train_n), Some(test_n)) = (cfg.train_size, cfg.test_size) else {
+                return Err(DataError::config(
+                    "the generator needs explicit train and test sizes",
+                ));
+            };
+            let pool = generate(
+                train_n + test_n,
+                (*min_rating).max(cfg.min_rating),
+                cfg.seed,
+                10_000,
+            )
+            .map_err(DataError::config)?;
+            let fraction = test_n as f64 / (train_n + test_n).max(1) as f64;
+            let split_cfg = SudokuConfig {
+                test_fraction: fraction,
+                ..cfg.clone()
+            };
+            let (train, test) = split_pool(pool, &split_cfg, &mut rng)?;
+            let source = Source {
+                kind: "generator".into(),
+                description: format!(
+                    "built-in generator: random minimal puzzles rated >= {} guesses",
+                    (*min_rating).max(cfg.min_rating)
+                ),
+                inputs: vec![],
+            };
+            (train, test, source)
+        }
+    };
+    if train.is_empty() || test.is_empty() {
+        return Err(DataError::config(format!(
+            "the split is empty ({} train, {} test puzzles)",
+            train.len(),
+            test.len()
+        )));
+    }
+    let dataset = assemble(&train, &test, cfg.num_aug, &mut rng);
+    let params = serde_json::json!({
+        "train_size": cfg.train_size, "test_size": cfg.test_size, "test_fraction": cfg.test_fraction,
+        "num_aug": cfg.num_aug, "min_rating": cfg.min_rating,
+        "generator_min_rating": match cfg.source { SudokuSource::Generator { min_rating } => Some(min_rating), _ => None },
+        "train_rating_mean": mean_rating(&train), "test_rating_mean": mean_rating(&test),
+        "train_sources": source_counts(&train), "test_sources": source_counts(&test),
+    });
+    Ok((
+        dataset,
+        Manifest::new("sudoku-extreme", PROTOCOL, cfg.seed, source, params),
+    ))
+}
+
+fn mean_rating(p: &[RatedPuzzle]) -> f64 {
+    p.iter().map(|r| r.rating as f64).sum::<f64>() / p.len().max(1) as f64
+}
+
+fn source_counts(p: &[RatedPuzzle]) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for r in p {
+        *m.entry(r.source.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+struct CsvRow {
+    line: u64,
+    puzzle: RatedPuzzle,
+}
+
+/// Reads the official rows, checking each answer against its question.
+fn read_csv(path: &Path, min_rating: u32) -> Result<Vec<CsvRow>> {
+    let mut out = Vec::new();
+    for row in csvio::read(path)? {
+        let place = row.place();
+        let puzzle = parse_board(&row.question)
+            .map_err(|e| DataError::record(path, &place, format!("question: {e}")))?;
+        let answer = parse_board(&row.answer)
+            .map_err(|e| DataError::record(path, &place, format!("answer: {e}")))?;
+        let rating = row.rating_u32(path)?;
+        if !super::solves(&puzzle, &answer) {
+            return Err(DataError::record(
+                path,
+                place,
+                "the answer is not a valid solution of the question",
+            ));
+        }
+        if rating >= min_rating {
+            out.push(CsvRow {
+                line: row.line,
+                puzzle: RatedPuzzle {
+                    puzzle,
+                    solution: answer,
+                    rating,
+                    source: row.source,
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Proves that every kept official row has exactly one solution.
+fn verify_csv_rows(path: &Path, rows: &[CsvRow]) -> Result<()> {
+    let bad = rows
+        .par_iter()
+        .find_map_first(|r| match solve_unique(&r.puzzle.puzzle) {
+            Ok((s, _)) if s == r.puzzle.solution => None,
+            Ok(_) => Some((
+                r.line,
+                "the solver's unique solution differs from the answer".to_string(),
+            )),
+            Err(e) => Some((r.line, e.to_string())),
+        });
+    match bad {
+        Some((line, what)) => Err(DataError::record(path, format!("line {line}"), what)),
+        None => Ok(()),
+    }
+}
+
+/// Reads, solves and rates a puzzle list; any invalid puzzle is an error naming its line.
+pub fn read_list(path: &Path) -> Result<Vec<RatedPuzzle>> {
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    let source = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    let solved: Vec<std::result::Result<RatedPuzzle, (usize, String)>> = lines
+        .par_iter()
+        .map(|&(line, l)| {
+            let field = l.split(':').next().unwrap_or("").trim();
+            let puzzle = parse_board(field).map_err(|e| (line, e))?;
+            let (solution, rating) = solve_unique(&puzzle).map_err(|e| (line, e.to_string()))?;
+            Ok(RatedPuzzle {
+                puzzle,
+                solution,
+                rating,
+                source: source.clone(),
+            })
+        })
+        .collect();
+    solved
+        .into_iter()
+        .map(|r| r.map_err(|(line, what)| DataError::record(path, format!("line {line}"), what)))
+        .collect()
+}
+
+/// Equivalence-class id of every board: exact, but the canonical form is only computed for
+/// boards whose cheap invariant collides with another's.
+pub fn equivalence_classes(boards: &[Board]) -> Vec<usize> {
+    let invariants: Vec<u64> = boards.par_iter().map(invariant).collect();
+    let mut bucket_sizes: HashMap<u64, usize> = HashMap::new();
+    for &inv in &invariants {
+        *bucket_sizes.entry(inv).or_insert(0) += 1;
+    }
+    let canon: Vec<Option<Board>> = boards
+        .par_iter()
+        .zip(&invariants)
+        .map(|(b, inv)| (bucket_sizes[inv] > 1).then(|| canonical_form(b)))
+        .collect();
+    let mut ids: HashMap<(u64, Option<Board>), usize> = HashMap::new();
+    (0..boards.len())
+        .map(|i| {
+            // A board alone with its invariant is a class by itself, keyed by the invariant.
+            let next = ids.len();
+            *ids.entry((invariants[i], canon[i])).or_insert(next)
+        })
+        .collect()
+}
+
+/// Exact dedup, class split, one random transform per puzzle, then subsampling.
+fn split_pool(
+    mut pool: Vec<RatedPuzzle>,
+    cfg: &SudokuConfig,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Vec<RatedPuzzle>, Vec<RatedPuzzle>)> {
+    let mut seen = std::collections::HashSet::new();
+    pool.retain(|p| seen.insert(p.puzzle));
+    let classes = equivalence_classes(&pool.iter().map(|p| p.puzzle).collect::<Vec<_>>());
+    let num_classes = classes.iter().max().map_or(0, |m| m + 1);
+    let mut order: Vec<usize> = (0..num_classes).collect();
+    order.shuffle(rng);
+    let mut class_size = vec![0usize; num_classes];
+    for &c in &classes {
+        class_size[c] += 1;
+    }
+    let target_test = (cfg.test_fraction * pool.len() as f64).round() as usize;
+    let mut in_test = vec![false; num_classes];
+    let mut n_test = 0;
+    for &c in &order {
+        if n_test >= target_test {
+            break;
+        }
+        in_test[c] = true;
+        n_test += class_size[c];
+    }
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (mut p, c) in pool.into_iter().zip(classes) {
+        let t = SudokuTransform::random(rng);
+        p.puzzle = t.apply(&p.puzzle);
+        p.solution = t.apply(&p.solution);
+        if in_test[c] {
+            test.push(p)
+        } else {
+            train.push(p)
+        }
+    }
+    subsample(&mut train, cfg.train_size, rng);
+    subsample(&mut test, cfg.test_size, rng);
+    Ok((train, test))
+}
+
+/// Lays puzzles out in the official format: each training puzzle is a group of the original
+/// and `num_aug` augmented versions (one example each); each test puzzle its own group.
+fn assemble(
+    train: &[RatedPuzzle],
+    test: &[RatedPuzzle],
+    num_aug: usize,
+    rng: &mut ChaCha8Rng,
+) -> Dataset {
+    let mut train_split = Split::new(SEQ_LEN);
+    for p in train {
+        for k in 0..=num_aug {
+            let t = if k == 0 {
+                SudokuTransform::identity()
+            } else {
+                SudokuTransform::random(rng)
+            };
+            let (input, label) = (
+                to_tokens(&t.apply(&p.puzzle)),
+                to_tokens(&t.apply(&p.solution)),
+            );
+            train_split.add_puzzle(0, [(&input[..], &label[..])]);
+        }
+        train_split.close_group();
+    }
+    let mut test_split = Split::new(SEQ_LEN);
+    for p in test {
+        let (input, label) = (to_tokens(&p.puzzle), to_tokens(&p.solution));
+        test_split.add_puzzle(0, [(&input[..], &label[..])]);
+        test_split.close_group();
+    }
+    Dataset {
+        vocab_size: VOCAB_SIZE,
+        num_puzzle_identifiers: 1,
+        train: train_split,
+        test: test_split,
+        identifiers: vec!["<blank>".to_string()],
+        extra_files: vec![
+            ("puzzles_train.csv".into(), puzzles_csv(train)),
+            ("puzzles_test.csv".into(), puzzles_csv(test)),
+        ],
+    }
+}
+
+/// The un-augmented puzzles of a split in the official CSV layout, so they can be re-imported.
+fn puzzles_csv(puzzles: &[RatedPuzzle]) -> Vec<u8> {
+    csvio::write(puzzles.iter().map(|p| {
+        [
+            p.source.clone(),
+            board_to_string(&p.puzzle),
+            board_to_string(&p.solution),
+            p.rating.to_string(),
+        ]
+    }))
+}

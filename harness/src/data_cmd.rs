@@ -1,0 +1,338 @@
+//! `harness data build` and `harness data inspect`.
+
+use anyhow::{bail, Context, Result};
+use clap::{Subcommand, ValueEnum};
+use datasets::arc::build::{ArcConfig, ArcProtocol, ArcSource, ArcVersion};
+use datasets::arc::encode::decode;
+use datasets::format::{load_dataset, write_dataset, Split};
+use datasets::maze::build::{MazeConfig, MazeSource};
+use datasets::maze::generate::MazeSpec;
+use datasets::sudoku::build::{SudokuConfig, SudokuSource};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Build a dataset directory in the official layout, with a manifest of hashes and seeds.
+    ///
+    /// Sources: sudoku-extreme: `generator` (default), `official` (a folder with the official
+    /// train.csv/test.csv), `lists` (puzzle-list files, e.g. ../shared/data/sudoku/puzzles*);
+    /// maze-hard: `generator` (default) or `official`; arc-agi-1/2: `public` (the repository's
+    /// folder with training/ and evaluation/, plus --concept) or `kaggle` (TRM's
+    /// kaggle/combined folder).
+    Build(BuildArgs),
+    /// Print a dataset's counts, token histogram and a few examples drawn as grids.
+    Inspect {
+        dir: PathBuf,
+        /// Examples to draw from each split.
+        #[arg(long, default_value_t = 2)]
+        examples: usize,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TaskName {
+    SudokuExtreme,
+    MazeHard,
+    #[value(name = "arc-agi-1")]
+    ArcAgi1,
+    #[value(name = "arc-agi-2")]
+    ArcAgi2,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceKind {
+    Generator,
+    Official,
+    Lists,
+    Public,
+    Kaggle,
+}
+
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    #[arg(long, value_enum)]
+    task: TaskName,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum)]
+    source: Option<SourceKind>,
+    /// Input files or folders of the source (repeatable).
+    #[arg(long = "from")]
+    from: Vec<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Training puzzles (Sudoku, maze) before augmentation; default: the official 1000.
+    #[arg(long)]
+    train_size: Option<usize>,
+    /// Test puzzles; default 1000 for generators, all rows for official and list sources.
+    #[arg(long)]
+    test_size: Option<usize>,
+    /// Augmented versions per training puzzle (Sudoku) or per task (ARC); official 1000.
+    #[arg(long, default_value_t = 1000)]
+    num_aug: usize,
+    /// Sudoku: keep puzzles rated at least this many guesses (generator default 2).
+    #[arg(long)]
+    min_rating: Option<u32>,
+    /// Sudoku lists: fraction of equivalence classes held out for test.
+    #[arg(long, default_value_t = 0.1)]
+    test_fraction: f64,
+    /// Maze: grid side (30 for Maze-Hard; smaller for CPU runs).
+    #[arg(long, default_value_t = 30)]
+    side: usize,
+    /// Maze: keep mazes whose shortest path is longer than this many moves.
+    #[arg(long, default_value_t = 110)]
+    min_path: u32,
+    /// Maze: add the 8 dihedral versions of each training maze (the official --aug).
+    #[arg(long)]
+    augment: bool,
+    /// ARC: split protocol.
+    #[arg(long, value_parser = ["transductive", "inductive"], default_value = "transductive")]
+    protocol: String,
+    /// ARC public source: ConceptARC's corpus folder, added to training as TRM and HRM do.
+    #[arg(long)]
+    concept: Option<PathBuf>,
+    /// ARC kaggle source: leave out the ConceptARC tasks.
+    #[arg(long)]
+    no_concept: bool,
+    /// ARC: keep every grid at the canvas corner (no translation augmentation).
+    #[arg(long)]
+    no_translate: bool,
+    /// ARC: a seeded subset of training tasks.
+    #[arg(long)]
+    max_train_tasks: Option<usize>,
+    /// ARC: a seeded subset of evaluation tasks.
+    #[arg(long)]
+    max_eval_tasks: Option<usize>,
+    /// Replace the output directory if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(cmd: DataCommand) -> Result<u8> {
+    match cmd {
+        DataCommand::Build(args) => build(args),
+        DataCommand::Inspect { dir, examples } => inspect(&dir, examples),
+    }
+}
+
+fn single_from(args: &BuildArgs, what: &str) -> Result<PathBuf> {
+    match args.from.as_slice() {
+        [p] => Ok(p.clone()),
+        [] => bail!("--from is required: {what}"),
+        _ => bail!("--from takes one path here: {what}"),
+    }
+}
+
+fn build(args: BuildArgs) -> Result<u8> {
+    if args.out.exists() && !args.force {
+        bail!(
+            "{} already exists (pass --force to replace it)",
+            args.out.display()
+        );
+    }
+    let started = std::time::Instant::now();
+    let (dataset, manifest) = match args.task {
+        TaskName::SudokuExtreme => {
+            let source = match args.source.unwrap_or(SourceKind::Generator) {
+                SourceKind::Generator => SudokuSource::Generator {
+                    min_rating: args.min_rating.unwrap_or(2),
+                },
+                SourceKind::Official => SudokuSource::OfficialCsv(single_from(
+                    &args,
+                    "the folder holding train.csv and test.csv",
+                )?),
+                SourceKind::Lists if !args.from.is_empty() => {
+                    SudokuSource::Lists(args.from.clone())
+                }
+                SourceKind::Lists => bail!("--from is required: one or more puzzle-list files"),
+                _ => bail!("sudoku-extreme sources are generator, official and lists"),
+            };
+            let generated = matches!(source, SudokuSource::Generator { .. });
+            let cfg = SudokuConfig {
+                source,
+                seed: args.seed,
+                train_size: Some(args.train_size.unwrap_or(1000)),
+                test_size: args.test_size.or(generated.then_some(1000)),
+                test_fraction: args.test_fraction,
+                num_aug: args.num_aug,
+                min_rating: if generated {
+                    0
+                } else {
+                    args.min_rating.unwrap_or(0)
+                },
+            };
+            datasets::sudoku::build::build(&cfg)?
+        }
+        TaskName::MazeHard => {
+            let source = match args.source.unwrap_or(SourceKind::Generator) {
+                SourceKind::Generator => MazeSource::Generator(MazeSpec {
+                    side: args.side,
+                    min_path_moves: args.min_path,
+                    ..MazeSpec::default()
+                }),
+                SourceKind::Official => MazeSource::OfficialCsv(single_from(
+                    &args,
+                    "the folder holding train.csv and test.csv",
+                )?),
+                _ => bail!("maze-hard sources are generator and official"),
+            };
+            let generated = matches!(source, MazeSource::Generator(_));
+            let cfg = MazeConfig {
+                source,
+                seed: args.seed,
+                train_size: args.train_size.or(generated.then_some(1000)),
+                test_size: args.test_size.or(generated.then_some(1000)),
+                augment: args.augment,
+            };
+            datasets::maze::build::build(&cfg)?
+        }
+        TaskName::ArcAgi1 | TaskName::ArcAgi2 => {
+            let version = if args.task == TaskName::ArcAgi1 {
+                ArcVersion::Arc1
+            } else {
+                ArcVersion::Arc2
+            };
+            let source = match args.source.unwrap_or(SourceKind::Public) {
+                SourceKind::Public => ArcSource::PublicDirs {
+                    root: single_from(
+                        &args,
+                        "the ARC repository's data folder, e.g. ../shared/data/arc-agi-1",
+                    )?,
+                    concept: args.concept.clone(),
+                },
+                SourceKind::Kaggle => ArcSource::Kaggle {
+                    dir: single_from(
+                        &args,
+                        "TRM's kaggle/combined folder, e.g. ../shared/data/trm-kaggle-combined",
+                    )?,
+                    concept: !args.no_concept,
+                },
+                _ => bail!("ARC sources are public and kaggle"),
+            };
+            let cfg = ArcConfig {
+                version,
+                source,
+                protocol: ArcProtocol::parse(&args.protocol).expect("clap checked the value"),
+                num_aug: args.num_aug,
+                seed: args.seed,
+                translate: !args.no_translate,
+                max_train_tasks: args.max_train_tasks,
+                max_eval_tasks: args.max_eval_tasks,
+            };
+            datasets::arc::build::build(&cfg)?
+        }
+    };
+    let manifest = write_dataset(&args.out, &dataset, manifest, args.force)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "built {} ({}) in {:.1} s -> {}",
+        manifest.task,
+        manifest.protocol,
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    for (name, c) in &manifest.splits {
+        println!(
+            "  {name:<5} {} groups, {} puzzles, {} examples",
+            c.groups, c.puzzles, c.examples
+        );
+    }
+    println!("  dataset hash {}", manifest.dataset_hash);
+    Ok(0)
+}
+
+fn inspect(dir: &std::path::Path, examples: usize) -> Result<u8> {
+    let d = load_dataset(dir)?;
+    match &d.manifest {
+        Some(m) => println!(
+            "{}: task {}, protocol {}, seed {}, builder v{}\n  source: {} ({})\n  dataset hash {}",
+            dir.display(),
+            m.task,
+            m.protocol,
+            m.seed,
+            m.builder_version,
+            m.source.kind,
+            m.source.description,
+            m.dataset_hash
+        ),
+        None => println!("{}: no manifest (official builder output?)", dir.display()),
+    }
+    let meta = &d.train_metadata;
+    println!(
+        "  vocab {}, seq_len {}, puzzle identifiers {}",
+        meta.vocab_size, meta.seq_len, meta.num_puzzle_identifiers
+    );
+    for (name, split) in [("train", &d.data.train), ("test", &d.data.test)] {
+        let m = d.metadata(name);
+        println!(
+            "\n[{name}] {} groups, {} puzzles, {} examples (mean {:.3} examples per puzzle)",
+            split.num_groups(),
+            split.num_puzzles(),
+            split.num_examples(),
+            m.mean_puzzle_examples
+        );
+        println!(
+            "  input tokens  {}",
+            histogram(&split.inputs, meta.vocab_size)
+        );
+        println!(
+            "  label tokens  {}",
+            histogram(&split.labels, meta.vocab_size)
+        );
+        let step = (split.num_examples() / examples.max(1)).max(1);
+        for e in (0..split.num_examples()).step_by(step).take(examples) {
+            println!("  example {e}:\n{}", draw(split, e, meta.vocab_size));
+        }
+    }
+    Ok(0)
+}
+
+fn histogram(tokens: &[u8], vocab: usize) -> String {
+    let mut counts = vec![0usize; vocab];
+    for &t in tokens {
+        counts[t as usize] += 1;
+    }
+    let total = tokens.len().max(1) as f64;
+    counts
+        .iter()
+        .enumerate()
+        .map(|(t, &c)| format!("{t}:{:.1}%", 100.0 * c as f64 / total))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Input and label side by side, in the task's own notation.
+fn draw(split: &Split, e: usize, vocab: usize) -> String {
+    let render = |tokens: &[u8]| -> Vec<String> {
+        match vocab {
+            11 => datasets::sudoku::render(&datasets::sudoku::from_tokens(tokens))
+                .lines()
+                .map(String::from)
+                .collect(),
+            6 => datasets::maze::render(tokens)
+                .lines()
+                .map(String::from)
+                .collect(),
+            _ => match decode(tokens) {
+                Some(g) => g
+                    .render(|c| (b'0' + c) as char)
+                    .lines()
+                    .map(String::from)
+                    .collect(),
+                None => vec!["(not a single grid)".into()],
+            },
+        }
+    };
+    let (a, b) = (render(split.input(e)), render(split.label(e)));
+    let width = a.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    (0..a.len().max(b.len()))
+        .map(|i| {
+            format!(
+                "    {:<width$}   {}",
+                a.get(i).map_or("", |s| s),
+                b.get(i).map_or("", |s| s)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,51 @@
+//! `harness`: build and audit task data for the TRM-vs-HRM benchmark (training, evaluation,
+//! comparison, plots and reports join as their issues land).
+
+mod audit_cmd;
+mod data_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "harness",
+    version,
+    about = "Benchmark harness comparing the Tiny Recursive Model (TRM) and the Hierarchical Reasoning Model (HRM)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build task datasets (Sudoku-Extreme, Maze-Hard, ARC-AGI-1/2) or inspect one.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
+    /// Report what each split of one or more dataset directories contains, what leaks from
+    /// test into training, and whether the data keeps its declared protocol. Exits non-zero
+    /// when a protocol is broken or the files no longer match their manifest.
+    Audit(audit_cmd::AuditArgs),
+}
+
+/// Runs the command line `args` (program name first). Exit codes: 0 success, 1 a check
+/// failed (e.g. an audit found a protocol violation), 2 an error (reported in the `Err`).
+pub fn run<I, T>(args: I) -> anyhow::Result<u8>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version are not errors.
+            e.print()?;
+            return Ok(0);
+        }
+        Err(e) => return Err(anyhow::anyhow!(e.to_string())),
+    };
+    match cli.command {
+        Command::Data(cmd) => data_cmd::run(cmd),
+        Command::Audit(args) => audit_cmd::run(args),
+    }
+}
