@@ -15,6 +15,22 @@ use std::time::Instant;
 fn main() {
     let threads = rayon::current_num_threads();
     println!("threads: {threads}");
+    // `cargo bench --bench builders -- maze` runs only the sections named so.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted =
+        |section: &str| filter.is_empty() || filter.iter().any(|f| section.contains(f.as_str()));
+    if wanted("sudoku") {
+        sudoku(threads);
+    }
+    if wanted("maze") {
+        mazes();
+    }
+}
+
+fn sudoku(threads: usize) {
     let lists = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/sudoku");
     for name in ["puzzles2_17_clue", "puzzles5_forum_hardest_1905_11+"] {
         let path = lists.join(name);
@@ -53,6 +69,9 @@ fn main() {
         let mean = puzzles.iter().map(|r| r.rating as f64).sum::<f64>() / puzzles.len() as f64;
         println!("sudoku generator min_rating {min_rating}: 200 puzzles in {secs:.2} s, rating mean {mean:.2}");
     }
+}
+
+fn mazes() {
     for (side, threshold, count) in [(30usize, 110u32, 2000usize), (12, 20, 2000)] {
         let spec = MazeSpec {
             side,

@@ -94,15 +94,16 @@ pub fn generate_one(
             let j = rng.random_range(i..cells);
             order.swap(i, j);
         }
+        if !field.may_host(&order[..walls], threshold) {
+            continue;
+        }
         tokens.fill(OPEN);
         for &w in &order[..walls] {
             tokens[w] = WALL;
         }
         free.clear();
         free.extend((0..cells).filter(|&c| tokens[c] == OPEN));
-        if free.len() < 2 || !field.prepare(&tokens, threshold) {
-            continue;
-        }
+        field.prepare(&tokens);
         for _ in 0..spec.endpoint_tries {
             let s = free[rng.random_range(0..free.len())];
             let g = free[rng.random_range(0..free.len())];
@@ -131,66 +132,85 @@ pub fn generate_one(
 }
 
 /// Per-layout landmark distances used to decide most distance tests without a search. It
-/// works on a copy of the grid padded with a wall border, so neighbours need no bounds checks.
+/// works on a copy of the grid padded with a wall border, so neighbours need no bounds
+/// checks, and marks visits with a per-search stamp, so nothing is reset between searches.
 struct DistanceField {
-    side: usize,
     /// Padded width: side + 2.
     width: usize,
+    /// Padded index, and row and column, of every grid cell.
+    padded: Vec<usize>,
+    row_col: Vec<(u8, u8)>,
     open: Vec<bool>,
+    /// A cell's `dist` is valid when its `seen` equals the current search's stamp.
+    seen: Vec<u32>,
+    dist: Vec<u32>,
+    stamp: u32,
+    /// Component of each cell; valid when `component_stamp` equals the layout's stamp.
     component: Vec<u32>,
-    /// Components that are large and wide enough to contain a path over the threshold.
-    can_host: Vec<bool>,
+    component_stamp: Vec<u32>,
+    layout: u32,
+    /// A start cell of every component large and wide enough to hold a path over the
+    /// threshold; only those components are labelled.
+    host_starts: Vec<usize>,
     landmark_a: Vec<u32>,
     landmark_b: Vec<u32>,
-    scratch: Vec<u32>,
     queue: Vec<usize>,
     /// Padded cells ordered by distance from the grid's centre: a component's first search
     /// starts near its middle, so twice that cell's eccentricity is a tight diameter bound.
     centre_first: Vec<usize>,
 }
 
-const FAR: u32 = u32::MAX;
-
 impl DistanceField {
     fn new(side: usize) -> Self {
         let width = side + 2;
         let n = width * width;
-        DistanceField {
-            side,
-            width,
-            open: vec![false; n],
-            component: vec![FAR; n],
-            can_host: Vec::new(),
-            landmark_a: vec![FAR; n],
-            landmark_b: vec![FAR; n],
-            scratch: vec![FAR; n],
-            queue: Vec::with_capacity(n),
-            centre_first: Vec::new(),
-        }
-        .with_centre_order()
-    }
-
-    fn with_centre_order(mut self) -> Self {
-        let mid = (self.side as f64 - 1.0) / 2.0;
-        let mut cells: Vec<usize> = (0..self.side * self.side).collect();
-        let key = |c: &usize| {
-            let (r, col) = ((c / self.side) as f64 - mid, (c % self.side) as f64 - mid);
+        let padded: Vec<usize> = (0..side * side)
+            .map(|c| (c / side + 1) * width + c % side + 1)
+            .collect();
+        let mid = (side as f64 - 1.0) / 2.0;
+        let mut order: Vec<usize> = (0..side * side).collect();
+        order.sort_by_key(|&c| {
+            let (r, col) = ((c / side) as f64 - mid, (c % side) as f64 - mid);
             ((r * r + col * col) * 16.0) as u64
-        };
-        cells.sort_by_key(key);
-        self.centre_first = cells.into_iter().map(|c| self.padded(c)).collect();
-        self
+        });
+        let centre_first = order.into_iter().map(|c| padded[c]).collect();
+        DistanceField {
+            width,
+            padded,
+            row_col: (0..side * side)
+                .map(|c| ((c / side) as u8, (c % side) as u8))
+                .collect(),
+            open: vec![false; n],
+            seen: vec![0; n],
+            dist: vec![0; n],
+            stamp: 0,
+            component: vec![0; n],
+            component_stamp: vec![0; n],
+            layout: 0,
+            host_starts: Vec::new(),
+            landmark_a: vec![0; n],
+            landmark_b: vec![0; n],
+            queue: Vec::with_capacity(n),
+            centre_first,
+        }
     }
 
-    fn padded(&self, cell: usize) -> usize {
-        (cell / self.side + 1) * self.width + cell % self.side + 1
-    }
-
-    /// BFS over open cells from `from` into `scratch`, which must hold `FAR` everywhere; the
-    /// cells it reaches stay in `queue` so that just those are reset. Stops early at `stop`.
-    /// Returns the farthest cell reached and its distance.
+    /// BFS over open cells from `from`; the cells it reaches stay in `queue` with their
+    /// distances in `dist`. Stops early at `stop`. Returns the last cell dequeued and its
+    /// distance (the farthest one when the search runs to the end).
     fn bfs(&mut self, from: usize, stop: Option<usize>) -> (usize, u32) {
-        let (open, dist, queue) = (&self.open, &mut self.scratch, &mut self.queue);
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.seen.fill(0);
+            self.stamp = 1;
+        }
+        let (open, seen, dist, queue, stamp) = (
+            &self.open,
+            &mut self.seen,
+            &mut self.dist,
+            &mut self.queue,
+            self.stamp,
+        );
         let steps = [
             self.width,
             1,
@@ -198,6 +218,7 @@ impl DistanceField {
             self.width.wrapping_neg(),
         ];
         queue.clear();
+        seen[from] = stamp;
         dist[from] = 0;
         queue.push(from);
         let mut head = 0;
@@ -210,7 +231,8 @@ impl DistanceField {
             let next_dist = dist[cell] + 1;
             for step in steps {
                 let next = cell.wrapping_add(step);
-                if open[next] && dist[next] == FAR {
+                if open[next] && seen[next] != stamp {
+                    seen[next] = stamp;
                     dist[next] = next_dist;
                     queue.push(next);
                 }
@@ -220,62 +242,110 @@ impl DistanceField {
         (last, dist[last])
     }
 
-    /// Moves the last search's distances into `target` (or drops them) and resets `scratch`.
-    fn take_distances(&mut self, mut target: Option<&mut Vec<u32>>) {
-        for &c in &self.queue {
-            let d = std::mem::replace(&mut self.scratch[c], FAR);
-            if let Some(t) = target.as_deref_mut() {
-                t[c] = d;
-            }
+    /// Whether some component may hold a path longer than `threshold`, decided on bit rows:
+    /// a breadth-first search advances a whole row per word operation, which makes this
+    /// test, the one every layout needs, several times cheaper than a cell-by-cell search.
+    fn may_host(&mut self, walls: &[usize], threshold: u32) -> bool {
+        let side = self.width - 2;
+        let mut unvisited = [0u64; 64];
+        unvisited[..side].fill((1u64 << side) - 1);
+        for &w in walls {
+            let (r, c) = self.row_col[w];
+            unvisited[r as usize] &= !(1u64 << c);
         }
-    }
-
-    /// Labels components and computes landmark distances; false if no component can hold a
-    /// path longer than `threshold` (its diameter is at most twice any cell's eccentricity).
-    fn prepare(&mut self, tokens: &[u8], threshold: u32) -> bool {
-        for (cell, &t) in tokens.iter().enumerate() {
-            let p = self.padded(cell);
-            self.open[p] = t != WALL;
-        }
-        self.component.fill(FAR);
-        self.can_host.clear();
-        let mut any = false;
+        let open = unvisited;
+        let mut remaining: u32 = open[..side].iter().map(|m| m.count_ones()).sum();
+        self.host_starts.clear();
+        // Two frontier buffers used in turn, all zero between searches.
+        let mut buffers = [[0u64; 64]; 2];
         for i in 0..self.centre_first.len() {
-            let start = self.centre_first[i];
-            if !self.open[start] || self.component[start] != FAR {
+            // Components of at most threshold + 1 cells cannot hold such a path.
+            if remaining <= threshold + 1 {
+                break;
+            }
+            let p = self.centre_first[i];
+            let (r, c) = (p / self.width - 1, p % self.width - 1);
+            if unvisited[r] & (1 << c) == 0 {
                 continue;
             }
-            let id = self.can_host.len() as u32;
-            let (far, ecc) = self.bfs(start, None);
-            let size = self.queue.len();
-            for &c in &self.queue {
-                self.component[c] = id;
+            let mut cur = 0;
+            buffers[cur][r] = 1 << c;
+            unvisited[r] &= !(1 << c);
+            let (mut size, mut ecc) = (1u32, 0u32);
+            let (mut lo, mut hi) = (r, r);
+            loop {
+                let (from, to) = (lo.saturating_sub(1), (hi + 1).min(side - 1));
+                let [a, b] = &mut buffers;
+                let (frontier, next) = if cur == 0 { (&*a, b) } else { (&*b, a) };
+                let mut any = 0u64;
+                for row in from..=to {
+                    let f = frontier[row];
+                    let up = if row > 0 { frontier[row - 1] } else { 0 };
+                    let down = if row + 1 < side { frontier[row + 1] } else { 0 };
+                    let n = (f | f << 1 | f >> 1 | up | down) & unvisited[row];
+                    next[row] = n;
+                    any |= n;
+                }
+                if any == 0 {
+                    break;
+                }
+                ecc += 1;
+                (lo, hi) = (side, 0);
+                for row in from..=to {
+                    if next[row] != 0 {
+                        unvisited[row] &= !next[row];
+                        size += next[row].count_ones();
+                        lo = lo.min(row);
+                        hi = hi.max(row);
+                    }
+                }
+                // The old frontier becomes the next buffer: clear the rows it may hold.
+                buffers[cur][from..=to].fill(0);
+                cur ^= 1;
             }
-            self.take_distances(None);
-            let host = size as u32 > threshold + 1 && 2 * ecc > threshold;
-            self.can_host.push(host);
-            if host {
-                any = true;
-                // Landmarks: the far end of a double sweep and the cell farthest from it.
-                let (far2, _) = self.bfs(far, None);
-                let mut a = std::mem::take(&mut self.landmark_a);
-                self.take_distances(Some(&mut a));
-                self.landmark_a = a;
-                self.bfs(far2, None);
-                let mut b = std::mem::take(&mut self.landmark_b);
-                self.take_distances(Some(&mut b));
-                self.landmark_b = b;
+            buffers[cur][lo.min(r)..=hi.max(r)].fill(0);
+            remaining -= size;
+            if size > threshold + 1 && 2 * ecc > threshold {
+                self.host_starts.push(p);
             }
         }
-        any
+        !self.host_starts.is_empty()
+    }
+
+    /// Labels the hosting components and computes landmark distances (after `may_host`).
+    fn prepare(&mut self, tokens: &[u8]) {
+        for (cell, &t) in tokens.iter().enumerate() {
+            self.open[self.padded[cell]] = t != WALL;
+        }
+        self.layout = self.layout.wrapping_add(1);
+        if self.layout == 0 {
+            self.component_stamp.fill(0);
+            self.layout = 1;
+        }
+        for i in 0..self.host_starts.len() {
+            let (far, _) = self.bfs(self.host_starts[i], None);
+            for &c in &self.queue {
+                self.component[c] = i as u32;
+                self.component_stamp[c] = self.layout;
+            }
+            // Landmarks: the far end of a double sweep and the cell farthest from it.
+            let (far2, _) = self.bfs(far, None);
+            for &c in &self.queue {
+                self.landmark_a[c] = self.dist[c];
+            }
+            self.bfs(far2, None);
+            for &c in &self.queue {
+                self.landmark_b[c] = self.dist[c];
+            }
+        }
     }
 
     /// False only when d(s, g) <= threshold is certain: different or unfit component, the
     /// triangle-inequality upper bound, or an exact early-stopping search.
     fn may_exceed(&mut self, s: usize, g: usize, threshold: u32) -> bool {
-        let (s, g) = (self.padded(s), self.padded(g));
-        let comp = self.component[s];
-        if comp != self.component[g] || !self.can_host[comp as usize] {
+        let (s, g) = (self.padded[s], self.padded[g]);
+        let labelled = |c: usize| self.component_stamp[c] == self.layout;
+        if !labelled(s) || !labelled(g) || self.component[s] != self.component[g] {
             return false;
         }
         let (a, b) = (&self.landmark_a, &self.landmark_b);
@@ -286,9 +356,7 @@ impl DistanceField {
             return true;
         }
         self.bfs(s, Some(g));
-        let exceeds = self.scratch[g] > threshold;
-        self.take_distances(None);
-        exceeds
+        self.seen[g] == self.stamp && self.dist[g] > threshold
     }
 }
 
