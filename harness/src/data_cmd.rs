@@ -26,6 +26,10 @@ pub enum DataCommand {
         /// Examples to draw from each split.
         #[arg(long, default_value_t = 2)]
         examples: usize,
+        /// Write the difficulty histogram of both splits (Sudoku: solver guesses; maze:
+        /// shortest-path moves) as SVG to this file.
+        #[arg(long)]
+        histogram: Option<PathBuf>,
     },
 }
 
@@ -111,7 +115,17 @@ pub struct BuildArgs {
 pub fn run(cmd: DataCommand) -> Result<u8> {
     match cmd {
         DataCommand::Build(args) => build(args),
-        DataCommand::Inspect { dir, examples } => inspect(&dir, examples),
+        DataCommand::Inspect {
+            dir,
+            examples,
+            histogram,
+        } => {
+            inspect(&dir, examples)?;
+            if let Some(out) = histogram {
+                difficulty_histogram(&dir, &out)?;
+            }
+            Ok(0)
+        }
     }
 }
 
@@ -241,7 +255,7 @@ fn build(args: BuildArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn inspect(dir: &std::path::Path, examples: usize) -> Result<u8> {
+fn inspect(dir: &std::path::Path, examples: usize) -> Result<()> {
     let d = load_dataset(dir)?;
     match &d.manifest {
         Some(m) => println!(
@@ -284,7 +298,58 @@ fn inspect(dir: &std::path::Path, examples: usize) -> Result<u8> {
             println!("  example {e}:\n{}", draw(split, e, meta.vocab_size));
         }
     }
-    Ok(0)
+    Ok(())
+}
+
+/// Ratings of the un-augmented puzzles, from the `puzzles_{split}.csv` our builders write.
+fn ratings(dir: &std::path::Path, split: &str) -> Result<Vec<f64>> {
+    let path = dir.join(format!("puzzles_{split}.csv"));
+    let rows = datasets::csvio::read(&path)?;
+    rows.iter()
+        .map(|r| r.rating_u32(&path).map(f64::from).map_err(Into::into))
+        .collect()
+}
+
+fn difficulty_histogram(dir: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    let d = load_dataset(dir)?;
+    let task = d
+        .manifest
+        .as_ref()
+        .map(|m| m.task.clone())
+        .unwrap_or_default();
+    let x_label = match task.as_str() {
+        "sudoku-extreme" => "rating: guesses before the first solution (this harness's solver)",
+        "maze-hard" => "shortest path length (moves)",
+        _ => bail!("{}: no difficulty ratings for task {task:?} (Sudoku and maze datasets built here have them)", dir.display()),
+    };
+    let (train, test) = (ratings(dir, "train")?, ratings(dir, "test")?);
+    let source = d
+        .manifest
+        .as_ref()
+        .map(|m| m.source.kind.as_str())
+        .unwrap_or("unknown source");
+    let svg = plots::histogram_svg(
+        &format!("{task} difficulty ({source})"),
+        x_label,
+        &[
+            plots::Series {
+                name: "train",
+                values: &train,
+                colour: "#1f77b4",
+            },
+            plots::Series {
+                name: "test",
+                values: &test,
+                colour: "#ff7f0e",
+            },
+        ],
+        30,
+    );
+    let tmp = out.with_extension("svg.tmp");
+    std::fs::write(&tmp, svg).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    println!("difficulty histogram -> {}", out.display());
+    Ok(())
 }
 
 fn histogram(tokens: &[u8], vocab: usize) -> String {

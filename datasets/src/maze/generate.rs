@@ -79,6 +79,17 @@ pub fn generate_one(
     rng: &mut impl Rng,
     max_layouts: u64,
 ) -> Option<GeneratedMaze> {
+    generate_one_checked(spec, rng, max_layouts, true)
+}
+
+/// `use_bounds: false` decides every draw with a full search instead of the landmark bounds;
+/// the tests check that both give the same mazes.
+fn generate_one_checked(
+    spec: &MazeSpec,
+    rng: &mut impl Rng,
+    max_layouts: u64,
+    use_bounds: bool,
+) -> Option<GeneratedMaze> {
     let cells = spec.side * spec.side;
     let lo = (cells as f64 * spec.min_wall_fraction).floor() as usize;
     let hi = (cells as f64 * spec.max_wall_fraction).floor() as usize;
@@ -107,7 +118,7 @@ pub fn generate_one(
         for _ in 0..spec.endpoint_tries {
             let s = free[rng.random_range(0..free.len())];
             let g = free[rng.random_range(0..free.len())];
-            if s == g || !field.may_exceed(s, g, threshold) {
+            if s == g || (use_bounds && !field.may_exceed(s, g, threshold)) {
                 continue;
             }
             tokens[s] = START;
@@ -399,4 +410,58 @@ pub fn wall_layout_key(tokens: &[u8]) -> Vec<u8> {
         .map(|t| walls.dihedral(t).cells)
         .min()
         .expect("eight transforms")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maze::distances;
+    use crate::sample::stream_rng;
+
+    #[test]
+    fn bounds_change_no_decision() {
+        let spec = MazeSpec {
+            side: 12,
+            min_path_moves: 24,
+            ..MazeSpec::default()
+        };
+        for stream in 0..30 {
+            let fast = generate_one_checked(&spec, &mut stream_rng(1, stream), 100_000, true);
+            let plain = generate_one_checked(&spec, &mut stream_rng(1, stream), 100_000, false);
+            assert_eq!(fast, plain, "stream {stream}");
+            assert!(fast.unwrap().path_moves > 24);
+        }
+    }
+
+    #[test]
+    fn layouts_skipped_as_unable_to_host_really_are() {
+        let (side, threshold) = (9usize, 12u32);
+        let mut field = DistanceField::new(side);
+        let mut rng = stream_rng(3, 0);
+        let (mut skipped, mut kept) = (0, 0);
+        for _ in 0..400 {
+            let walls = rng.random_range(20..45);
+            let wall_cells: Vec<usize> =
+                rand::seq::index::sample(&mut rng, side * side, walls).into_vec();
+            let mut tokens = vec![OPEN; side * side];
+            for &w in &wall_cells {
+                tokens[w] = WALL;
+            }
+            let diameter = (0..side * side)
+                .filter(|&c| tokens[c] == OPEN)
+                .flat_map(|c| distances(&tokens, c).into_iter().flatten().max())
+                .max()
+                .unwrap_or(0);
+            if field.may_host(&wall_cells, threshold) {
+                kept += 1;
+            } else {
+                skipped += 1;
+                assert!(
+                    diameter <= threshold,
+                    "a layout of diameter {diameter} was skipped"
+                );
+            }
+        }
+        assert!(skipped > 0 && kept > 0, "{skipped} skipped, {kept} kept");
+    }
 }
