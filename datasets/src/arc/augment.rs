@@ -144,6 +144,34 @@ pub fn task_versions(task: &ArcTask, num_aug: usize, rng: &mut impl Rng) -> Vec<
     versions
 }
 
+/// A key shared by exactly the grid tuples that one augmentation maps onto each other: the
+/// smallest encoding over the 8 dihedral transforms, with colours 1-9 relabelled in order of
+/// first appearance (0 fixed). Hashed to 16 bytes to keep large audits small in memory.
+pub fn canonical_key(grids: &[&Grid]) -> [u8; 16] {
+    let mut best: Option<Vec<u8>> = None;
+    for t in 0..8 {
+        let mut relabel = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut next = 1u8;
+        let mut bytes = Vec::new();
+        for g in grids {
+            let d = g.dihedral(t);
+            bytes.extend([d.height as u8, d.width as u8]);
+            for &c in &d.cells {
+                if c != 0 && relabel[c as usize] == 0 {
+                    relabel[c as usize] = next;
+                    next += 1;
+                }
+                bytes.push(if c == 0 { 0 } else { relabel[c as usize] });
+            }
+        }
+        if best.as_ref().is_none_or(|b| bytes < *b) {
+            best = Some(bytes);
+        }
+    }
+    let digest = Sha256::digest(best.expect("eight transforms"));
+    digest[..16].try_into().expect("16 bytes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,32 +199,4 @@ mod tests {
         assert!(ArcAugmentation::parse_name("x|||t1|||1023456789").is_none());
         assert!(ArcAugmentation::parse_name("x|||t1|||0113456789").is_none());
     }
-}
-
-/// A key shared by exactly the grid tuples that one augmentation maps onto each other: the
-/// smallest encoding over the 8 dihedral transforms, with colours 1-9 relabelled in order of
-/// first appearance (0 fixed). Hashed to 16 bytes to keep large audits small in memory.
-pub fn canonical_key(grids: &[&Grid]) -> [u8; 16] {
-    let mut best: Option<Vec<u8>> = None;
-    for t in 0..8 {
-        let mut relabel = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        let mut next = 1u8;
-        let mut bytes = Vec::new();
-        for g in grids {
-            let d = g.dihedral(t);
-            bytes.extend([d.height as u8, d.width as u8]);
-            for &c in &d.cells {
-                if c != 0 && relabel[c as usize] == 0 {
-                    relabel[c as usize] = next;
-                    next += 1;
-                }
-                bytes.push(if c == 0 { 0 } else { relabel[c as usize] });
-            }
-        }
-        if best.as_ref().is_none_or(|b| bytes < *b) {
-            best = Some(bytes);
-        }
-    }
-    let digest = Sha256::digest(best.expect("eight transforms"));
-    digest[..16].try_into().expect("16 bytes")
 }

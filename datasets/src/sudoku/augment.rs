@@ -132,7 +132,7 @@ mod tests {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let solution = random_solution(&mut rng);
             let mut puzzle = solution;
-            for cell in 0..81 { if rng.random::<f64>() < 0.6 { puzzle[cell] = 0; } }
+            for cell in puzzle.iter_mut() { if rng.random::<f64>() < 0.6 { *cell = 0; } }
             let t = SudokuTransform::random(&mut rng);
             prop_assert_eq!(t.inverse().apply(&t.apply(&puzzle)), puzzle);
             prop_assert_eq!(t.apply(&t.inverse().apply(&puzzle)), puzzle);

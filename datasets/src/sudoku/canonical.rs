@@ -128,7 +128,7 @@ impl Canonicaliser {
             }
             return;
         }
-        let slot_start = k % 3 == 0;
+        let slot_start = k.is_multiple_of(3);
         for band in 0..3 {
             if slot_start && bands_used & (1 << band) != 0 {
                 continue;
