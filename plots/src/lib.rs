@@ -155,8 +155,8 @@ mod tests {
         assert!(
             svg.contains("train (n = 4, mean 3.50)") && svg.contains("test (n = 1, mean 5.00)")
         );
-        // Train fills three of the four bins, test one.
-        assert_eq!(svg.matches("fill=\"#1f77b4\" fill-opacity").count(), 3);
+        // Bins of width 2 from 1: train fills bins 0 (1, 2, 2) and 3 (9), test bin 2 (5).
+        assert_eq!(svg.matches("fill=\"#1f77b4\" fill-opacity").count(), 2);
         assert_eq!(svg.matches("fill=\"#ff7f0e\" fill-opacity").count(), 1);
         // An empty series still renders.
         assert!(histogram_svg(

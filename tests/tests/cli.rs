@@ -29,6 +29,13 @@ mod anyhow_free {
 }
 use anyhow_free::Outcome;
 
+/// `harness data build --task TASK --out OUT EXTRA...`
+fn build(task: &str, out: &str, extra: &[&str]) -> Outcome {
+    let mut args = vec!["data", "build", "--task", task, "--out", out];
+    args.extend_from_slice(extra);
+    harness(&args)
+}
+
 fn shared_data() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
     p.is_dir().then_some(p)
@@ -63,42 +70,38 @@ fn build_inspect_and_audit_generated_tasks() {
     let sudoku = tmp.path().join("sudoku");
     let maze = tmp.path().join("maze");
     assert_eq!(
-        harness(&[
-            "data",
-            "build",
-            "--task",
+        build(
             "sudoku-extreme",
-            "--out",
             s(&sudoku),
-            "--train-size",
-            "40",
-            "--test-size",
-            "40",
-            "--num-aug",
-            "5",
-            "--seed",
-            "1"
-        ]),
+            &[
+                "--train-size",
+                "40",
+                "--test-size",
+                "40",
+                "--num-aug",
+                "5",
+                "--seed",
+                "1"
+            ]
+        ),
         Outcome::Code(0)
     );
     assert_eq!(
-        harness(&[
-            "data",
-            "build",
-            "--task",
+        build(
             "maze-hard",
-            "--out",
             s(&maze),
-            "--side",
-            "12",
-            "--min-path",
-            "20",
-            "--train-size",
-            "30",
-            "--test-size",
-            "30",
-            "--augment"
-        ]),
+            &[
+                "--side",
+                "12",
+                "--min-path",
+                "20",
+                "--train-size",
+                "30",
+                "--test-size",
+                "30",
+                "--augment"
+            ]
+        ),
         Outcome::Code(0)
     );
     let m = datasets::format::load_dataset(&maze).unwrap();
@@ -125,22 +128,20 @@ fn build_inspect_and_audit_generated_tasks() {
 
     // Same seed, same bytes: the manifest's dataset hash is reproducible.
     let again = tmp.path().join("sudoku2");
-    harness(&[
-        "data",
-        "build",
-        "--task",
+    build(
         "sudoku-extreme",
-        "--out",
         s(&again),
-        "--train-size",
-        "40",
-        "--test-size",
-        "40",
-        "--num-aug",
-        "5",
-        "--seed",
-        "1",
-    ]);
+        &[
+            "--train-size",
+            "40",
+            "--test-size",
+            "40",
+            "--num-aug",
+            "5",
+            "--seed",
+            "1",
+        ],
+    );
     let hash = |d: &Path| {
         datasets::format::load_dataset(d)
             .unwrap()
@@ -151,16 +152,9 @@ fn build_inspect_and_audit_generated_tasks() {
     assert_eq!(hash(&sudoku), hash(&again));
 
     // An existing directory is not replaced without --force.
-    assert!(harness(&[
-        "data",
-        "build",
-        "--task",
-        "sudoku-extreme",
-        "--out",
-        s(&sudoku)
-    ])
-    .error()
-    .contains("--force"));
+    assert!(build("sudoku-extreme", s(&sudoku), &[])
+        .error()
+        .contains("--force"));
     no_leftovers(tmp.path());
 }
 
@@ -168,22 +162,20 @@ fn build_inspect_and_audit_generated_tasks() {
 fn audit_fails_on_a_changed_file() {
     let tmp = tempfile::tempdir().unwrap();
     let maze = tmp.path().join("maze");
-    harness(&[
-        "data",
-        "build",
-        "--task",
+    build(
         "maze-hard",
-        "--out",
         s(&maze),
-        "--side",
-        "8",
-        "--min-path",
-        "10",
-        "--train-size",
-        "10",
-        "--test-size",
-        "10",
-    ]);
+        &[
+            "--side",
+            "8",
+            "--min-path",
+            "10",
+            "--train-size",
+            "10",
+            "--test-size",
+            "10",
+        ],
+    );
     std::fs::write(maze.join("identifiers.json"), "[\"<blank>\", \"x\"]").unwrap();
     assert_eq!(harness(&["audit", s(&maze)]), Outcome::Code(1));
 }
@@ -194,18 +186,11 @@ fn bad_input_leaves_no_output() {
     let list = tmp.path().join("puzzles.txt");
     std::fs::write(&list, "# one good, one with two solutions\n.5..83.17...1..4..3.4..56.8....3...9.9.8245....6....7...9....5...729..861.36.72.4\n.................................................................................\n").unwrap();
     let out = tmp.path().join("out");
-    let e = harness(&[
-        "data",
-        "build",
-        "--task",
+    let e = build(
         "sudoku-extreme",
-        "--source",
-        "lists",
-        "--from",
-        s(&list),
-        "--out",
         s(&out),
-    ])
+        &["--source", "lists", "--from", s(&list)],
+    )
     .error();
     assert!(
         e.contains("puzzles.txt") && e.contains("line 3") && e.contains("more than one solution"),
@@ -223,45 +208,13 @@ fn bad_input_leaves_no_output() {
         task.replace("[[3]]", "[[3, 4], [5]]"),
     )
     .unwrap();
-    let e = harness(&[
-        "data",
-        "build",
-        "--task",
-        "arc-agi-1",
-        "--from",
-        s(&arc),
-        "--out",
-        s(&out),
-    ])
-    .error();
+    let e = build("arc-agi-1", s(&out), &["--from", s(&arc)]).error();
     assert!(e.contains("bbbb0000") && e.contains("ragged"), "{e}");
     assert!(!out.exists());
 
-    let e = harness(&[
-        "data",
-        "build",
-        "--task",
-        "maze-hard",
-        "--min-path",
-        "200",
-        "--side",
-        "10",
-        "--out",
-        s(&out),
-    ])
-    .error();
+    let e = build("maze-hard", s(&out), &["--min-path", "200", "--side", "10"]).error();
     assert!(e.contains("cannot fit"), "{e}");
-    let e = harness(&[
-        "data",
-        "build",
-        "--task",
-        "sudoku-extreme",
-        "--source",
-        "official",
-        "--out",
-        s(&out),
-    ])
-    .error();
+    let e = build("sudoku-extreme", s(&out), &["--source", "official"]).error();
     assert!(e.contains("--from is required"), "{e}");
     assert!(harness(&["data", "inspect", s(&out)])
         .error()
@@ -280,20 +233,11 @@ fn arc_from_shared_data() {
     let out = tmp.path().join("arc2");
     let kaggle = data.join("trm-kaggle-combined");
     assert_eq!(
-        harness(&[
-            "data",
-            "build",
-            "--task",
+        build(
             "arc-agi-2",
-            "--source",
-            "kaggle",
-            "--from",
-            s(&kaggle),
-            "--num-aug",
-            "1",
-            "--out",
-            s(&out)
-        ]),
+            s(&out),
+            &["--source", "kaggle", "--from", s(&kaggle), "--num-aug", "1"]
+        ),
         Outcome::Code(0)
     );
     assert_eq!(
