@@ -1,1 +1,12 @@
-//! placeholder
+//! TRM and HRM on one shared candle backend (CPU by default, CUDA with the `cuda` feature),
+//! under the official parameter names so official checkpoints load unchanged.
+
+pub mod act;
+pub mod config;
+pub mod hrm;
+pub mod layers;
+pub mod loss;
+pub mod model;
+pub mod parity;
+pub mod shell;
+pub mod trm;

@@ -1,0 +1,111 @@
+//! Model configuration under the official field names, so an official `config.json` /
+//! yaml arch section deserialises unchanged. Unknown keys are ignored, as pydantic does.
+
+use serde::{Deserialize, Serialize};
+
+#[allow(non_snake_case)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub batch_size: usize,
+    pub seq_len: usize,
+    pub puzzle_emb_ndim: usize,
+    pub num_puzzle_identifiers: usize,
+    pub vocab_size: usize,
+    /// T in TRM (rounds), the slow H cycles in HRM.
+    pub H_cycles: usize,
+    /// n in TRM (latent updates per round), the fast L cycles in HRM.
+    pub L_cycles: usize,
+    /// HRM's H-level depth; TRM ignores it.
+    #[serde(default)]
+    pub H_layers: usize,
+    pub L_layers: usize,
+    pub hidden_size: usize,
+    pub expansion: f64,
+    pub num_heads: usize,
+    /// `rope` or `none` (`learned` is not used by any official command).
+    pub pos_encodings: String,
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default = "default_theta")]
+    pub rope_theta: f64,
+    pub halt_max_steps: usize,
+    pub halt_exploration_prob: f64,
+    #[serde(default = "default_dtype")]
+    pub forward_dtype: String,
+    /// TRM-MLP: mix tokens with a sequence-axis SwiGLU instead of attention.
+    #[serde(default)]
+    pub mlp_t: bool,
+    /// Prefix positions reserved for the puzzle embedding; HRM derives it from the width.
+    #[serde(default)]
+    pub puzzle_emb_len: Option<usize>,
+    /// TRM: train the halt logit only (no Q-learning continue target).
+    #[serde(default)]
+    pub no_ACT_continue: Option<bool>,
+}
+
+fn default_eps() -> f64 {
+    1e-5
+}
+fn default_theta() -> f64 {
+    10000.0
+}
+fn default_dtype() -> String {
+    "bfloat16".into()
+}
+
+impl ModelConfig {
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_heads
+    }
+
+    /// Prefix length: the configured value, else `ceil(puzzle_emb_ndim / hidden_size)` as HRM.
+    pub fn prefix_len(&self) -> usize {
+        self.puzzle_emb_len
+            .unwrap_or_else(|| self.puzzle_emb_ndim.div_ceil(self.hidden_size))
+    }
+
+    pub fn full_seq_len(&self) -> usize {
+        self.seq_len + self.prefix_len()
+    }
+
+    pub fn uses_rope(&self) -> bool {
+        self.pos_encodings == "rope"
+    }
+
+    /// Checks the combinations the code cannot run, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.hidden_size == 0
+            || self.num_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_heads)
+        {
+            return Err(format!(
+                "hidden_size {} must be a positive multiple of num_heads {}",
+                self.hidden_size, self.num_heads
+            ));
+        }
+        if self.uses_rope() && !self.head_dim().is_multiple_of(2) {
+            return Err(format!(
+                "rope needs an even head_dim, got {}",
+                self.head_dim()
+            ));
+        }
+        if !matches!(self.pos_encodings.as_str(), "rope" | "none") {
+            return Err(format!(
+                "pos_encodings {:?} is not supported (rope or none)",
+                self.pos_encodings
+            ));
+        }
+        if self.puzzle_emb_ndim > self.prefix_len() * self.hidden_size {
+            return Err(format!(
+                "puzzle_emb_ndim {} does not fit in {} prefix positions of width {}",
+                self.puzzle_emb_ndim,
+                self.prefix_len(),
+                self.hidden_size
+            ));
+        }
+        if self.H_cycles == 0 || self.L_cycles == 0 || self.halt_max_steps == 0 {
+            return Err("H_cycles, L_cycles and halt_max_steps must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! The Hierarchical Reasoning Model (Wang et al. 2025; official `models/hrm/hrm_act_v1.py`).
+//!
+//! Two recurrent modules at two speeds: the fast L-module updates with the input and the slow
+//! state injected (`z_L <- L(z_L, z_H + x)`), the slow H-module updates from the fast state
+//! once every `L_cycles` steps (`z_H <- H(z_H, z_L)`). Only the final L and H updates of a
+//! supervision step build a graph (the "one-step gradient").
+
+use crate::config::ModelConfig;
+use crate::layers::{BlockShape, ReasoningModule};
+use crate::model::RecursiveModel;
+use crate::shell::{InnerCarry, Shell};
+use candle_core::{Device, Result, Tensor};
+use candle_nn::VarBuilder;
+
+pub struct Hrm {
+    cfg: ModelConfig,
+    shell: Shell,
+    h_level: ReasoningModule,
+    l_level: ReasoningModule,
+}
+
+impl Hrm {
+    /// `vb` is rooted at the inner model (`model.inner` in official checkpoints).
+    pub fn new(vb: &VarBuilder, cfg: &ModelConfig, device: &Device) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::msg)?;
+        let shape = BlockShape {
+            hidden: cfg.hidden_size,
+            num_heads: cfg.num_heads,
+            expansion: cfg.expansion,
+            eps: cfg.rms_norm_eps,
+            sequence_mlp: None,
+        };
+        Ok(Hrm {
+            cfg: cfg.clone(),
+            shell: Shell::new(vb, cfg, device)?,
+            h_level: ReasoningModule::new(&vb.pp("H_level"), cfg.H_layers, shape)?,
+            l_level: ReasoningModule::new(&vb.pp("L_level"), cfg.L_layers, shape)?,
+        })
+    }
+}
+
+impl RecursiveModel for Hrm {
+    fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    fn shell(&self) -> &Shell {
+        &self.shell
+    }
+
+    fn supervision_step(&self, carry: &InnerCarry, x: &Tensor) -> Result<InnerCarry> {
+        let rotary = self.shell.rotary.as_ref();
+        let (h_cycles, l_cycles) = (self.cfg.H_cycles, self.cfg.L_cycles);
+        let (mut z_h, mut z_l) = (carry.z_h.clone(), carry.z_l.clone());
+        // Every update but the last L and the last H step, without a graph.
+        for h_step in 0..h_cycles {
+            for l_step in 0..l_cycles {
+                if !(h_step == h_cycles - 1 && l_step == l_cycles - 1) {
+                    z_l = self.l_level.forward(&z_l, &(&z_h + x)?, rotary)?;
+                }
+            }
+            if h_step != h_cycles - 1 {
+                z_h = self.h_level.forward(&z_h, &z_l, rotary)?;
+            }
+        }
+        let (z_h, z_l) = (z_h.detach(), z_l.detach());
+        let z_l = self.l_level.forward(&z_l, &(&z_h + x)?, rotary)?;
+        let z_h = self.h_level.forward(&z_h, &z_l, rotary)?;
+        Ok(InnerCarry { z_h, z_l })
+    }
+
+    fn learns_continue(&self) -> bool {
+        true
+    }
+}

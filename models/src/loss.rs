@@ -1,0 +1,166 @@
+//! The official loss head (`models/losses.py: ACTLossHead`): token cross-entropy (stablemax in
+//! f64 by default, or softmax) averaged per sequence and summed over the batch, plus the
+//! halting BCE against exact correctness and, for HRM, the continue BCE against its target:
+//! `total = lm_loss + 0.5 * (q_halt_loss + q_continue_loss)`.
+
+use crate::act::{StepOutput, IGNORE_LABEL};
+use candle_core::{DType, Result, Tensor, D};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum LossType {
+    StablemaxCrossEntropy,
+    SoftmaxCrossEntropy,
+}
+
+/// Stablemax's `s(x)`: `x + 1` for x >= 0, `1 / (1 - x + 1e-30)` for x < 0.
+fn stablemax_s(x: &Tensor) -> Result<Tensor> {
+    let negative = x.lt(0.0)?;
+    let inv = (x.affine(-1.0, 1.0 + 1e-30)?).recip()?;
+    negative.where_cond(&inv, &(x + 1.0)?)
+}
+
+/// `log(s(x) / sum s(x))` over the last axis.
+pub fn log_stablemax(x: &Tensor) -> Result<Tensor> {
+    let s = stablemax_s(x)?;
+    s.broadcast_div(&s.sum_keepdim(D::Minus1)?)?.log()
+}
+
+pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
+    let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?.detach())?;
+    shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(D::Minus1)?.log()?)
+}
+
+/// Per-token cross-entropy `[B, S]`, 0 where the label is ignored: stablemax in f64,
+/// softmax in f32, as the official functions.
+pub fn token_cross_entropy(logits: &Tensor, labels: &Tensor, loss: LossType) -> Result<Tensor> {
+    let valid = labels.ne(IGNORE_LABEL)?;
+    let safe_labels = valid
+        .where_cond(labels, &labels.zeros_like()?)?
+        .to_dtype(DType::U32)?;
+    let logp = match loss {
+        LossType::StablemaxCrossEntropy => log_stablemax(&logits.to_dtype(DType::F64)?)?,
+        LossType::SoftmaxCrossEntropy => log_softmax(&logits.to_dtype(DType::F32)?)?,
+    };
+    let picked = logp
+        .gather(&safe_labels.unsqueeze(D::Minus1)?, D::Minus1)?
+        .squeeze(D::Minus1)?;
+    valid.where_cond(&picked, &picked.zeros_like()?)?.neg()
+}
+
+/// `BCEWithLogits(x, y)` summed: `max(x, 0) - x y + log(1 + exp(-|x|))`.
+pub fn bce_with_logits_sum(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let softplus = ((x.abs()?.neg()?.exp()? + 1.0)?).log()?;
+    (x.relu()? - (x * y)?)?.add(&softplus)?.sum_all()
+}
+
+/// The metrics the official head reports, over slots that halted this step and have labels.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Metrics {
+    pub count: i64,
+    pub accuracy: f32,
+    pub exact_accuracy: i64,
+    pub q_halt_accuracy: i64,
+    pub steps: i64,
+    pub lm_loss: f64,
+    pub q_halt_loss: f32,
+    pub q_continue_loss: Option<f32>,
+}
+
+pub struct LossOutput {
+    /// f64 scalar carrying the graph.
+    pub total: Tensor,
+    pub metrics: Metrics,
+    pub seq_is_correct: Vec<bool>,
+    /// Argmax predictions `[B, S]`.
+    pub preds: Vec<Vec<u32>>,
+}
+
+/// The loss and metrics of one ACT call, given the carry's labels, halted flags and steps.
+pub fn act_loss(
+    out: &StepOutput,
+    labels: &Tensor,
+    halted: &[bool],
+    steps: &[u32],
+    loss: LossType,
+) -> Result<LossOutput> {
+    let device = labels.device();
+    let label_rows = labels.to_vec2::<i64>()?;
+    let preds = out.logits.argmax(D::Minus1)?.to_vec2::<u32>()?;
+    let q_halt = out.q_halt.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    let mut counts = Vec::with_capacity(label_rows.len());
+    let mut correct_share = Vec::with_capacity(label_rows.len());
+    let mut seq_is_correct = Vec::with_capacity(label_rows.len());
+    for (row, pred) in label_rows.iter().zip(&preds) {
+        let count = row.iter().filter(|&&l| l != IGNORE_LABEL).count();
+        let correct = row
+            .iter()
+            .zip(pred)
+            .filter(|(&l, &p)| l != IGNORE_LABEL && l == p as i64)
+            .count();
+        counts.push(count);
+        correct_share.push(correct as f32 / count.max(1) as f32);
+        seq_is_correct.push(correct == count);
+    }
+    let divisors: Vec<f64> = counts.iter().map(|&c| c.max(1) as f64).collect();
+    let divisor = Tensor::from_vec(divisors, counts.len(), device)?;
+    let per_token = token_cross_entropy(&out.logits, labels, loss)?;
+    let lm_loss = per_token
+        .to_dtype(DType::F64)?
+        .sum(D::Minus1)?
+        .div(&divisor)?
+        .sum_all()?;
+
+    let targets: Vec<f32> = seq_is_correct.iter().map(|&c| c as u8 as f32).collect();
+    let q_halt_loss = bce_with_logits_sum(
+        &out.q_halt.to_dtype(DType::F32)?,
+        &Tensor::from_vec(targets, counts.len(), device)?,
+    )?;
+    let q_continue_loss = match &out.target_q_continue {
+        Some(t) => Some(bce_with_logits_sum(
+            &out.q_continue.to_dtype(DType::F32)?,
+            t,
+        )?),
+        None => None,
+    };
+    let q_sum = match &q_continue_loss {
+        Some(c) => (&q_halt_loss + c)?,
+        None => q_halt_loss.clone(),
+    };
+    let total = (&lm_loss + (q_sum * 0.5)?.to_dtype(DType::F64)?)?;
+
+    let valid: Vec<bool> = halted
+        .iter()
+        .zip(&counts)
+        .map(|(&h, &c)| h && c > 0)
+        .collect();
+    let metrics = Metrics {
+        count: valid.iter().filter(|&&v| v).count() as i64,
+        accuracy: valid
+            .iter()
+            .zip(&correct_share)
+            .filter(|(&v, _)| v)
+            .map(|(_, &a)| a)
+            .sum(),
+        exact_accuracy: valid
+            .iter()
+            .zip(&seq_is_correct)
+            .filter(|(&v, &c)| v && c)
+            .count() as i64,
+        q_halt_accuracy: (0..valid.len())
+            .filter(|&i| valid[i] && ((q_halt[i] >= 0.0) == seq_is_correct[i]))
+            .count() as i64,
+        steps: (0..valid.len())
+            .filter(|&i| valid[i])
+            .map(|i| steps[i] as i64)
+            .sum(),
+        lm_loss: lm_loss.to_scalar::<f64>()?,
+        q_halt_loss: q_halt_loss.to_scalar::<f32>()?,
+        q_continue_loss: q_continue_loss.map(|c| c.to_scalar::<f32>()).transpose()?,
+    };
+    Ok(LossOutput {
+        total,
+        metrics,
+        seq_is_correct,
+        preds,
+    })
+}

@@ -1,0 +1,16 @@
+//! The interface the ACT wrapper needs from either model.
+
+use crate::config::ModelConfig;
+use crate::shell::{InnerCarry, Shell};
+use candle_core::{Result, Tensor};
+
+pub trait RecursiveModel {
+    fn config(&self) -> &ModelConfig;
+    fn shell(&self) -> &Shell;
+    /// One supervision step of the recursion from `carry` with input embedding `x`; the
+    /// returned states carry the graph of the part that trains.
+    fn supervision_step(&self, carry: &InnerCarry, x: &Tensor) -> Result<InnerCarry>;
+    /// HRM (and TRM with `no_ACT_continue = false`): halt when q_halt > q_continue and learn
+    /// q_continue from a bootstrapped target; otherwise halt when q_halt > 0.
+    fn learns_continue(&self) -> bool;
+}

@@ -1,0 +1,372 @@
+//! Comparison with tensors produced by the official PyTorch code (the `golden/` format:
+//! `config.json`, `weights.safetensors`, `batch.safetensors`, `trace.safetensors`). The tests
+//! hold every deviation to its tolerance; `harness parity` prints them for any such folder.
+
+use crate::act::{act_step, initial_carry, ActOptions, Batch, Carry};
+use crate::config::ModelConfig;
+use crate::hrm::Hrm;
+use crate::loss::{act_loss, LossType};
+use crate::model::RecursiveModel;
+use crate::shell::InnerCarry;
+use crate::trm::Trm;
+use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use rand::SeedableRng;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// One compared tensor: `max|ours - ref| <= tolerance` where `tolerance = rtol * max|ref| + atol`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Deviation {
+    pub name: String,
+    pub max_abs_diff: f64,
+    pub ref_max_abs: f64,
+    pub tolerance: f64,
+}
+
+impl Deviation {
+    pub fn ok(&self) -> bool {
+        self.max_abs_diff <= self.tolerance
+    }
+    pub fn relative(&self) -> f64 {
+        self.max_abs_diff / self.ref_max_abs.max(f64::MIN_POSITIVE)
+    }
+}
+
+pub fn compare(
+    name: &str,
+    ours: &Tensor,
+    reference: &Tensor,
+    rtol: f64,
+    atol: f64,
+) -> Result<Deviation> {
+    let a = ours.to_dtype(DType::F64)?.flatten_all()?;
+    let b = reference.to_dtype(DType::F64)?.flatten_all()?;
+    if a.dims() != b.dims() {
+        return Err(candle_core::Error::msg(format!(
+            "{name}: shape {:?} differs from the reference {:?}",
+            ours.dims(),
+            reference.dims()
+        )));
+    }
+    let max_abs_diff = (&a - &b)?.abs()?.max(0)?.to_scalar::<f64>()?;
+    let ref_max_abs = if b.dim(0)? == 0 {
+        0.0
+    } else {
+        b.abs()?.max(0)?.to_scalar::<f64>()?
+    };
+    Ok(Deviation {
+        name: name.to_string(),
+        max_abs_diff,
+        ref_max_abs,
+        tolerance: rtol * ref_max_abs + atol,
+    })
+}
+
+/// Tolerances: forward, gradients (relative to the tensor's largest entry), losses.
+#[derive(Debug, Clone, Copy)]
+pub struct Tolerances {
+    pub forward: f64,
+    pub gradient: f64,
+    pub loss: f64,
+}
+
+impl Default for Tolerances {
+    fn default() -> Self {
+        Tolerances {
+            forward: 1e-4,
+            gradient: 1e-3,
+            loss: 1e-6,
+        }
+    }
+}
+
+pub struct Golden {
+    pub config: ModelConfig,
+    pub is_hrm: bool,
+    pub varmap: VarMap,
+    pub tensors: HashMap<String, Tensor>,
+}
+
+fn load(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    candle_core::safetensors::load(path, device)
+        .map_err(|e| candle_core::Error::msg(format!("{}: {e}", path.display())))
+}
+
+impl Golden {
+    /// Reads a golden folder; the weights become variables so gradients can be taken.
+    pub fn open(dir: &Path, device: &Device) -> Result<Self> {
+        let cfg_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg_path)
+            .map_err(|e| candle_core::Error::msg(format!("{}: {e}", cfg_path.display())))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| candle_core::Error::msg(format!("{}: {e}", cfg_path.display())))?;
+        let config: ModelConfig =
+            serde_json::from_value(json["model_config"].clone()).map_err(|e| {
+                candle_core::Error::msg(format!("{}: model_config: {e}", cfg_path.display()))
+            })?;
+        let is_hrm = json["model_class"].as_str().unwrap_or("").contains("hrm");
+        let varmap = VarMap::new();
+        for (name, t) in load(&dir.join("weights.safetensors"), device)? {
+            varmap
+                .data()
+                .lock()
+                .expect("fresh varmap")
+                .insert(name, Var::from_tensor(&t)?);
+        }
+        let mut tensors = HashMap::new();
+        for file in ["batch", "trace", "optim", "debug"] {
+            let path = dir.join(format!("{file}.safetensors"));
+            if path.exists() {
+                tensors.extend(load(&path, device)?);
+            }
+        }
+        Ok(Golden {
+            config,
+            is_hrm,
+            varmap,
+            tensors,
+        })
+    }
+
+    pub fn tensor(&self, name: &str) -> Result<&Tensor> {
+        self.tensors
+            .get(name)
+            .ok_or_else(|| candle_core::Error::msg(format!("golden tensor {name} is missing")))
+    }
+
+    pub fn model(&self, device: &Device) -> Result<Box<dyn RecursiveModel>> {
+        let vb = VarBuilder::from_varmap(&self.varmap, DType::F32, device);
+        let inner = vb.pp("model").pp("inner");
+        Ok(if self.is_hrm {
+            Box::new(Hrm::new(&inner, &self.config, device)?)
+        } else {
+            Box::new(Trm::new(&inner, &self.config, device)?)
+        })
+    }
+
+    pub fn batch(&self) -> Result<Batch> {
+        Ok(Batch {
+            inputs: self.tensor("inputs")?.to_dtype(DType::U32)?,
+            labels: self.tensor("labels")?.to_dtype(DType::I64)?,
+            puzzle_identifiers: self.tensor("puzzle_identifiers")?.to_dtype(DType::U32)?,
+        })
+    }
+
+    fn flags(&self, key: &str) -> Result<Vec<i64>> {
+        self.tensor(key)?.to_dtype(DType::I64)?.to_vec1::<i64>()
+    }
+}
+
+/// Runs the recorded training and evaluation calls and compares every output. Calls after the
+/// first start from the recorded carry of the call before (teacher forcing), since TRM-MLP's
+/// recursion amplifies f32 rounding by 10-15x per call.
+pub fn run_golden(dir: &Path, tol: Tolerances) -> Result<Vec<Deviation>> {
+    let device = Device::Cpu;
+    let g = Golden::open(dir, &device)?;
+    let model = g.model(&device)?;
+    let batch = g.batch()?;
+    let table = g
+        .varmap
+        .data()
+        .lock()
+        .expect("varmap")
+        .get("model.inner.puzzle_emb.weights")
+        .map(|v| v.as_tensor().clone());
+    let table = table
+        .ok_or_else(|| candle_core::Error::msg("weights lack model.inner.puzzle_emb.weights"))?;
+    let b = batch.inputs.dim(0)?;
+    let mut out = Vec::new();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    for (prefix, training) in [("", true), ("eval.", false)] {
+        let mut carry = initial_carry(model.as_ref(), &batch)?;
+        for call in 1.. {
+            let key = format!("{prefix}call{call}");
+            if !g.tensors.contains_key(&format!("{key}.logits")) {
+                break;
+            }
+            if call > 1 {
+                let before = format!("{prefix}call{}", call - 1);
+                carry = Carry {
+                    inner: InnerCarry {
+                        z_h: g.tensor(&format!("{before}.z_H"))?.clone(),
+                        z_l: g.tensor(&format!("{before}.z_L"))?.clone(),
+                    },
+                    steps: g
+                        .flags(&format!("{before}.steps"))?
+                        .iter()
+                        .map(|&s| s as u32)
+                        .collect(),
+                    halted: g
+                        .flags(&format!("{before}.halted"))?
+                        .iter()
+                        .map(|&h| h != 0)
+                        .collect(),
+                    data: batch.clone(),
+                };
+            }
+            let with_grad = training && call == 1;
+            let opts = ActOptions {
+                training,
+                puzzle_grad: with_grad,
+                rng: &mut rng,
+            };
+            let (next, step) = act_step(model.as_ref(), &carry, &batch, &table, opts)?;
+            let loss = act_loss(
+                &step,
+                &next.data.labels,
+                &next.halted,
+                &next.steps,
+                LossType::StablemaxCrossEntropy,
+            )?;
+            let f = tol.forward;
+            out.push(compare(
+                &format!("{key}.logits"),
+                &step.logits,
+                g.tensor(&format!("{key}.logits"))?,
+                f,
+                0.0,
+            )?);
+            out.push(compare(
+                &format!("{key}.q_halt_logits"),
+                &step.q_halt,
+                g.tensor(&format!("{key}.q_halt_logits"))?,
+                f,
+                0.0,
+            )?);
+            out.push(compare(
+                &format!("{key}.q_continue_logits"),
+                &step.q_continue,
+                g.tensor(&format!("{key}.q_continue_logits"))?,
+                f,
+                0.0,
+            )?);
+            out.push(compare(
+                &format!("{key}.z_H"),
+                &next.inner.z_h,
+                g.tensor(&format!("{key}.z_H"))?,
+                f,
+                0.0,
+            )?);
+            out.push(compare(
+                &format!("{key}.z_L"),
+                &next.inner.z_l,
+                g.tensor(&format!("{key}.z_L"))?,
+                f,
+                0.0,
+            )?);
+            if let (Some(ours), Some(theirs)) = (
+                &step.target_q_continue,
+                g.tensors.get(&format!("{key}.target_q_continue")),
+            ) {
+                out.push(compare(
+                    &format!("{key}.target_q_continue"),
+                    ours,
+                    theirs,
+                    f,
+                    0.0,
+                )?);
+            }
+            let exact = |name: &str, ours: Vec<i64>| -> Result<Deviation> {
+                compare(
+                    name,
+                    &Tensor::new(ours, &device)?,
+                    &Tensor::new(g.flags(name)?, &device)?,
+                    0.0,
+                    0.0,
+                )
+            };
+            out.push(exact(
+                &format!("{key}.halted"),
+                next.halted.iter().map(|&h| h as i64).collect(),
+            )?);
+            out.push(exact(
+                &format!("{key}.steps"),
+                next.steps.iter().map(|&s| s as i64).collect(),
+            )?);
+            let scalar = |name: &str, value: f64, rtol: f64| -> Result<Deviation> {
+                compare(
+                    name,
+                    &Tensor::new(&[value], &device)?,
+                    &g.tensor(name)?.to_dtype(DType::F64)?.reshape(1)?,
+                    rtol,
+                    0.0,
+                )
+            };
+            let m = &loss.metrics;
+            out.push(scalar(
+                &format!("{key}.loss.total"),
+                loss.total.to_scalar::<f64>()?,
+                tol.loss,
+            )?);
+            out.push(scalar(
+                &format!("{key}.metrics.lm_loss"),
+                m.lm_loss,
+                tol.loss,
+            )?);
+            out.push(scalar(
+                &format!("{key}.metrics.q_halt_loss"),
+                m.q_halt_loss as f64,
+                1e-5,
+            )?);
+            if let Some(c) = m.q_continue_loss {
+                out.push(scalar(
+                    &format!("{key}.metrics.q_continue_loss"),
+                    c as f64,
+                    1e-5,
+                )?);
+            }
+            out.push(scalar(
+                &format!("{key}.metrics.accuracy"),
+                m.accuracy as f64,
+                1e-6,
+            )?);
+            for (name, value) in [
+                ("count", m.count),
+                ("exact_accuracy", m.exact_accuracy),
+                ("q_halt_accuracy", m.q_halt_accuracy),
+                ("steps", m.steps),
+            ] {
+                out.push(scalar(&format!("{key}.metrics.{name}"), value as f64, 0.0)?);
+            }
+            if with_grad {
+                let grads = (loss.total * (1.0 / b as f64))?.backward()?;
+                let data = g.varmap.data().lock().expect("varmap");
+                for (name, var) in data.iter() {
+                    let Some(reference) = g.tensors.get(&format!("grad.{name}")) else {
+                        continue;
+                    };
+                    let ours = grads
+                        .get(var.as_tensor())
+                        .cloned()
+                        .unwrap_or(var.as_tensor().zeros_like()?);
+                    out.push(compare(
+                        &format!("grad.{name}"),
+                        &ours,
+                        reference,
+                        tol.gradient,
+                        0.0,
+                    )?);
+                }
+                if let (Some(rows), Ok(reference)) = (
+                    &step.puzzle_rows,
+                    g.tensor("grad.model.inner.puzzle_emb.local_weights"),
+                ) {
+                    let ours = grads
+                        .get(rows.as_tensor())
+                        .cloned()
+                        .unwrap_or(rows.as_tensor().zeros_like()?);
+                    out.push(compare(
+                        "grad.model.inner.puzzle_emb.local_weights",
+                        &ours,
+                        reference,
+                        tol.gradient,
+                        0.0,
+                    )?);
+                }
+            }
+            carry = next;
+        }
+    }
+    Ok(out)
+}

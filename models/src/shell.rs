@@ -1,0 +1,118 @@
+//! What TRM and HRM share around their recursion: token and puzzle embeddings (the input
+//! `x`), the initial states, the rotary tables, and the two heads.
+
+use crate::config::ModelConfig;
+use crate::layers::{Linear, Rotary};
+use candle_core::{Device, Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// The recurrent state: `z_H` is TRM's answer y (HRM's slow state), `z_L` TRM's latent z
+/// (HRM's fast state). Shapes `[batch, prefix + seq_len, hidden]`.
+#[derive(Debug, Clone)]
+pub struct InnerCarry {
+    pub z_h: Tensor,
+    pub z_l: Tensor,
+}
+
+#[derive(Debug, Clone)]
+pub struct Shell {
+    embed_tokens: Tensor,
+    lm_head: Linear,
+    q_head: Linear,
+    /// Initial states (buffers, not trained).
+    pub h_init: Tensor,
+    pub l_init: Tensor,
+    pub rotary: Option<Rotary>,
+    prefix_len: usize,
+    hidden: usize,
+    puzzle_emb_ndim: usize,
+}
+
+impl Shell {
+    /// `vb` is rooted at the inner model (`model.inner`).
+    pub fn new(vb: &VarBuilder, cfg: &ModelConfig, device: &Device) -> Result<Self> {
+        let d = cfg.hidden_size;
+        let rotary = if cfg.uses_rope() {
+            Some(Rotary::new(
+                cfg.head_dim(),
+                cfg.full_seq_len(),
+                cfg.rope_theta,
+                device,
+            )?)
+        } else {
+            None
+        };
+        Ok(Shell {
+            embed_tokens: vb
+                .pp("embed_tokens")
+                .get((cfg.vocab_size, d), "embedding_weight")?,
+            lm_head: Linear::new(&vb.pp("lm_head"), d, cfg.vocab_size, false)?,
+            q_head: Linear::new(&vb.pp("q_head"), d, 2, true)?,
+            h_init: vb.get(d, "H_init")?,
+            l_init: vb.get(d, "L_init")?,
+            rotary,
+            prefix_len: cfg.prefix_len(),
+            hidden: d,
+            puzzle_emb_ndim: cfg.puzzle_emb_ndim,
+        })
+    }
+
+    pub fn prefix_len(&self) -> usize {
+        self.prefix_len
+    }
+
+    /// `x = sqrt(D) * cat(prefix, embed_tokens[inputs])`, where the prefix is the puzzle
+    /// embedding row zero-padded to `prefix_len * D` (so in TRM only position 0 carries it).
+    /// `puzzle_rows` is `[batch, puzzle_emb_ndim]`.
+    pub fn input_embeddings(&self, inputs: &Tensor, puzzle_rows: &Tensor) -> Result<Tensor> {
+        let (b, s) = inputs.dims2()?;
+        let tokens = self
+            .embed_tokens
+            .index_select(&inputs.flatten_all()?, 0)?
+            .reshape((b, s, self.hidden))?;
+        let mut parts = vec![tokens];
+        if self.prefix_len > 0 {
+            let pad = self.prefix_len * self.hidden - self.puzzle_emb_ndim;
+            let prefix = if pad > 0 {
+                let zeros = Tensor::zeros((b, pad), puzzle_rows.dtype(), puzzle_rows.device())?;
+                Tensor::cat(&[puzzle_rows, &zeros], 1)?
+            } else {
+                puzzle_rows.clone()
+            };
+            parts.insert(0, prefix.reshape((b, self.prefix_len, self.hidden))?);
+        }
+        Tensor::cat(&parts, 1)? * (self.hidden as f64).sqrt()
+    }
+
+    /// Logits over the grid positions (prefix dropped) and the halt / continue logits read
+    /// from prefix position 0.
+    pub fn heads(&self, z_h: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let s = z_h.dim(1)?;
+        let logits =
+            self.lm_head
+                .forward(&z_h.narrow(1, self.prefix_len, s - self.prefix_len)?)?;
+        let q = self.q_head.forward(&z_h.narrow(1, 0, 1)?.squeeze(1)?)?;
+        Ok((
+            logits,
+            q.narrow(1, 0, 1)?.squeeze(1)?,
+            q.narrow(1, 1, 1)?.squeeze(1)?,
+        ))
+    }
+
+    /// Fresh states broadcast over every position, for the given batch size.
+    pub fn initial_carry(&self, batch: usize, seq: usize) -> Result<InnerCarry> {
+        let shape = (batch, seq, self.hidden);
+        Ok(InnerCarry {
+            z_h: self
+                .h_init
+                .reshape((1, 1, self.hidden))?
+                .broadcast_as(shape)?
+                .contiguous()?,
+            z_l: self
+                .l_init
+                .reshape((1, 1, self.hidden))?
+                .broadcast_as(shape)?
+                .contiguous()?,
+        })
+    }
+}

@@ -1,0 +1,75 @@
+//! The Tiny Recursive Model (Jolicoeur-Martineau 2025; official `models/recursive_reasoning/trm.py`).
+//!
+//! One small network `net` (official name `L_level`, 2 post-norm blocks) serves two jobs: it
+//! refines the latent z with the input injected (`z <- net(z, y + x)`, n times), then the
+//! answer y without the input (`y <- net(y, z)`). A supervision step runs T such rounds; only
+//! the last builds a graph. Official names: y = `z_H`, z = `z_L`, T = `H_cycles`, n = `L_cycles`.
+
+use crate::config::ModelConfig;
+use crate::layers::{BlockShape, ReasoningModule};
+use crate::model::RecursiveModel;
+use crate::shell::{InnerCarry, Shell};
+use candle_core::{Device, Result, Tensor};
+use candle_nn::VarBuilder;
+
+pub struct Trm {
+    cfg: ModelConfig,
+    shell: Shell,
+    /// The single network (`L_level`).
+    net: ReasoningModule,
+}
+
+impl Trm {
+    /// `vb` is rooted at the inner model (`model.inner` in official checkpoints).
+    pub fn new(vb: &VarBuilder, cfg: &ModelConfig, device: &Device) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::msg)?;
+        let shape = BlockShape {
+            hidden: cfg.hidden_size,
+            num_heads: cfg.num_heads,
+            expansion: cfg.expansion,
+            eps: cfg.rms_norm_eps,
+            sequence_mlp: cfg.mlp_t.then(|| cfg.full_seq_len()),
+        };
+        Ok(Trm {
+            cfg: cfg.clone(),
+            shell: Shell::new(vb, cfg, device)?,
+            net: ReasoningModule::new(&vb.pp("L_level"), cfg.L_layers, shape)?,
+        })
+    }
+
+    /// One round: n latent updates with x injected, then one answer update without x.
+    fn recursion(&self, y: Tensor, mut z: Tensor, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let rotary = self.shell.rotary.as_ref();
+        for _ in 0..self.cfg.L_cycles {
+            z = self.net.forward(&z, &(&y + x)?, rotary)?;
+        }
+        let y = self.net.forward(&y, &z, rotary)?;
+        Ok((y, z))
+    }
+}
+
+impl RecursiveModel for Trm {
+    fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    fn shell(&self) -> &Shell {
+        &self.shell
+    }
+
+    fn supervision_step(&self, carry: &InnerCarry, x: &Tensor) -> Result<InnerCarry> {
+        let (mut y, mut z) = (carry.z_h.clone(), carry.z_l.clone());
+        // T - 1 rounds whose graph is cut: detaching their results keeps the backward pass to
+        // the last round (the official `torch.no_grad()` block).
+        for _ in 0..self.cfg.H_cycles - 1 {
+            (y, z) = self.recursion(y, z, x)?;
+            (y, z) = (y.detach(), z.detach());
+        }
+        let (y, z) = self.recursion(y, z, x)?;
+        Ok(InnerCarry { z_h: y, z_l: z })
+    }
+
+    fn learns_continue(&self) -> bool {
+        !self.cfg.no_ACT_continue.unwrap_or(true)
+    }
+}

@@ -1,0 +1,59 @@
+//! Parity with the official PyTorch code on every golden folder in `../shared/golden`
+//! (skipped, saying so, when the folder is absent).
+
+use models::parity::{run_golden, Tolerances};
+use std::path::PathBuf;
+
+fn golden(name: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/golden")
+        .join(name);
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED golden parity {name}: ../shared/golden is not present in this checkout");
+        None
+    }
+}
+
+fn check(name: &str) {
+    let Some(dir) = golden(name) else { return };
+    let deviations = run_golden(&dir, Tolerances::default()).unwrap();
+    let mut failures = Vec::new();
+    for d in &deviations {
+        println!(
+            "{:<60} max|diff| {:.3e}  rel {:.2e}  tol {:.2e}",
+            d.name,
+            d.max_abs_diff,
+            d.relative(),
+            d.tolerance
+        );
+        if !d.ok() {
+            failures.push(d.name.clone());
+        }
+    }
+    assert!(
+        deviations.len() > 50,
+        "only {} tensors compared",
+        deviations.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{name}: out of tolerance: {failures:?}"
+    );
+}
+
+#[test]
+fn trm_attention_matches_the_official_code() {
+    check("trm-att");
+}
+
+#[test]
+fn trm_mlp_matches_the_official_code() {
+    check("trm-mlp");
+}
+
+#[test]
+fn hrm_matches_the_official_code() {
+    check("hrm");
+}
