@@ -373,16 +373,18 @@ fn load_split(split_dir: &Path, meta: &Metadata) -> Result<Split> {
         ));
     }
     let set = &meta.sets[0];
-    let load = |field: &str| -> Result<(PathBuf, npy::NpyArray)> {
-        let path = split_dir.join(format!("{set}__{field}.npy"));
+    let path_of = |field: &str| split_dir.join(format!("{set}__{field}.npy"));
+    let (ip, lp) = (path_of(FIELDS[0]), path_of(FIELDS[1]));
+    let inputs = npy::read::<u8>(&ip)?;
+    let labels = npy::read::<u8>(&lp)?;
+    let load_index = |field: &str| -> Result<(PathBuf, npy::NpyArray<i64>)> {
+        let path = path_of(field);
         let array = npy::read(&path)?;
         Ok((path, array))
     };
-    let (ip, inputs) = load(FIELDS[0])?;
-    let (lp, labels) = load(FIELDS[1])?;
-    let (pp, puzzle_indices) = load(FIELDS[2])?;
-    let (gp, group_indices) = load(FIELDS[3])?;
-    let (idp, identifiers) = load(FIELDS[4])?;
+    let (pp, puzzle_indices) = load_index(FIELDS[2])?;
+    let (gp, group_indices) = load_index(FIELDS[3])?;
+    let (idp, identifiers) = load_index(FIELDS[4])?;
     let seq_len = meta.seq_len;
     for (path, array) in [(&ip, &inputs), (&lp, &labels)] {
         if array.shape.len() != 2 || array.shape[1] != seq_len {
@@ -395,7 +397,7 @@ fn load_split(split_dir: &Path, meta: &Metadata) -> Result<Split> {
             .data
             .iter()
             .enumerate()
-            .find(|(_, v)| **v < 0 || **v >= meta.vocab_size as i64)
+            .find(|(_, v)| **v as usize >= meta.vocab_size)
         {
             return Err(DataError::record(
                 path,
@@ -441,8 +443,8 @@ fn load_split(split_dir: &Path, meta: &Metadata) -> Result<Split> {
     }
     Ok(Split {
         seq_len,
-        inputs: inputs.data.iter().map(|&v| v as u8).collect(),
-        labels: labels.data.iter().map(|&v| v as u8).collect(),
+        inputs: inputs.data,
+        labels: labels.data,
         puzzle_indices: puzzle_indices.data.iter().map(|&v| v as i32).collect(),
         group_indices: group_indices.data.iter().map(|&v| v as i32).collect(),
         puzzle_identifiers: identifiers.data.iter().map(|&v| v as i32).collect(),

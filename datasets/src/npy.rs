@@ -8,14 +8,30 @@ use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// An integer array read from disk, widened to i64 whatever its stored dtype.
+/// An integer array read from disk, converted to `T` whatever its stored dtype (a value
+/// that does not fit `T` is an error, never a silent wrap).
 #[derive(Debug, Clone, PartialEq)]
-pub struct NpyArray {
+pub struct NpyArray<T> {
     pub shape: Vec<usize>,
-    pub data: Vec<i64>,
+    pub data: Vec<T>,
     /// The stored dtype descriptor, e.g. `|u1` or `<i4`.
     pub descr: String,
 }
+
+/// Element types we read into.
+pub trait NpyTarget: Copy + TryFrom<i64> {
+    /// The data as stored, when the stored dtype is exactly this type (no conversion pass).
+    fn direct(_descr: &str, _body: &[u8]) -> Option<Vec<Self>> {
+        None
+    }
+}
+impl NpyTarget for u8 {
+    fn direct(descr: &str, body: &[u8]) -> Option<Vec<u8>> {
+        descr.ends_with("u1").then(|| body.to_vec())
+    }
+}
+impl NpyTarget for i32 {}
+impl NpyTarget for i64 {}
 
 /// Element types we write.
 pub trait NpyElement: Copy {
@@ -78,12 +94,14 @@ pub fn write<T: NpyElement>(path: &Path, shape: &[usize], data: &[T]) -> Result<
     f.write_all(&bytes).map_err(|e| DataError::io(path, e))
 }
 
-pub fn read(path: &Path) -> Result<NpyArray> {
+pub fn read<T: NpyTarget>(path: &Path) -> Result<NpyArray<T>> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     decode(&bytes).map_err(|what| DataError::format(path, what))
 }
 
-pub fn decode(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
+/// Decodes straight into `T`: a `|u1` array read as `u8` is a plain copy, so multi-gigabyte
+/// token arrays never pass through a wider type.
+pub fn decode<T: NpyTarget>(bytes: &[u8]) -> std::result::Result<NpyArray<T>, String> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err("not a .npy file (bad magic)".into());
     }
@@ -136,10 +154,19 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
             body.len()
         ));
     }
-    let data = body[..count * width]
+    let body = &body[..count * width];
+    if let Some(data) = T::direct(&descr, body) {
+        return Ok(NpyArray { shape, data, descr });
+    }
+    let data = body
         .chunks_exact(width)
-        .map(read_one)
-        .collect();
+        .enumerate()
+        .map(|(i, b)| {
+            let v = read_one(b);
+            T::try_from(v)
+                .map_err(|_| format!("value {v} at flat index {i} does not fit the expected type"))
+        })
+        .collect::<std::result::Result<Vec<T>, String>>()?;
     Ok(NpyArray { shape, data, descr })
 }
 
@@ -179,10 +206,11 @@ mod tests {
         let bytes = encode(&[2, 3], &[1u8, 2, 3, 4, 5, 6]);
         let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
         assert_eq!((10 + header_len) % 64, 0);
-        let back = decode(&bytes).unwrap();
+        let back = decode::<u8>(&bytes).unwrap();
         assert_eq!(back.shape, vec![2, 3]);
         assert_eq!(back.data, vec![1, 2, 3, 4, 5, 6]);
-        let ints = decode(&encode(&[3], &[-1i32, 0, 7])).unwrap();
+        assert_eq!(decode::<i64>(&bytes).unwrap().data, vec![1, 2, 3, 4, 5, 6]);
+        let ints = decode::<i64>(&encode(&[3], &[-1i32, 0, 7])).unwrap();
         assert_eq!(ints.shape, vec![3]);
         assert_eq!(ints.data, vec![-1, 0, 7]);
     }
@@ -200,13 +228,15 @@ mod tests {
         bytes.extend_from_slice(h.as_bytes());
         bytes.extend_from_slice(&5i64.to_le_bytes());
         bytes.extend_from_slice(&(-3i64).to_le_bytes());
-        assert_eq!(decode(&bytes).unwrap().data, vec![5, -3]);
+        assert_eq!(decode::<i64>(&bytes).unwrap().data, vec![5, -3]);
+        // -3 does not fit u8: refused, not wrapped.
+        assert!(decode::<u8>(&bytes).unwrap_err().contains("does not fit"));
     }
 
     #[test]
     fn truncated_and_foreign_files_are_refused() {
         let bytes = encode(&[4], &[1i32, 2, 3, 4]);
-        let err = decode(&bytes[..bytes.len() - 3]).unwrap_err();
+        let err = decode::<i64>(&bytes[..bytes.len() - 3]).unwrap_err();
         assert!(err.contains("truncated"), "{err}");
         assert!(decode(b"hello world, not numpy")
             .unwrap_err()
@@ -214,6 +244,8 @@ mod tests {
         let mut float = encode(&[1], &[0u8]);
         let at = float.windows(3).position(|w| w == b"|u1").unwrap();
         float[at..at + 3].copy_from_slice(b"<f4");
-        assert!(decode(&float).unwrap_err().contains("unsupported dtype"));
+        assert!(decode::<i64>(&float)
+            .unwrap_err()
+            .contains("unsupported dtype"));
     }
 }
