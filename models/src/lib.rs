@@ -7,6 +7,7 @@ pub mod hrm;
 pub mod layers;
 pub mod loss;
 pub mod model;
+pub mod optim;
 pub mod parity;
 pub mod shell;
 pub mod trm;

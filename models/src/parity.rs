@@ -370,3 +370,164 @@ pub fn run_golden(dir: &Path, tol: Tolerances) -> Result<Vec<Deviation>> {
     }
     Ok(out)
 }
+
+/// The optimiser steps on the recorded inputs (weights and gradients from the official run):
+/// AdamATan2 (`adam.*`, three unit steps `unit_adam.*`), sign-SGD of the puzzle embedding
+/// (`signsgd.*`, `unit_signsgd.*`) and the EMA update (`ema.*`).
+pub fn run_optimizer_golden(dir: &Path, rtol: f64) -> Result<Vec<Deviation>> {
+    use crate::optim::{
+        adam_atan2_step, ema_update, sparse_sign_sgd_step, AdamAtan2Config, Moments,
+    };
+    let device = Device::Cpu;
+    let g = Golden::open(dir, &device)?;
+    let cfg_text =
+        std::fs::read_to_string(dir.join("config.json")).map_err(candle_core::Error::wrap)?;
+    let cfg: serde_json::Value =
+        serde_json::from_str(&cfg_text).map_err(candle_core::Error::wrap)?;
+    let adam_json = &cfg["optimizer"]["adam_atan2"];
+    let num = |v: &serde_json::Value, k: &str| {
+        v[k].as_f64().ok_or_else(|| {
+            candle_core::Error::msg(format!("config.json: optimizer field {k} missing"))
+        })
+    };
+    let adam = AdamAtan2Config {
+        lr: num(adam_json, "lr")?,
+        weight_decay: num(adam_json, "weight_decay")?,
+        beta1: num(adam_json, "beta1")?,
+        beta2: num(adam_json, "beta2")?,
+    };
+    let sign_json = &cfg["optimizer"]["sparse_sign_sgd"];
+    let (sign_lr, sign_wd) = (num(sign_json, "lr")?, num(sign_json, "weight_decay")?);
+    let mu = num(&cfg["optimizer"]["ema"], "rate")?;
+    let vec = |name: &str| -> Result<Vec<f32>> {
+        g.tensor(name)?
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()
+    };
+    let mut out = Vec::new();
+    let data = g.varmap.data().lock().expect("varmap");
+    for (name, var) in data.iter() {
+        let Some(expected) = g.tensors.get(&format!("adam.{name}")) else {
+            continue;
+        };
+        let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+        let initial = p.clone();
+        let mut state = Moments::zeros(p.len());
+        adam_atan2_step(
+            &adam,
+            adam.lr,
+            1,
+            &mut p,
+            &vec(&format!("grad.{name}"))?,
+            &mut state,
+        );
+        let ours = Tensor::from_vec(p.clone(), expected.shape(), &device)?;
+        out.push(compare(
+            &format!("adam.{name}"),
+            &ours,
+            expected,
+            rtol,
+            0.0,
+        )?);
+        let mut shadow = initial;
+        ema_update(&mut shadow, &p, mu);
+        let expected_ema = g.tensor(&format!("ema.{name}"))?;
+        out.push(compare(
+            &format!("ema.{name}"),
+            &Tensor::from_vec(shadow, expected_ema.shape(), &device)?,
+            expected_ema,
+            rtol,
+            0.0,
+        )?);
+    }
+    if g.tensors.contains_key("unit_adam.p0") {
+        let mut p = vec("unit_adam.p0")?;
+        let mut state = Moments::zeros(p.len());
+        for t in 1..=3u64 {
+            adam_atan2_step(
+                &adam,
+                adam.lr,
+                t,
+                &mut p,
+                &vec(&format!("unit_adam.g{t}"))?,
+                &mut state,
+            );
+            for (what, ours) in [("p", &p), ("m", &state.m), ("v", &state.v)] {
+                let name = format!("unit_adam.{what}{t}");
+                out.push(compare(
+                    &name,
+                    &Tensor::new(ours.as_slice(), &device)?,
+                    g.tensor(&name)?,
+                    rtol,
+                    0.0,
+                )?);
+            }
+        }
+    }
+    let ids_of = |name: &str| -> Result<Vec<u32>> {
+        Ok(g.tensor(name)?
+            .to_dtype(DType::I64)?
+            .to_vec1::<i64>()?
+            .iter()
+            .map(|&i| i as u32)
+            .collect())
+    };
+    if let Some(table) = data.get("model.inner.puzzle_emb.weights") {
+        let (rows, width) = table.as_tensor().dims2()?;
+        let mut w = table.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+        let ids = ids_of("puzzle_identifiers")?;
+        let local = vec("grad.model.inner.puzzle_emb.local_weights")?;
+        let (unique, summed) = sparse_sign_sgd_step(&mut w, width, &ids, &local, sign_lr, sign_wd);
+        out.push(compare(
+            "signsgd.model.inner.puzzle_emb.weights",
+            &Tensor::from_vec(w, (rows, width), &device)?,
+            g.tensor("signsgd.model.inner.puzzle_emb.weights")?,
+            rtol,
+            0.0,
+        )?);
+        let expected_ids: Vec<i64> = ids_of("signsgd.grad_ids")?
+            .iter()
+            .map(|&i| i as i64)
+            .collect();
+        out.push(compare(
+            "signsgd.grad_ids",
+            &Tensor::new(
+                unique.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+                &device,
+            )?,
+            &Tensor::new(expected_ids, &device)?,
+            0.0,
+            0.0,
+        )?);
+        let expected_sum = g.tensor("signsgd.summed_grad")?;
+        out.push(compare(
+            "signsgd.summed_grad",
+            &Tensor::from_vec(summed, expected_sum.shape(), &device)?,
+            expected_sum,
+            rtol,
+            0.0,
+        )?);
+    }
+    if g.tensors.contains_key("unit_signsgd.weights0") {
+        let w0 = g.tensor("unit_signsgd.weights0")?;
+        let (rows, width) = w0.dims2()?;
+        let mut w = vec("unit_signsgd.weights0")?;
+        sparse_sign_sgd_step(
+            &mut w,
+            width,
+            &ids_of("unit_signsgd.ids")?,
+            &vec("unit_signsgd.local_grad")?,
+            sign_lr,
+            sign_wd,
+        );
+        out.push(compare(
+            "unit_signsgd.weights1",
+            &Tensor::from_vec(w, (rows, width), &device)?,
+            g.tensor("unit_signsgd.weights1")?,
+            rtol,
+            0.0,
+        )?);
+    }
+    Ok(out)
+}

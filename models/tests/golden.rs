@@ -57,3 +57,37 @@ fn trm_mlp_matches_the_official_code() {
 fn hrm_matches_the_official_code() {
     check("hrm");
 }
+
+fn check_optimizers(name: &str) {
+    let Some(dir) = golden(name) else { return };
+    let deviations = models::parity::run_optimizer_golden(&dir, 1e-5).unwrap();
+    for d in &deviations {
+        println!(
+            "{:<60} max|diff| {:.3e}  rel {:.2e}",
+            d.name,
+            d.max_abs_diff,
+            d.relative()
+        );
+    }
+    let failures: Vec<_> = deviations
+        .iter()
+        .filter(|d| !d.ok())
+        .map(|d| d.name.clone())
+        .collect();
+    assert!(
+        deviations.len() >= 20,
+        "only {} tensors compared",
+        deviations.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{name}: out of tolerance: {failures:?}"
+    );
+}
+
+#[test]
+fn optimizers_match_the_official_code() {
+    for name in ["trm-att", "trm-mlp", "hrm"] {
+        check_optimizers(name);
+    }
+}

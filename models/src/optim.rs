@@ -1,0 +1,151 @@
+//! The optimisers of the official recipes, in f32 as the official kernels compute:
+//! - AdamATan2 (`adam_atan2_backend`): decoupled decay first, no epsilon,
+//!   `p -= lr * atan2(m_hat, sqrt(v_hat))`;
+//! - sign-SGD for the rows of the sparse puzzle embedding present in a batch
+//!   (`CastedSparseEmbeddingSignSGD_Distributed`): gradients summed per id,
+//!   `w = w (1 - lr wd) - lr sign(sum)`; absent rows untouched;
+//! - EMA of the trainable parameters (`EMAHelper`): `shadow = (1 - mu) p + mu shadow`;
+//! - linear warm-up then cosine decay to a minimum ratio (`cosine_schedule_with_warmup_lr_lambda`).
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdamAtan2Config {
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+}
+
+/// First and second moments of one parameter.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Moments {
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+}
+
+impl Moments {
+    pub fn zeros(n: usize) -> Self {
+        Moments {
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+        }
+    }
+}
+
+/// One AdamATan2 step at step number `t` (1-based) with learning rate `lr` (already scheduled).
+/// The scalars are rounded to f32 first, as the CUDA kernel receives them.
+pub fn adam_atan2_step(
+    cfg: &AdamAtan2Config,
+    lr: f64,
+    t: u64,
+    p: &mut [f32],
+    g: &[f32],
+    state: &mut Moments,
+) {
+    assert_eq!(p.len(), g.len(), "parameter and gradient sizes differ");
+    let step_size = lr as f32;
+    let wd_alpha = (1.0 - lr * cfg.weight_decay) as f32;
+    let bc1_recip = (1.0 / (1.0 - cfg.beta1.powi(t as i32))) as f32;
+    let bc2_sqrt = (1.0 - cfg.beta2.powi(t as i32)).sqrt() as f32;
+    let mb1 = (1.0 - cfg.beta1) as f32;
+    let mb2 = (1.0 - cfg.beta2) as f32;
+    for i in 0..p.len() {
+        let m = state.m[i] + mb1 * (g[i] - state.m[i]);
+        let v = state.v[i] + mb2 * (g[i] * g[i] - state.v[i]);
+        state.m[i] = m;
+        state.v[i] = v;
+        let decayed = p[i] * wd_alpha;
+        p[i] = decayed - step_size * (m * bc1_recip).atan2(v.sqrt() / bc2_sqrt);
+    }
+}
+
+/// `torch.sign`: 0 stays 0 (unlike `f32::signum`).
+fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// Sign-SGD on the rows of `table` (`[rows, width]`, row-major) named by `ids`, whose local
+/// gradients (`[ids.len(), width]`) are summed per distinct id first. Returns the distinct ids
+/// and their summed gradients, in ascending id order as `torch.unique` gives them.
+pub fn sparse_sign_sgd_step(
+    table: &mut [f32],
+    width: usize,
+    ids: &[u32],
+    local_grads: &[f32],
+    lr: f64,
+    weight_decay: f64,
+) -> (Vec<u32>, Vec<f32>) {
+    let mut unique: Vec<u32> = ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    let mut summed = vec![0f32; unique.len() * width];
+    for (k, id) in ids.iter().enumerate() {
+        let row = unique.binary_search(id).expect("id is in the list");
+        for j in 0..width {
+            summed[row * width + j] += local_grads[k * width + j];
+        }
+    }
+    let decay = (1.0 - lr * weight_decay) as f32;
+    let lr = lr as f32;
+    for (row, &id) in unique.iter().enumerate() {
+        let w = &mut table[id as usize * width..(id as usize + 1) * width];
+        for j in 0..width {
+            w[j] = w[j] * decay - lr * sign(summed[row * width + j]);
+        }
+    }
+    (unique, summed)
+}
+
+/// `shadow = (1 - mu) * param + mu * shadow`, with both factors rounded to f32.
+pub fn ema_update(shadow: &mut [f32], param: &[f32], mu: f64) {
+    let (a, b) = ((1.0 - mu) as f32, mu as f32);
+    for (s, &p) in shadow.iter_mut().zip(param) {
+        *s = a * p + b * *s;
+    }
+}
+
+/// Learning-rate multiplier at `step`: linear warm-up over `warmup` steps, then cosine from 1
+/// down to `min_ratio` at `total` steps (`num_cycles = 0.5`).
+pub fn lr_multiplier(step: u64, warmup: u64, total: u64, min_ratio: f64) -> f64 {
+    if step < warmup {
+        return step as f64 / warmup.max(1) as f64;
+    }
+    let progress = (step - warmup) as f64 / (total.saturating_sub(warmup)).max(1) as f64;
+    min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_warms_up_then_decays_to_the_floor() {
+        assert_eq!(lr_multiplier(0, 10, 110, 0.1), 0.0);
+        assert!((lr_multiplier(5, 10, 110, 0.1) - 0.5).abs() < 1e-12);
+        assert!((lr_multiplier(10, 10, 110, 0.1) - 1.0).abs() < 1e-12);
+        assert!((lr_multiplier(60, 10, 110, 0.1) - 0.55).abs() < 1e-12);
+        assert!((lr_multiplier(110, 10, 110, 0.1) - 0.1).abs() < 1e-12);
+        assert_eq!(lr_multiplier(50, 100, 100, 1.0), 0.5);
+    }
+
+    #[test]
+    fn first_adam_step_is_a_signed_quarter_pi() {
+        let cfg = AdamAtan2Config {
+            lr: 1e-3,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.95,
+        };
+        let mut p = vec![1.0f32, 1.0, 1.0];
+        let mut s = Moments::zeros(3);
+        adam_atan2_step(&cfg, cfg.lr, 1, &mut p, &[2.0, -0.5, 0.0], &mut s);
+        let q = (1e-3f32) * std::f32::consts::FRAC_PI_4;
+        assert!((p[0] - (1.0 - q)).abs() < 1e-7 && (p[1] - (1.0 + q)).abs() < 1e-7);
+        assert_eq!(p[2], 1.0);
+    }
+}
