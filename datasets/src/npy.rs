@@ -238,7 +238,7 @@ mod tests {
         let bytes = encode(&[4], &[1i32, 2, 3, 4]);
         let err = decode::<i64>(&bytes[..bytes.len() - 3]).unwrap_err();
         assert!(err.contains("truncated"), "{err}");
-        assert!(decode(b"hello world, not numpy")
+        assert!(decode::<i64>(b"hello world, not numpy")
             .unwrap_err()
             .contains("magic"));
         let mut float = encode(&[1], &[0u8]);
