@@ -2,7 +2,9 @@
 //! under the official parameter names so official checkpoints load unchanged.
 
 pub mod act;
+pub mod checkpoint;
 pub mod config;
+pub mod flops;
 pub mod hrm;
 pub mod layers;
 pub mod loss;

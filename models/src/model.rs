@@ -14,3 +14,10 @@ pub trait RecursiveModel {
     /// q_continue from a bootstrapped target; otherwise halt when q_halt > 0.
     fn learns_continue(&self) -> bool;
 }
+
+/// Which model a configuration describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ModelKind {
+    Trm,
+    Hrm,
+}

@@ -96,6 +96,11 @@ fn load(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
 impl Golden {
     /// Reads a golden folder; the weights become variables so gradients can be taken.
     pub fn open(dir: &Path, device: &Device) -> Result<Self> {
+        Self::open_with_weights(dir, "weights.safetensors", device)
+    }
+
+    /// As `open`, with the weights read from `weights_file` in the folder (e.g. `weights.pt`).
+    pub fn open_with_weights(dir: &Path, weights_file: &str, device: &Device) -> Result<Self> {
         let cfg_path = dir.join("config.json");
         let text = std::fs::read_to_string(&cfg_path)
             .map_err(|e| candle_core::Error::msg(format!("{}: {e}", cfg_path.display())))?;
@@ -107,7 +112,7 @@ impl Golden {
             })?;
         let is_hrm = json["model_class"].as_str().unwrap_or("").contains("hrm");
         let varmap = VarMap::new();
-        for (name, t) in load(&dir.join("weights.safetensors"), device)? {
+        for (name, t) in crate::checkpoint::load_state_dict(&dir.join(weights_file), device)? {
             varmap
                 .data()
                 .lock()
@@ -127,6 +132,14 @@ impl Golden {
             varmap,
             tensors,
         })
+    }
+
+    pub fn kind(&self) -> crate::model::ModelKind {
+        if self.is_hrm {
+            crate::model::ModelKind::Hrm
+        } else {
+            crate::model::ModelKind::Trm
+        }
     }
 
     pub fn tensor(&self, name: &str) -> Result<&Tensor> {
@@ -162,8 +175,17 @@ impl Golden {
 /// first start from the recorded carry of the call before (teacher forcing), since TRM-MLP's
 /// recursion amplifies f32 rounding by 10-15x per call.
 pub fn run_golden(dir: &Path, tol: Tolerances) -> Result<Vec<Deviation>> {
+    run_golden_with_weights(dir, "weights.safetensors", tol)
+}
+
+/// As `run_golden`, with the weights read from another file of the folder (`weights.pt`).
+pub fn run_golden_with_weights(
+    dir: &Path,
+    weights_file: &str,
+    tol: Tolerances,
+) -> Result<Vec<Deviation>> {
     let device = Device::Cpu;
-    let g = Golden::open(dir, &device)?;
+    let g = Golden::open_with_weights(dir, weights_file, &device)?;
     let model = g.model(&device)?;
     let batch = g.batch()?;
     let table = g
