@@ -3,6 +3,7 @@
 
 mod audit_cmd;
 mod data_cmd;
+mod parity_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,10 @@ enum Command {
     /// test into training, and whether the data keeps its declared protocol. Exits non-zero
     /// when a protocol is broken or the files no longer match their manifest.
     Audit(audit_cmd::AuditArgs),
+    /// Compare our TRM/HRM with tensors recorded from the official PyTorch code (a folder in
+    /// the `golden/` format) and print the largest deviation of every tensor. Exits 1 when a
+    /// tensor is out of tolerance.
+    Parity(parity_cmd::ParityArgs),
 }
 
 /// Runs the command line `args` (program name first). Exit codes: 0 success, 1 a check
@@ -47,5 +52,6 @@ where
     match cli.command {
         Command::Data(cmd) => data_cmd::run(cmd),
         Command::Audit(args) => audit_cmd::run(args),
+        Command::Parity(args) => parity_cmd::run(args),
     }
 }

@@ -246,3 +246,24 @@ fn arc_from_shared_data() {
     );
     assert_eq!(harness(&["audit", s(&out)]), Outcome::Code(0));
 }
+
+#[test]
+fn parity_against_the_golden_folders() {
+    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden");
+    if !golden.is_dir() {
+        eprintln!("SKIPPED parity_against_the_golden_folders: ../shared/golden is not present in this checkout");
+        return;
+    }
+    let hrm = golden.join("hrm");
+    assert_eq!(
+        harness(&["parity", "--golden", s(&hrm), "--weights", "weights.pt"]),
+        Outcome::Code(0)
+    );
+    // An absurd tolerance turns the same comparison into a failure: the check can fail.
+    assert_eq!(
+        harness(&["parity", "--golden", s(&hrm), "--forward-rtol", "1e-12"]),
+        Outcome::Code(1)
+    );
+    let e = harness(&["parity", "--golden", s(&golden.join("missing"))]).error();
+    assert!(e.contains("missing"), "{e}");
+}

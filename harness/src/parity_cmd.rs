@@ -1,0 +1,72 @@
+//! `harness parity --golden DIR`: our models against the official code's recorded tensors.
+
+use anyhow::{Context, Result};
+use models::parity::{run_golden_with_weights, run_optimizer_golden, Tolerances};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct ParityArgs {
+    /// A golden folder: config.json, weights.safetensors (or .pt), batch/trace/optim.safetensors.
+    #[arg(long, required = true)]
+    golden: Vec<PathBuf>,
+    /// The weights file inside each folder.
+    #[arg(long, default_value = "weights.safetensors")]
+    weights: String,
+    /// Relative tolerance of forward tensors (to the tensor's largest entry).
+    #[arg(long, default_value_t = 1e-4)]
+    forward_rtol: f64,
+    /// Relative tolerance of gradients.
+    #[arg(long, default_value_t = 1e-3)]
+    gradient_rtol: f64,
+    /// Relative tolerance of the optimiser results.
+    #[arg(long, default_value_t = 1e-5)]
+    optimizer_rtol: f64,
+}
+
+pub fn run(args: ParityArgs) -> Result<u8> {
+    let tol = Tolerances {
+        forward: args.forward_rtol,
+        gradient: args.gradient_rtol,
+        loss: 1e-6,
+    };
+    let mut failed = 0;
+    for dir in &args.golden {
+        let mut deviations = run_golden_with_weights(dir, &args.weights, tol)
+            .with_context(|| format!("running {}", dir.display()))?;
+        if dir.join("optim.safetensors").exists() {
+            deviations.extend(
+                run_optimizer_golden(dir, args.optimizer_rtol)
+                    .with_context(|| format!("optimiser check of {}", dir.display()))?,
+            );
+        }
+        println!("{}", dir.display());
+        println!(
+            "  {:<62} {:>11} {:>10} {:>10}",
+            "tensor", "max|diff|", "relative", "tolerance"
+        );
+        for d in &deviations {
+            let mark = if d.ok() { "" } else { "  <-- out of tolerance" };
+            println!(
+                "  {:<62} {:>11.3e} {:>10.2e} {:>10.2e}{mark}",
+                d.name,
+                d.max_abs_diff,
+                d.relative(),
+                d.tolerance
+            );
+        }
+        let bad = deviations.iter().filter(|d| !d.ok()).count();
+        let worst = deviations
+            .iter()
+            .filter(|d| d.ref_max_abs > 0.0)
+            .map(|d| d.relative())
+            .fold(0.0, f64::max);
+        println!(
+            "  {} tensors, {} out of tolerance, largest relative deviation {:.2e}\n",
+            deviations.len(),
+            bad,
+            worst
+        );
+        failed += bad;
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}
