@@ -36,10 +36,15 @@ impl Linear {
     }
 }
 
-/// RMSNorm without a learnable gain over the last axis, in f32: `x / sqrt(mean(x^2) + eps)`.
+/// RMSNorm without a learnable gain over the last axis, in at least f32 (f64 stays f64, for
+/// gradient checks): `x / sqrt(mean(x^2) + eps)`.
 pub fn rms_norm(x: &Tensor, eps: f64) -> Result<Tensor> {
     let dtype = x.dtype();
-    let x = x.to_dtype(DType::F32)?;
+    let x = if dtype == DType::F64 {
+        x.clone()
+    } else {
+        x.to_dtype(DType::F32)?
+    };
     let variance = x.sqr()?.mean_keepdim(D::Minus1)?;
     x.broadcast_div(&(variance + eps)?.sqrt()?)?.to_dtype(dtype)
 }
@@ -59,6 +64,7 @@ impl Rotary {
             .map(|i| 1.0 / (theta as f32).powf(i as f32 / head_dim as f32))
             .collect();
         let inv_freq = Tensor::from_vec(inv_freq, (1, head_dim / 2), device)?;
+        // Tables in f32 as the official code; `apply` casts them to the activations' dtype.
         let positions = Tensor::arange(0u32, seq_len as u32, device)?
             .to_dtype(DType::F32)?
             .reshape((seq_len, 1))?;
@@ -73,8 +79,16 @@ impl Rotary {
     /// Applies the rotation to `[batch, seq, heads, head_dim]`.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let (_, seq, _, head_dim) = x.dims4()?;
-        let cos = self.cos.narrow(0, 0, seq)?.reshape((1, seq, 1, head_dim))?;
-        let sin = self.sin.narrow(0, 0, seq)?.reshape((1, seq, 1, head_dim))?;
+        let cos = self
+            .cos
+            .narrow(0, 0, seq)?
+            .reshape((1, seq, 1, head_dim))?
+            .to_dtype(x.dtype())?;
+        let sin = self
+            .sin
+            .narrow(0, 0, seq)?
+            .reshape((1, seq, 1, head_dim))?
+            .to_dtype(x.dtype())?;
         x.broadcast_mul(&cos)? + rotate_half(x)?.broadcast_mul(&sin)?
     }
 }

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod flops;
 pub mod hrm;
+pub mod init;
 pub mod layers;
 pub mod loss;
 pub mod model;

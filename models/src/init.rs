@@ -1,0 +1,186 @@
+//! The official initialisation (`models/common.py: trunc_normal_init_` and the constructors):
+//! LeCun truncated-normal linear weights, token embedding with std 1/sqrt(D), initial states
+//! with std 1, the halting head at weight 0 and bias -5, the puzzle embedding at zero. Every
+//! tensor draws from its own ChaCha stream keyed by the seed and its name, so the result does
+//! not depend on construction order.
+
+use crate::config::ModelConfig;
+use crate::layers::swiglu_inner;
+use crate::model::ModelKind;
+use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_nn::VarMap;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::hash::{Hash, Hasher};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InitRule {
+    /// JAX-style truncated normal at [-2, 2] standard deviations, rescaled so that the actual
+    /// standard deviation is `std`.
+    TruncNormal {
+        std: f64,
+    },
+    Constant(f64),
+}
+
+/// Every tensor of the model under its official name (rooted at `model.inner.`), its shape
+/// and how it starts.
+pub fn parameter_specs(cfg: &ModelConfig, kind: ModelKind) -> Vec<(String, Vec<usize>, InitRule)> {
+    let d = cfg.hidden_size;
+    let lecun = |fan_in: usize| InitRule::TruncNormal {
+        std: 1.0 / (fan_in as f64).sqrt(),
+    };
+    let mut specs = vec![
+        (
+            "embed_tokens.embedding_weight".to_string(),
+            vec![cfg.vocab_size, d],
+            lecun(d),
+        ),
+        (
+            "lm_head.weight".to_string(),
+            vec![cfg.vocab_size, d],
+            lecun(d),
+        ),
+        (
+            "q_head.weight".to_string(),
+            vec![2, d],
+            InitRule::Constant(0.0),
+        ),
+        ("q_head.bias".to_string(), vec![2], InitRule::Constant(-5.0)),
+        (
+            "H_init".to_string(),
+            vec![d],
+            InitRule::TruncNormal { std: 1.0 },
+        ),
+        (
+            "L_init".to_string(),
+            vec![d],
+            InitRule::TruncNormal { std: 1.0 },
+        ),
+        (
+            "puzzle_emb.weights".to_string(),
+            vec![cfg.num_puzzle_identifiers, cfg.puzzle_emb_ndim],
+            InitRule::Constant(0.0),
+        ),
+    ];
+    let levels: Vec<(&str, usize, bool)> = match kind {
+        ModelKind::Trm => vec![("L_level", cfg.L_layers, cfg.mlp_t)],
+        ModelKind::Hrm => vec![
+            ("H_level", cfg.H_layers, false),
+            ("L_level", cfg.L_layers, false),
+        ],
+    };
+    let mut swiglu = |prefix: String, width: usize| {
+        let inner = swiglu_inner(width, cfg.expansion);
+        specs.push((
+            format!("{prefix}.gate_up_proj.weight"),
+            vec![2 * inner, width],
+            lecun(width),
+        ));
+        specs.push((
+            format!("{prefix}.down_proj.weight"),
+            vec![width, inner],
+            lecun(inner),
+        ));
+    };
+    let mut attention = Vec::new();
+    for (level, layers, sequence_mlp) in levels {
+        for i in 0..layers {
+            let block = format!("{level}.layers.{i}");
+            if sequence_mlp {
+                swiglu(format!("{block}.mlp_t"), cfg.full_seq_len());
+            } else {
+                attention.push(block.clone());
+            }
+            swiglu(format!("{block}.mlp"), d);
+        }
+    }
+    for block in attention {
+        specs.push((
+            format!("{block}.self_attn.qkv_proj.weight"),
+            vec![3 * d, d],
+            lecun(d),
+        ));
+        specs.push((
+            format!("{block}.self_attn.o_proj.weight"),
+            vec![d, d],
+            lecun(d),
+        ));
+    }
+    specs
+        .into_iter()
+        .map(|(n, s, r)| (format!("model.inner.{n}"), s, r))
+        .collect()
+}
+
+/// A standard normal truncated to [-2, 2], times the compensation that makes the truncated
+/// distribution's standard deviation 1 (official: `comp_std = std / 0.8796`).
+fn truncated_standard_normal(rng: &mut ChaCha8Rng) -> f64 {
+    const COMPENSATION: f64 = 1.1368472606089;
+    loop {
+        // Box-Muller; rejection keeps exactly the truncated normal.
+        let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+        let u2: f64 = rng.random();
+        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        if z.abs() <= 2.0 {
+            return z * COMPENSATION;
+        }
+    }
+}
+
+fn stream_for(seed: u64, name: &str) -> ChaCha8Rng {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(h.finish());
+    rng
+}
+
+/// A fresh model's tensors, all as variables, ready for `VarBuilder::from_varmap`.
+pub fn init_varmap(
+    cfg: &ModelConfig,
+    kind: ModelKind,
+    seed: u64,
+    dtype: DType,
+    device: &Device,
+) -> Result<VarMap> {
+    let varmap = VarMap::new();
+    {
+        let mut data = varmap.data().lock().expect("fresh varmap");
+        for (name, shape, rule) in parameter_specs(cfg, kind) {
+            let n: usize = shape.iter().product();
+            let values: Vec<f64> = match rule {
+                InitRule::Constant(c) => vec![c; n],
+                InitRule::TruncNormal { std } => {
+                    let mut rng = stream_for(seed, &name);
+                    (0..n)
+                        .map(|_| std * truncated_standard_normal(&mut rng))
+                        .collect()
+                }
+            };
+            let t = Tensor::from_vec(values, shape, device)?.to_dtype(dtype)?;
+            data.insert(name, Var::from_tensor(&t)?);
+        }
+    }
+    Ok(varmap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_normal_has_the_requested_spread() {
+        let mut rng = stream_for(0, "x");
+        let xs: Vec<f64> = (0..200_000)
+            .map(|_| truncated_standard_normal(&mut rng))
+            .collect();
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let std = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64).sqrt();
+        assert!(
+            mean.abs() < 0.01 && (std - 1.0).abs() < 0.01,
+            "mean {mean}, std {std}"
+        );
+        assert!(xs.iter().all(|x| x.abs() <= 2.0 * 1.1368472606089 + 1e-12));
+    }
+}

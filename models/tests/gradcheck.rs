@@ -1,0 +1,305 @@
+//! Finite-difference checks of the gradients, in f64, of each layer and of a whole supervision
+//! step of each model on a tiny configuration; and of the one-step-gradient semantics.
+
+use candle_core::{DType, Device, Result, Tensor, Var, D};
+use candle_nn::VarBuilder;
+use models::config::ModelConfig;
+use models::hrm::Hrm;
+use models::init::init_varmap;
+use models::layers::{rms_norm, Attention, Block, BlockShape, Rotary, SwiGlu};
+use models::loss::{bce_with_logits_sum, token_cross_entropy, LossType};
+use models::model::{ModelKind, RecursiveModel};
+use models::shell::InnerCarry;
+use models::trm::Trm;
+use rand::{Rng, SeedableRng};
+
+const DEV: Device = Device::Cpu;
+
+fn random(shape: &[usize], seed: u64, scale: f64) -> Tensor {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    Tensor::from_vec(
+        (0..n)
+            .map(|_| scale * (rng.random::<f64>() * 2.0 - 1.0))
+            .collect::<Vec<f64>>(),
+        shape,
+        &DEV,
+    )
+    .unwrap()
+}
+
+/// Compares autograd with central differences on up to `per_var` entries of every variable.
+fn check(name: &str, vars: &[Var], loss: impl Fn() -> Result<Tensor>) {
+    let value = loss().unwrap();
+    let grads = value.backward().unwrap();
+    let h = 1e-6;
+    let mut checked = 0;
+    for (v_index, var) in vars.iter().enumerate() {
+        let original = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let grad = grads
+            .get(var.as_tensor())
+            .map(|g| g.flatten_all().unwrap().to_vec1::<f64>().unwrap())
+            .unwrap_or(vec![0.0; original.len()]);
+        let picks: Vec<usize> = (0..4)
+            .map(|k| (k * 7919 + v_index * 31) % original.len())
+            .collect();
+        for i in picks {
+            let at = |delta: f64| {
+                let mut p = original.clone();
+                p[i] += delta;
+                var.set(&Tensor::from_vec(p, var.as_tensor().shape(), &DEV).unwrap())
+                    .unwrap();
+                loss().unwrap().to_scalar::<f64>().unwrap()
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            var.set(&Tensor::from_vec(original.clone(), var.as_tensor().shape(), &DEV).unwrap())
+                .unwrap();
+            let err = (fd - grad[i]).abs();
+            assert!(
+                err <= 1e-6 + 1e-5 * fd.abs().max(grad[i].abs()),
+                "{name}: variable {v_index} entry {i}: autograd {} vs finite difference {fd}",
+                grad[i]
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= vars.len());
+}
+
+/// A fixed random projection to a scalar, so every output entry matters.
+fn project(t: &Tensor, seed: u64) -> Result<Tensor> {
+    (t * random(t.dims(), seed, 1.0))?.sum_all()
+}
+
+fn var(shape: &[usize], seed: u64, scale: f64) -> Var {
+    Var::from_tensor(&random(shape, seed, scale)).unwrap()
+}
+
+#[test]
+fn layers_match_finite_differences() {
+    let x = var(&[2, 5, 8], 1, 1.0);
+    check("rms_norm", &[x.clone()], || {
+        project(&rms_norm(x.as_tensor(), 1e-5)?, 2)
+    });
+
+    let rotary = Rotary::new(4, 5, 10000.0, &DEV).unwrap();
+    let q = var(&[2, 5, 2, 4], 3, 1.0);
+    check("rotary", &[q.clone()], || {
+        project(&rotary.apply(q.as_tensor())?, 4)
+    });
+
+    let weights = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&weights, DType::F64, &DEV);
+    let attn = Attention::new(&vb.pp("attn"), 8, 2).unwrap();
+    let mlp = SwiGlu::new(&vb.pp("mlp"), 8, 4.0).unwrap();
+    let shape = BlockShape {
+        hidden: 8,
+        num_heads: 2,
+        expansion: 4.0,
+        eps: 1e-5,
+        sequence_mlp: None,
+    };
+    let block = Block::new(&vb.pp("block"), shape).unwrap();
+    let mixer_block = Block::new(
+        &vb.pp("mixer"),
+        BlockShape {
+            sequence_mlp: Some(5),
+            ..shape
+        },
+    )
+    .unwrap();
+    // Random (not default) weights, so no gradient is trivially zero.
+    for (k, v) in weights.all_vars().iter().enumerate() {
+        v.set(&random(v.as_tensor().dims(), 100 + k as u64, 0.5))
+            .unwrap();
+    }
+    let mut all = weights.all_vars();
+    all.push(x.clone());
+    check("attention", &all, || {
+        project(&attn.forward(x.as_tensor(), None)?, 5)
+    });
+    let rotary8 = Rotary::new(4, 5, 10000.0, &DEV).unwrap();
+    check("attention with rope", &all, || {
+        project(&attn.forward(x.as_tensor(), Some(&rotary8))?, 6)
+    });
+    check("swiglu", &all, || project(&mlp.forward(x.as_tensor())?, 7));
+    check("post-norm block", &all, || {
+        project(&block.forward(x.as_tensor(), Some(&rotary8))?, 8)
+    });
+    check("sequence-mlp block", &all, || {
+        project(&mixer_block.forward(x.as_tensor(), None)?, 9)
+    });
+
+    let logits = var(&[2, 5, 6], 10, 3.0);
+    let labels = Tensor::new(&[[1i64, 5, -100, 0, 2], [3, -100, -100, 4, 4]], &DEV).unwrap();
+    // Stablemax runs in f64 (as the official code); softmax runs in f32 by design, too coarse
+    // for finite differences, and is checked against the official values instead.
+    check("stablemax cross-entropy", &[logits.clone()], || {
+        token_cross_entropy(logits.as_tensor(), &labels, LossType::StablemaxCrossEntropy)?.sum_all()
+    });
+    let q = var(&[6], 11, 4.0);
+    let target = random(&[6], 12, 0.5).affine(1.0, 0.5).unwrap();
+    check("halting BCE", &[q.clone()], || {
+        bce_with_logits_sum(q.as_tensor(), &target)
+    });
+}
+
+fn tiny(kind: ModelKind, mlp_t: bool, h_cycles: usize) -> ModelConfig {
+    ModelConfig {
+        batch_size: 2,
+        seq_len: 6,
+        puzzle_emb_ndim: 8,
+        num_puzzle_identifiers: 3,
+        vocab_size: 5,
+        H_cycles: h_cycles,
+        L_cycles: 2,
+        H_layers: 1,
+        L_layers: 1,
+        hidden_size: 8,
+        expansion: 2.0,
+        num_heads: 2,
+        pos_encodings: if mlp_t { "none".into() } else { "rope".into() },
+        rms_norm_eps: 1e-5,
+        rope_theta: 10000.0,
+        halt_max_steps: 3,
+        halt_exploration_prob: 0.0,
+        forward_dtype: "float64".into(),
+        mlp_t,
+        puzzle_emb_len: if kind == ModelKind::Trm {
+            Some(2)
+        } else {
+            None
+        },
+        no_ACT_continue: if kind == ModelKind::Trm {
+            Some(true)
+        } else {
+            None
+        },
+    }
+}
+
+fn build(cfg: &ModelConfig, kind: ModelKind) -> (candle_nn::VarMap, Box<dyn RecursiveModel>) {
+    let varmap = init_varmap(cfg, kind, 3, DType::F64, &DEV).unwrap();
+    // Non-zero halting head so its gradient path is exercised.
+    for (k, v) in varmap.all_vars().iter().enumerate() {
+        if v.as_tensor().dims() == [2, 8] || v.as_tensor().dims() == [2] {
+            v.set(&random(v.as_tensor().dims(), 50 + k as u64, 0.3))
+                .unwrap();
+        }
+    }
+    let vb = VarBuilder::from_varmap(&varmap, DType::F64, &DEV)
+        .pp("model")
+        .pp("inner");
+    let model: Box<dyn RecursiveModel> = if kind == ModelKind::Hrm {
+        Box::new(Hrm::new(&vb, cfg, &DEV).unwrap())
+    } else {
+        Box::new(Trm::new(&vb, cfg, &DEV).unwrap())
+    };
+    (varmap, model)
+}
+
+fn step_loss(model: &dyn RecursiveModel, carry: &InnerCarry, rows: &Tensor) -> Result<Tensor> {
+    let inputs = Tensor::new(&[[1u32, 2, 3, 4, 0, 1], [4, 3, 2, 1, 1, 2]], &DEV)?;
+    let x = model.shell().input_embeddings(&inputs, rows)?;
+    let out = model.supervision_step(carry, &x)?;
+    let (logits, q_halt, q_continue) = model.shell().heads(&out.z_h)?;
+    project(&logits, 20)?
+        + project(&q_halt, 21)?
+        + project(&q_continue, 22)?
+        + project(&out.z_l, 23)?
+}
+
+#[test]
+fn whole_supervision_steps_match_finite_differences() {
+    // With one round (TRM T = 1; HRM one H and one L cycle) every update has a graph, so the
+    // finite differences of the whole step must equal autograd.
+    for (kind, mlp_t) in [
+        (ModelKind::Trm, false),
+        (ModelKind::Trm, true),
+        (ModelKind::Hrm, false),
+    ] {
+        let mut cfg = tiny(kind, mlp_t, 1);
+        if kind == ModelKind::Hrm {
+            cfg.L_cycles = 1;
+        }
+        let (varmap, model) = build(&cfg, kind);
+        let carry = InnerCarry {
+            z_h: random(&[2, cfg.full_seq_len(), 8], 30, 1.0),
+            z_l: random(&[2, cfg.full_seq_len(), 8], 31, 1.0),
+        };
+        let rows = var(&[2, 8], 32, 0.5);
+        let mut vars: Vec<Var> = varmap
+            .all_vars()
+            .into_iter()
+            .filter(|v| v.as_tensor().rank() == 2)
+            .collect();
+        vars.push(rows.clone());
+        check(
+            &format!("{kind:?} mlp_t={mlp_t} supervision step"),
+            &vars,
+            || step_loss(model.as_ref(), &carry, rows.as_tensor()),
+        );
+    }
+}
+
+#[test]
+fn only_the_last_round_trains() {
+    // The gradient of a T = 2 step equals that of a T = 1 step started from the state the first
+    // round produced: the first round is cut from the graph, as the official no_grad block.
+    let (cfg2, cfg1) = (
+        tiny(ModelKind::Trm, false, 2),
+        tiny(ModelKind::Trm, false, 1),
+    );
+    let (varmap, two_rounds) = build(&cfg2, ModelKind::Trm);
+    let vb = VarBuilder::from_varmap(&varmap, DType::F64, &DEV)
+        .pp("model")
+        .pp("inner");
+    let one_round = Trm::new(&vb, &cfg1, &DEV).unwrap();
+    let carry = InnerCarry {
+        z_h: random(&[2, 8, 8], 40, 1.0),
+        z_l: random(&[2, 8, 8], 41, 1.0),
+    };
+    let rows = random(&[2, 8], 42, 0.5);
+    let inputs = Tensor::new(&[[1u32, 2, 3, 4, 0, 1], [4, 3, 2, 1, 1, 2]], &DEV).unwrap();
+    let x = two_rounds.shell().input_embeddings(&inputs, &rows).unwrap();
+    let after_first = one_round.supervision_step(&carry, &x).unwrap();
+    let after_first = InnerCarry {
+        z_h: after_first.z_h.detach(),
+        z_l: after_first.z_l.detach(),
+    };
+    let g2 = step_loss(two_rounds.as_ref(), &carry, &rows)
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g1 = step_loss(&one_round, &after_first, &rows)
+        .unwrap()
+        .backward()
+        .unwrap();
+    for v in varmap.all_vars() {
+        let (a, b) = (g2.get(v.as_tensor()), g1.get(v.as_tensor()));
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                let diff = (a - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_keepdim(D::Minus1)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap();
+                assert!(diff < 1e-12, "gradients differ by {diff}");
+            }
+            (None, None) => {}
+            _ => panic!("one run has a gradient the other lacks"),
+        }
+    }
+}
