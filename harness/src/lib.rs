@@ -2,6 +2,7 @@
 //! comparison, plots and reports join as their issues land).
 
 mod audit_cmd;
+mod bench_cmd;
 mod data_cmd;
 mod parity_cmd;
 
@@ -31,6 +32,10 @@ enum Command {
     /// the `golden/` format) and print the largest deviation of every tensor. Exits 1 when a
     /// tensor is out of tolerance.
     Parity(parity_cmd::ParityArgs),
+    /// Time one training step and one evaluation step of TRM-Att and HRM on this machine
+    /// (Sudoku shape), against the machine's measured f32 GEMM rate and the official PyTorch
+    /// code's times.
+    Bench(bench_cmd::BenchArgs),
 }
 
 /// Runs the command line `args` (program name first). Exit codes: 0 success, 1 a check
@@ -53,5 +58,6 @@ where
         Command::Data(cmd) => data_cmd::run(cmd),
         Command::Audit(args) => audit_cmd::run(args),
         Command::Parity(args) => parity_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
     }
 }

@@ -13,4 +13,5 @@ pub mod model;
 pub mod optim;
 pub mod parity;
 pub mod shell;
+pub mod trainer;
 pub mod trm;

@@ -1,0 +1,360 @@
+//! One optimiser step per ACT call, as the official `pretrain.train_batch`: the loss of every
+//! slot divided by the global batch, backward, AdamATan2 on the trainable parameters, sign-SGD
+//! on the puzzle-embedding rows of the batch, the carry kept for the next call.
+
+use crate::act::{act_step, initial_carry, ActOptions, Batch, Carry};
+use crate::config::ModelConfig;
+use crate::hrm::Hrm;
+use crate::init::init_varmap;
+use crate::loss::{act_loss, LossType, Metrics};
+use crate::model::{ModelKind, RecursiveModel};
+use crate::optim::{adam_atan2_step, sparse_sign_sgd_step, AdamAtan2Config, Moments};
+use crate::trm::Trm;
+use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use rand_chacha::ChaCha8Rng;
+
+const PUZZLE_TABLE: &str = "model.inner.puzzle_emb.weights";
+/// Buffers: in the state dict, not updated by AdamATan2.
+const BUFFERS: [&str; 3] = ["model.inner.H_init", "model.inner.L_init", PUZZLE_TABLE];
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OptimConfig {
+    pub adam: AdamAtan2Config,
+    pub puzzle_emb_lr: f64,
+    pub puzzle_emb_weight_decay: f64,
+    pub loss: LossType,
+    /// EMA rate of the trainable parameters (TRM: 0.999), or none (HRM's recipe).
+    pub ema: Option<f64>,
+}
+
+pub struct Trainer {
+    pub model: Box<dyn RecursiveModel>,
+    pub varmap: VarMap,
+    /// Trainable parameters in name order, with their moments.
+    trainable: Vec<(String, Var, Moments)>,
+    /// EMA shadows of the trainable parameters, in the same order.
+    pub ema: Option<Vec<Vec<f32>>>,
+    pub optim: OptimConfig,
+    /// Optimiser steps taken.
+    pub step: u64,
+    pub carry: Option<Carry>,
+}
+
+pub fn build_model(
+    varmap: &VarMap,
+    cfg: &ModelConfig,
+    kind: ModelKind,
+    device: &Device,
+) -> Result<Box<dyn RecursiveModel>> {
+    let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
+    let inner = vb.pp("model").pp("inner");
+    Ok(match kind {
+        ModelKind::Trm => Box::new(Trm::new(&inner, cfg, device)?),
+        ModelKind::Hrm => Box::new(Hrm::new(&inner, cfg, device)?),
+    })
+}
+
+impl Trainer {
+    /// A freshly initialised model (official initialisation, seeded).
+    pub fn new(
+        cfg: &ModelConfig,
+        kind: ModelKind,
+        optim: OptimConfig,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let varmap = init_varmap(cfg, kind, seed, DType::F32, device)?;
+        let model = build_model(&varmap, cfg, kind, device)?;
+        let mut trainable: Vec<(String, Var, Moments)> = varmap
+            .data()
+            .lock()
+            .expect("varmap")
+            .iter()
+            .filter(|(name, _)| !BUFFERS.contains(&name.as_str()))
+            .map(|(name, var)| {
+                (
+                    name.clone(),
+                    var.clone(),
+                    Moments::zeros(var.as_tensor().elem_count()),
+                )
+            })
+            .collect();
+        trainable.sort_by(|a, b| a.0.cmp(&b.0));
+        // The shadow starts as a copy of the initial parameters (no zero start, no bias fix).
+        let ema = match optim.ema {
+            Some(_) => Some(
+                trainable
+                    .iter()
+                    .map(|(_, v, _)| v.as_tensor().flatten_all()?.to_vec1::<f32>())
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            None => None,
+        };
+        Ok(Trainer {
+            model,
+            varmap,
+            trainable,
+            ema,
+            optim,
+            step: 0,
+            carry: None,
+        })
+    }
+
+    pub fn puzzle_table(&self) -> Var {
+        self.varmap
+            .data()
+            .lock()
+            .expect("varmap")
+            .get(PUZZLE_TABLE)
+            .expect("the model has a puzzle table")
+            .clone()
+    }
+
+    /// One ACT call and one optimiser step; `lr_scale` is the schedule's multiplier.
+    pub fn train_step(
+        &mut self,
+        batch: &Batch,
+        lr_scale: f64,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Metrics> {
+        let carry = match self.carry.take() {
+            Some(c) => c,
+            None => initial_carry(self.model.as_ref(), batch)?,
+        };
+        let table = self.puzzle_table();
+        let opts = ActOptions {
+            training: true,
+            puzzle_grad: true,
+            rng,
+        };
+        let (next, out) = act_step(self.model.as_ref(), &carry, batch, table.as_tensor(), opts)?;
+        let loss = act_loss(
+            &out,
+            &next.data.labels,
+            &next.halted,
+            &next.steps,
+            self.optim.loss,
+        )?;
+        let batch_size = batch.inputs.dim(0)? as f64;
+        let grads = (&loss.total * (1.0 / batch_size))?.backward()?;
+        self.step += 1;
+        let lr = self.optim.adam.lr * lr_scale;
+        for (i, (_, var, moments)) in self.trainable.iter_mut().enumerate() {
+            let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            // A parameter the loss does not reach still decays, as in the official optimiser.
+            let g = match grads.get(var.as_tensor()) {
+                Some(grad) => grad.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?,
+                None => vec![0.0; p.len()],
+            };
+            adam_atan2_step(&self.optim.adam, lr, self.step, &mut p, &g, moments);
+            if let (Some(shadows), Some(mu)) = (&mut self.ema, self.optim.ema) {
+                crate::optim::ema_update(&mut shadows[i], &p, mu);
+            }
+            var.set(&Tensor::from_vec(
+                p,
+                var.as_tensor().shape(),
+                var.as_tensor().device(),
+            )?)?;
+        }
+        if let Some(rows) = &out.puzzle_rows {
+            if let Some(local) = grads.get(rows.as_tensor()) {
+                let (n, width) = table.as_tensor().dims2()?;
+                let mut w = table.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+                let ids = next.data.puzzle_identifiers.to_vec1::<u32>()?;
+                let local = local.flatten_all()?.to_vec1::<f32>()?;
+                let puzzle_lr = self.optim.puzzle_emb_lr * lr_scale;
+                sparse_sign_sgd_step(
+                    &mut w,
+                    width,
+                    &ids,
+                    &local,
+                    puzzle_lr,
+                    self.optim.puzzle_emb_weight_decay,
+                );
+                table.set(&Tensor::from_vec(
+                    w,
+                    (n, width),
+                    table.as_tensor().device(),
+                )?)?;
+            }
+        }
+        self.carry = Some(next);
+        Ok(loss.metrics)
+    }
+
+    /// The model over detached copies of the weights (shared storage), so inference records
+    /// no graph and frees each activation as soon as it is used; with `use_ema`, the EMA
+    /// weights replace the trainable ones (buffers and the puzzle table stay live), as the
+    /// official evaluation does.
+    pub fn inference_model(
+        &self,
+        cfg: &ModelConfig,
+        kind: ModelKind,
+        use_ema: bool,
+    ) -> Result<Box<dyn RecursiveModel>> {
+        let device = self.puzzle_table().as_tensor().device().clone();
+        let mut tensors: std::collections::HashMap<String, Tensor> = self
+            .varmap
+            .data()
+            .lock()
+            .expect("varmap")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+            .collect();
+        if let (true, Some(shadows)) = (use_ema, &self.ema) {
+            for ((name, var, _), shadow) in self.trainable.iter().zip(shadows) {
+                tensors.insert(
+                    name.clone(),
+                    Tensor::from_vec(shadow.clone(), var.as_tensor().shape(), &device)?,
+                );
+            }
+        }
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let inner = vb.pp("model").pp("inner");
+        Ok(match kind {
+            ModelKind::Trm => Box::new(Trm::new(&inner, cfg, &device)?),
+            ModelKind::Hrm => Box::new(Hrm::new(&inner, cfg, &device)?),
+        })
+    }
+
+    /// One evaluation call (no halting on q) of `model` (see `inference_model`) from `carry`.
+    pub fn eval_step(
+        &self,
+        model: &dyn RecursiveModel,
+        carry: &Carry,
+        batch: &Batch,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(Carry, Metrics)> {
+        let table = self.puzzle_table();
+        let opts = ActOptions {
+            training: false,
+            puzzle_grad: false,
+            rng,
+        };
+        let (next, out) = act_step(model, carry, batch, &table.as_tensor().detach(), opts)?;
+        let loss = act_loss(
+            &out,
+            &next.data.labels,
+            &next.halted,
+            &next.steps,
+            self.optim.loss,
+        )?;
+        Ok((next, loss.metrics))
+    }
+}
+
+/// Everything a run needs to continue exactly where it stopped.
+impl Trainer {
+    /// Tensors of the full training state under official names (weights and buffers) plus
+    /// `optim.m.*`, `optim.v.*`, `ema.*`, the carry (`carry.*`) and the step.
+    pub fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let device = self.puzzle_table().as_tensor().device().clone();
+        let mut out: Vec<(String, Tensor)> = self
+            .varmap
+            .data()
+            .lock()
+            .expect("varmap")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+            .collect();
+        for (i, (name, var, m)) in self.trainable.iter().enumerate() {
+            let shape = var.as_tensor().shape();
+            out.push((
+                format!("optim.m.{name}"),
+                Tensor::from_vec(m.m.clone(), shape, &device)?,
+            ));
+            out.push((
+                format!("optim.v.{name}"),
+                Tensor::from_vec(m.v.clone(), shape, &device)?,
+            ));
+            if let Some(shadows) = &self.ema {
+                out.push((
+                    format!("ema.{name}"),
+                    Tensor::from_vec(shadows[i].clone(), shape, &device)?,
+                ));
+            }
+        }
+        out.push((
+            "optim.step".into(),
+            Tensor::new(&[self.step as i64], &device)?,
+        ));
+        if let Some(c) = &self.carry {
+            out.push(("carry.z_H".into(), c.inner.z_h.clone()));
+            out.push(("carry.z_L".into(), c.inner.z_l.clone()));
+            out.push((
+                "carry.steps".into(),
+                Tensor::new(
+                    c.steps.iter().map(|&s| s as i64).collect::<Vec<_>>(),
+                    &device,
+                )?,
+            ));
+            out.push((
+                "carry.halted".into(),
+                Tensor::new(
+                    c.halted.iter().map(|&h| h as u8).collect::<Vec<_>>(),
+                    &device,
+                )?,
+            ));
+            out.push(("carry.inputs".into(), c.data.inputs.clone()));
+            out.push(("carry.labels".into(), c.data.labels.clone()));
+            out.push((
+                "carry.puzzle_identifiers".into(),
+                c.data.puzzle_identifiers.clone(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Restores a state written by `state_tensors` into this (identically configured) trainer.
+    pub fn restore(&mut self, state: &std::collections::HashMap<String, Tensor>) -> Result<()> {
+        let get = |name: &str| {
+            state
+                .get(name)
+                .ok_or_else(|| candle_core::Error::msg(format!("checkpoint lacks {name}")))
+        };
+        for (name, var) in self.varmap.data().lock().expect("varmap").iter() {
+            var.set(&get(name)?.to_dtype(DType::F32)?)?;
+        }
+        for (i, (name, _, m)) in self.trainable.iter_mut().enumerate() {
+            m.m = get(&format!("optim.m.{name}"))?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            m.v = get(&format!("optim.v.{name}"))?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            if let Some(shadows) = &mut self.ema {
+                shadows[i] = get(&format!("ema.{name}"))?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+            }
+        }
+        self.step = get("optim.step")?.to_vec1::<i64>()?[0] as u64;
+        self.carry = match state.get("carry.z_H") {
+            None => None,
+            Some(z_h) => Some(Carry {
+                inner: crate::shell::InnerCarry {
+                    z_h: z_h.clone(),
+                    z_l: get("carry.z_L")?.clone(),
+                },
+                steps: get("carry.steps")?
+                    .to_vec1::<i64>()?
+                    .iter()
+                    .map(|&s| s as u32)
+                    .collect(),
+                halted: get("carry.halted")?
+                    .to_vec1::<u8>()?
+                    .iter()
+                    .map(|&h| h != 0)
+                    .collect(),
+                data: Batch {
+                    inputs: get("carry.inputs")?.clone(),
+                    labels: get("carry.labels")?.clone(),
+                    puzzle_identifiers: get("carry.puzzle_identifiers")?.clone(),
+                },
+            }),
+        };
+        Ok(())
+    }
+}
