@@ -13,5 +13,7 @@ pub use error::{DataError, Result};
 pub mod arc;
 pub mod audit;
 pub mod csvio;
+pub mod loader;
 pub mod maze;
 pub mod sample;
+pub mod score;

@@ -1,0 +1,244 @@
+//! Batches as the official `puzzle_dataset.py` draws them, seeded where the official code is
+//! not. Training: each epoch is a random permutation of the groups; for each group one random
+//! version (puzzle) is taken and its examples, in random order, fill the batch (the last puzzle
+//! truncated to fit); an incomplete final batch is dropped. Test: examples in order, the last
+//! batch padded with PAD inputs, ignored labels and the blank identifier.
+
+use crate::format::{Metadata, Split};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+pub const IGNORE_LABEL: i64 = -100;
+
+/// One batch in host memory, ready to become tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostBatch {
+    pub batch_size: usize,
+    pub seq_len: usize,
+    /// `[batch_size * seq_len]`
+    pub inputs: Vec<u32>,
+    /// `[batch_size * seq_len]`, `IGNORE_LABEL` where the label is the ignore id or padding.
+    pub labels: Vec<i64>,
+    pub puzzle_identifiers: Vec<u32>,
+    /// Rows holding real examples (the rest is padding).
+    pub effective: usize,
+    /// Split example index of each real row.
+    pub example_indices: Vec<usize>,
+}
+
+fn collate(
+    split: &Split,
+    meta: &Metadata,
+    rows: &[(usize, usize)],
+    batch_size: usize,
+) -> HostBatch {
+    let s = split.seq_len;
+    let ignore = meta.ignore_label_id;
+    let mut b = HostBatch {
+        batch_size,
+        seq_len: s,
+        inputs: vec![meta.pad_id as u32; batch_size * s],
+        labels: vec![IGNORE_LABEL; batch_size * s],
+        puzzle_identifiers: vec![meta.blank_identifier_id as u32; batch_size],
+        effective: rows.len(),
+        example_indices: rows.iter().map(|r| r.0).collect(),
+    };
+    for (row, &(example, puzzle)) in rows.iter().enumerate() {
+        for (j, (&i, &l)) in split
+            .input(example)
+            .iter()
+            .zip(split.label(example))
+            .enumerate()
+        {
+            b.inputs[row * s + j] = i as u32;
+            b.labels[row * s + j] = if Some(l as i64) == ignore {
+                IGNORE_LABEL
+            } else {
+                l as i64
+            };
+        }
+        b.puzzle_identifiers[row] = split.puzzle_identifiers[puzzle] as u32;
+    }
+    b
+}
+
+/// The training stream: endless, one epoch after another.
+pub struct TrainSampler<'a> {
+    split: &'a Split,
+    meta: &'a Metadata,
+    batch_size: usize,
+    rng: ChaCha8Rng,
+    order: Vec<usize>,
+    next_group: usize,
+    /// Completed passes over the groups.
+    pub epochs: u64,
+}
+
+impl<'a> TrainSampler<'a> {
+    pub fn new(
+        split: &'a Split,
+        meta: &'a Metadata,
+        batch_size: usize,
+        rng: ChaCha8Rng,
+    ) -> Result<Self, String> {
+        if split.num_groups() == 0 {
+            return Err("the training split has no groups".into());
+        }
+        if batch_size == 0 {
+            return Err("the batch size must be at least 1".into());
+        }
+        if split.num_examples() < batch_size {
+            return Err(format!(
+                "the training split has {} examples, fewer than one batch of {batch_size}",
+                split.num_examples()
+            ));
+        }
+        Ok(TrainSampler {
+            split,
+            meta,
+            batch_size,
+            rng,
+            order: Vec::new(),
+            next_group: 0,
+            epochs: 0,
+        })
+    }
+
+    fn new_epoch(&mut self) {
+        self.order = (0..self.split.num_groups()).collect();
+        self.order.shuffle(&mut self.rng);
+        self.next_group = 0;
+    }
+
+    /// The next full batch; a pass that cannot fill one more batch is cut and a new one starts.
+    pub fn next_batch(&mut self) -> HostBatch {
+        loop {
+            if self.next_group >= self.order.len() {
+                if !self.order.is_empty() {
+                    self.epochs += 1;
+                }
+                self.new_epoch();
+            }
+            let mut rows: Vec<(usize, usize)> = Vec::with_capacity(self.batch_size);
+            while self.next_group < self.order.len() && rows.len() < self.batch_size {
+                let group = self.order[self.next_group];
+                self.next_group += 1;
+                let puzzles = self.split.group_puzzles(group);
+                let puzzle = self.rng.random_range(puzzles);
+                let mut examples: Vec<usize> = self.split.puzzle_examples(puzzle).collect();
+                examples.shuffle(&mut self.rng);
+                examples.truncate(self.batch_size - rows.len());
+                rows.extend(examples.into_iter().map(|e| (e, puzzle)));
+            }
+            if rows.len() == self.batch_size {
+                return collate(self.split, self.meta, &rows, self.batch_size);
+            }
+        }
+    }
+}
+
+/// The test split in order, in batches of `batch_size`, the last one padded.
+pub fn test_batches<'a>(
+    split: &'a Split,
+    meta: &'a Metadata,
+    batch_size: usize,
+) -> impl Iterator<Item = HostBatch> + 'a {
+    let puzzle_of = split.example_puzzles();
+    (0..split.num_examples())
+        .step_by(batch_size.max(1))
+        .map(move |start| {
+            let end = (start + batch_size).min(split.num_examples());
+            let rows: Vec<(usize, usize)> = (start..end).map(|e| (e, puzzle_of[e])).collect();
+            collate(split, meta, &rows, batch_size)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn split() -> (Split, Metadata) {
+        // 3 groups: group 0 has 2 versions of 2 examples, groups 1 and 2 one version of 3.
+        let mut s = Split::new(2);
+        let ex = |v: u8| ([v, v], [v, 0]);
+        for (id, values) in [(1, vec![10, 11]), (2, vec![20, 21])] {
+            let e: Vec<([u8; 2], [u8; 2])> = values.into_iter().map(ex).collect();
+            s.add_puzzle(id, e.iter().map(|(i, l)| (&i[..], &l[..])));
+        }
+        s.close_group();
+        for (id, base) in [(3, 30), (4, 40)] {
+            let e: Vec<([u8; 2], [u8; 2])> = (0..3).map(|k| ex(base + k)).collect();
+            s.add_puzzle(id, e.iter().map(|(i, l)| (&i[..], &l[..])));
+            s.close_group();
+        }
+        let meta = Metadata {
+            pad_id: 0,
+            ignore_label_id: Some(0),
+            blank_identifier_id: 0,
+            vocab_size: 50,
+            seq_len: 2,
+            num_puzzle_identifiers: 5,
+            total_groups: 3,
+            mean_puzzle_examples: 2.5,
+            sets: vec!["all".into()],
+        };
+        (s, meta)
+    }
+
+    #[test]
+    fn one_version_per_group_per_epoch_and_labels_ignored() {
+        let (s, meta) = split();
+        let mut sampler = TrainSampler::new(&s, &meta, 4, ChaCha8Rng::seed_from_u64(0)).unwrap();
+        for _ in 0..50 {
+            let b = sampler.next_batch();
+            assert_eq!(b.effective, 4);
+            // Label 0 (the ignore id) becomes -100; inputs keep their tokens.
+            assert!(b
+                .labels
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .all(|&l| l == IGNORE_LABEL));
+            // A batch lies within one pass, where each group gives one version: group 0's two
+            // versions (identifiers 1 and 2) never share a batch.
+            assert!(!(b.puzzle_identifiers.contains(&1) && b.puzzle_identifiers.contains(&2)));
+            for (row, &e) in b.example_indices.iter().enumerate() {
+                let puzzle = s.example_puzzles()[e];
+                assert_eq!(
+                    b.puzzle_identifiers[row],
+                    s.puzzle_identifiers[puzzle] as u32
+                );
+                assert_eq!(b.inputs[row * 2], s.input(e)[0] as u32);
+            }
+        }
+        assert!(sampler.epochs > 10);
+    }
+
+    #[test]
+    fn test_batches_cover_every_example_once_with_padding() {
+        let (s, meta) = split();
+        let batches: Vec<HostBatch> = test_batches(&s, &meta, 4).collect();
+        assert_eq!(batches.len(), 3);
+        let seen: Vec<usize> = batches
+            .iter()
+            .flat_map(|b| b.example_indices.clone())
+            .collect();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        let last = &batches[2];
+        assert_eq!(last.effective, 2);
+        assert_eq!(&last.inputs[4..], &[0, 0, 0, 0]);
+        assert!(last.labels[4..].iter().all(|&l| l == IGNORE_LABEL));
+        assert_eq!(&last.puzzle_identifiers[2..], &[0, 0]);
+    }
+
+    #[test]
+    fn too_small_splits_are_refused() {
+        let (s, meta) = split();
+        let err = TrainSampler::new(&s, &meta, 11, ChaCha8Rng::seed_from_u64(0))
+            .err()
+            .unwrap();
+        assert!(err.contains("fewer than one batch"), "{err}");
+    }
+}
