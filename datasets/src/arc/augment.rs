@@ -76,31 +76,38 @@ impl ArcAugmentation {
         }
     }
 
-    /// Parses a version name back into the task id and augmentation.
+    /// Parses a version name back into the task id and augmentation: TRM's
+    /// `<id>|||t<T>|||<map>`, HRM's `<id>_t<T>_<map>`, or a bare id (the original).
     pub fn parse_name(name: &str) -> Option<(String, Self)> {
         let parts: Vec<&str> = name.split("|||").collect();
-        match parts.as_slice() {
-            [id] => Some((id.to_string(), Self::identity())),
-            [id, t, map] => {
-                let dihedral: u8 = t.strip_prefix('t')?.parse().ok().filter(|&t: &u8| t < 8)?;
-                let digits: Vec<u8> = map.bytes().map(|b| b.wrapping_sub(b'0')).collect();
-                if digits.len() != 10 || digits[0] != 0 || {
-                    let mut s = digits.clone();
-                    s.sort_unstable();
-                    s != (0..10).collect::<Vec<u8>>()
-                } {
-                    return None;
+        let (id, t, map) = match parts.as_slice() {
+            [id, t, map] => (*id, *t, *map),
+            [bare] => match bare.rsplitn(3, '_').collect::<Vec<_>>().as_slice() {
+                [map, t, id]
+                    if t.starts_with('t')
+                        && map.len() == 10
+                        && map.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    (*id, *t, *map)
                 }
-                Some((
-                    id.to_string(),
-                    ArcAugmentation {
-                        dihedral,
-                        colours: digits.try_into().ok()?,
-                    },
-                ))
-            }
-            _ => None,
+                _ => return Some((bare.to_string(), Self::identity())),
+            },
+            _ => return None,
+        };
+        let dihedral: u8 = t.strip_prefix('t')?.parse().ok().filter(|&t: &u8| t < 8)?;
+        let digits: Vec<u8> = map.bytes().map(|b| b.wrapping_sub(b'0')).collect();
+        let mut sorted = digits.clone();
+        sorted.sort_unstable();
+        if digits.len() != 10 || digits[0] != 0 || sorted != (0..10).collect::<Vec<u8>>() {
+            return None;
         }
+        Some((
+            id.to_string(),
+            ArcAugmentation {
+                dihedral,
+                colours: digits.try_into().ok()?,
+            },
+        ))
     }
 }
 
@@ -191,6 +198,17 @@ mod tests {
             prop_assert_eq!(id, "abc123");
             prop_assert_eq!(back, aug);
         }
+    }
+
+    #[test]
+    fn hrm_names_parse_too() {
+        let (id, aug) = ArcAugmentation::parse_name("007bbfb7_t3_0918273645").unwrap();
+        assert_eq!(
+            (id.as_str(), aug.dihedral, aug.colours),
+            ("007bbfb7", 3, [0, 9, 1, 8, 2, 7, 3, 6, 4, 5])
+        );
+        // A ConceptARC id with underscores but no version suffix stays whole.
+        assert_eq!(ArcAugmentation::parse_name("Count_3").unwrap().0, "Count_3");
     }
 
     #[test]
