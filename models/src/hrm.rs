@@ -23,13 +23,7 @@ impl Hrm {
     /// `vb` is rooted at the inner model (`model.inner` in official checkpoints).
     pub fn new(vb: &VarBuilder, cfg: &ModelConfig, device: &Device) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::msg)?;
-        let shape = BlockShape {
-            hidden: cfg.hidden_size,
-            num_heads: cfg.num_heads,
-            expansion: cfg.expansion,
-            eps: cfg.rms_norm_eps,
-            sequence_mlp: None,
-        };
+        let shape = BlockShape::of(cfg, false);
         Ok(Hrm {
             cfg: cfg.clone(),
             shell: Shell::new(vb, cfg, device)?,

@@ -209,6 +209,19 @@ pub struct BlockShape {
     pub sequence_mlp: Option<usize>,
 }
 
+impl BlockShape {
+    /// The blocks of a model: attention, or the sequence-MLP mixer over the full sequence.
+    pub fn of(cfg: &crate::config::ModelConfig, sequence_mlp: bool) -> Self {
+        BlockShape {
+            hidden: cfg.hidden_size,
+            num_heads: cfg.num_heads,
+            expansion: cfg.expansion,
+            eps: cfg.rms_norm_eps,
+            sequence_mlp: sequence_mlp.then(|| cfg.full_seq_len()),
+        }
+    }
+}
+
 impl Block {
     pub fn new(vb: &VarBuilder, shape: BlockShape) -> Result<Self> {
         let mixer = match shape.sequence_mlp {

@@ -4,11 +4,9 @@
 
 use crate::act::{act_step, initial_carry, ActOptions, Batch, Carry};
 use crate::config::ModelConfig;
-use crate::hrm::Hrm;
 use crate::loss::{act_loss, LossType};
 use crate::model::RecursiveModel;
 use crate::shell::InnerCarry;
-use crate::trm::Trm;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use rand::SeedableRng;
@@ -149,13 +147,12 @@ impl Golden {
     }
 
     pub fn model(&self, device: &Device) -> Result<Box<dyn RecursiveModel>> {
-        let vb = VarBuilder::from_varmap(&self.varmap, DType::F32, device);
-        let inner = vb.pp("model").pp("inner");
-        Ok(if self.is_hrm {
-            Box::new(Hrm::new(&inner, &self.config, device)?)
-        } else {
-            Box::new(Trm::new(&inner, &self.config, device)?)
-        })
+        crate::trainer::build_model(
+            &VarBuilder::from_varmap(&self.varmap, DType::F32, device),
+            &self.config,
+            self.kind(),
+            device,
+        )
     }
 
     pub fn batch(&self) -> Result<Batch> {

@@ -41,13 +41,13 @@ pub struct Trainer {
     pub carry: Option<Carry>,
 }
 
+/// Either model over the tensors of `vb` (rooted at the state dict's top, `model.inner` below).
 pub fn build_model(
-    varmap: &VarMap,
+    vb: &VarBuilder,
     cfg: &ModelConfig,
     kind: ModelKind,
     device: &Device,
 ) -> Result<Box<dyn RecursiveModel>> {
-    let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
     let inner = vb.pp("model").pp("inner");
     Ok(match kind {
         ModelKind::Trm => Box::new(Trm::new(&inner, cfg, device)?),
@@ -65,7 +65,12 @@ impl Trainer {
         device: &Device,
     ) -> Result<Self> {
         let varmap = init_varmap(cfg, kind, seed, DType::F32, device)?;
-        let model = build_model(&varmap, cfg, kind, device)?;
+        let model = build_model(
+            &VarBuilder::from_varmap(&varmap, DType::F32, device),
+            cfg,
+            kind,
+            device,
+        )?;
         let mut trainable: Vec<(String, Var, Moments)> = varmap
             .data()
             .lock()
@@ -211,12 +216,12 @@ impl Trainer {
                 );
             }
         }
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let inner = vb.pp("model").pp("inner");
-        Ok(match kind {
-            ModelKind::Trm => Box::new(Trm::new(&inner, cfg, &device)?),
-            ModelKind::Hrm => Box::new(Hrm::new(&inner, cfg, &device)?),
-        })
+        build_model(
+            &VarBuilder::from_tensors(tensors, DType::F32, &device),
+            cfg,
+            kind,
+            &device,
+        )
     }
 
     /// One evaluation call (no halting on q) of `model` (see `inference_model`) from `carry`.
