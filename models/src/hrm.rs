@@ -63,6 +63,10 @@ impl RecursiveModel for Hrm {
         Ok(InnerCarry { z_h, z_l })
     }
 
+    fn levels(&self) -> Vec<&ReasoningModule> {
+        vec![&self.l_level, &self.h_level]
+    }
+
     fn learns_continue(&self) -> bool {
         true
     }

@@ -13,6 +13,9 @@ pub trait RecursiveModel {
     /// HRM (and TRM with `no_ACT_continue = false`): halt when q_halt > q_continue and learn
     /// q_continue from a bootstrapped target; otherwise halt when q_halt > 0.
     fn learns_continue(&self) -> bool;
+    /// The recurrent modules, low level first (TRM: its one net; HRM: L then H), for
+    /// layer-level comparisons with the official code.
+    fn levels(&self) -> Vec<&crate::layers::ReasoningModule>;
 }
 
 /// Which model a configuration describes.

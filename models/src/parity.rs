@@ -195,7 +195,7 @@ pub fn run_golden_with_weights(
     let table = table
         .ok_or_else(|| candle_core::Error::msg("weights lack model.inner.puzzle_emb.weights"))?;
     let b = batch.inputs.dim(0)?;
-    let mut out = Vec::new();
+    let mut out = debug_tensors(&g, model.as_ref(), &batch, &table, tol.forward)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     for (prefix, training) in [("", true), ("eval.", false)] {
         let mut carry = initial_carry(model.as_ref(), &batch)?;
@@ -386,6 +386,65 @@ pub fn run_golden_with_weights(
             }
             carry = next;
         }
+    }
+    Ok(out)
+}
+
+/// The intermediate tensors of `debug.safetensors`: rotary tables, the input embedding, one
+/// application of the low level from the initial states, and (HRM) one of the high level.
+fn debug_tensors(
+    g: &Golden,
+    model: &dyn RecursiveModel,
+    batch: &Batch,
+    table: &Tensor,
+    rtol: f64,
+) -> Result<Vec<Deviation>> {
+    let mut out = Vec::new();
+    let shell = model.shell();
+    if let (Some(rotary), Some(cos), Some(sin)) = (
+        &shell.rotary,
+        g.tensors.get("debug.rope_cos"),
+        g.tensors.get("debug.rope_sin"),
+    ) {
+        out.push(compare("debug.rope_cos", &rotary.cos, cos, rtol, 0.0)?);
+        out.push(compare("debug.rope_sin", &rotary.sin, sin, rtol, 0.0)?);
+    }
+    let Some(expected_x) = g.tensors.get("debug.input_embeddings") else {
+        return Ok(out);
+    };
+    let x = shell.input_embeddings(
+        &batch.inputs,
+        &table.index_select(&batch.puzzle_identifiers, 0)?,
+    )?;
+    out.push(compare(
+        "debug.input_embeddings",
+        &x,
+        expected_x,
+        rtol,
+        0.0,
+    )?);
+    let fresh = shell.initial_carry(x.dim(0)?, x.dim(1)?)?;
+    let levels = model.levels();
+    let rotary = shell.rotary.as_ref();
+    let first_l = levels[0].forward(&fresh.z_l, &(&fresh.z_h + &x)?, rotary)?;
+    out.push(compare(
+        "debug.first_L_level_out",
+        &first_l,
+        g.tensor("debug.first_L_level_out")?,
+        rtol,
+        0.0,
+    )?);
+    if let (Some(h_level), Some(expected)) = (
+        levels.get(1),
+        g.tensors.get("debug.first_H_level_out_after_one_L"),
+    ) {
+        out.push(compare(
+            "debug.first_H_level_out_after_one_L",
+            &h_level.forward(&fresh.z_h, &first_l, rotary)?,
+            expected,
+            rtol,
+            0.0,
+        )?);
     }
     Ok(out)
 }

@@ -63,6 +63,10 @@ impl RecursiveModel for Trm {
         Ok(InnerCarry { z_h: y, z_l: z })
     }
 
+    fn levels(&self) -> Vec<&ReasoningModule> {
+        vec![&self.net]
+    }
+
     fn learns_continue(&self) -> bool {
         !self.cfg.no_ACT_continue.unwrap_or(true)
     }
