@@ -160,15 +160,15 @@ struct DistanceField {
     component: Vec<u32>,
     component_stamp: Vec<u32>,
     layout: u32,
-    /// A start cell of every component large and wide enough to hold a path over the
-    /// threshold; only those components are labelled.
-    host_starts: Vec<usize>,
+    /// Every component large and wide enough to hold a path over the threshold; only
+    /// those are labelled.
+    hosts: Vec<HostComponent>,
     landmark_a: Vec<u32>,
     landmark_b: Vec<u32>,
     queue: Vec<usize>,
-    /// Padded cells ordered by distance from the grid's centre: a component's first search
-    /// starts near its middle, so twice that cell's eccentricity is a tight diameter bound.
-    centre_first: Vec<usize>,
+    /// Cells (row, column) ordered by distance from the grid's centre: a component's first
+    /// search starts near its middle, so twice that cell's eccentricity is a tight diameter bound.
+    centre_first: Vec<(usize, usize)>,
 }
 
 impl DistanceField {
@@ -184,7 +184,7 @@ impl DistanceField {
             let (r, col) = ((c / side) as f64 - mid, (c % side) as f64 - mid);
             ((r * r + col * col) * 16.0) as u64
         });
-        let centre_first = order.into_iter().map(|c| padded[c]).collect();
+        let centre_first = order.into_iter().map(|c| (c / side, c % side)).collect();
         DistanceField {
             width,
             padded,
@@ -198,7 +198,7 @@ impl DistanceField {
             component: vec![0; n],
             component_stamp: vec![0; n],
             layout: 0,
-            host_starts: Vec::new(),
+            hosts: Vec::new(),
             landmark_a: vec![0; n],
             landmark_b: vec![0; n],
             queue: Vec::with_capacity(n),
@@ -256,6 +256,7 @@ impl DistanceField {
     /// Whether some component may hold a path longer than `threshold`, decided on bit rows:
     /// a breadth-first search advances a whole row per word operation, which makes this
     /// test, the one every layout needs, several times cheaper than a cell-by-cell search.
+    /// Remembers each such component (its cells and a farthest cell) for `prepare`.
     fn may_host(&mut self, walls: &[usize], threshold: u32) -> bool {
         let side = self.width - 2;
         let mut unvisited = [0u64; 64];
@@ -264,67 +265,48 @@ impl DistanceField {
             let (r, c) = self.row_col[w];
             unvisited[r as usize] &= !(1u64 << c);
         }
-        let open = unvisited;
-        let mut remaining: u32 = open[..side].iter().map(|m| m.count_ones()).sum();
-        self.host_starts.clear();
-        // Two frontier buffers used in turn, all zero between searches.
-        let mut buffers = [[0u64; 64]; 2];
+        let mut remaining: u32 = unvisited[..side].iter().map(|m| m.count_ones()).sum();
+        self.hosts.clear();
         for i in 0..self.centre_first.len() {
             // Components of at most threshold + 1 cells cannot hold such a path.
             if remaining <= threshold + 1 {
                 break;
             }
-            let p = self.centre_first[i];
-            let (r, c) = (p / self.width - 1, p % self.width - 1);
+            let (r, c) = self.centre_first[i];
             if unvisited[r] & (1 << c) == 0 {
                 continue;
             }
-            let mut cur = 0;
-            buffers[cur][r] = 1 << c;
-            unvisited[r] &= !(1 << c);
-            let (mut size, mut ecc) = (1u32, 0u32);
-            let (mut lo, mut hi) = (r, r);
-            loop {
-                let (from, to) = (lo.saturating_sub(1), (hi + 1).min(side - 1));
-                let [a, b] = &mut buffers;
-                let (frontier, next) = if cur == 0 { (&*a, b) } else { (&*b, a) };
-                let mut any = 0u64;
-                for row in from..=to {
-                    let f = frontier[row];
-                    let up = if row > 0 { frontier[row - 1] } else { 0 };
-                    let down = if row + 1 < side { frontier[row + 1] } else { 0 };
-                    let n = (f | f << 1 | f >> 1 | up | down) & unvisited[row];
-                    next[row] = n;
-                    any |= n;
-                }
-                if any == 0 {
-                    break;
-                }
-                ecc += 1;
-                (lo, hi) = (side, 0);
-                for row in from..=to {
-                    if next[row] != 0 {
-                        unvisited[row] &= !next[row];
-                        size += next[row].count_ones();
-                        lo = lo.min(row);
-                        hi = hi.max(row);
-                    }
-                }
-                // The old frontier becomes the next buffer: clear the rows it may hold.
-                buffers[cur][from..=to].fill(0);
-                cur ^= 1;
+            // A lone open cell (common at high wall densities) needs no search.
+            let row_bits = unvisited[r] & !(1 << c);
+            let neighbours = (row_bits >> c.saturating_sub(1)) & if c == 0 { 0b10 } else { 0b101 }
+                | (if r > 0 { unvisited[r - 1] >> c & 1 } else { 0 })
+                | (if r + 1 < side {
+                    unvisited[r + 1] >> c & 1
+                } else {
+                    0
+                });
+            if neighbours == 0 {
+                unvisited[r] &= !(1 << c);
+                remaining -= 1;
+                continue;
             }
-            buffers[cur][lo.min(r)..=hi.max(r)].fill(0);
+            let mut cells = [0u64; 64];
+            let (ecc, far) = bit_bfs(side, &mut unvisited, (r, c), |_, row, bits| {
+                cells[row] |= bits
+            });
+            // Counted once per component: without a hardware popcount this is not free.
+            let size: u32 = cells[..side].iter().map(|m| m.count_ones()).sum();
             remaining -= size;
             if size > threshold + 1 && 2 * ecc > threshold {
-                self.host_starts.push(p);
+                self.hosts.push(HostComponent { cells, far });
             }
         }
-        !self.host_starts.is_empty()
+        !self.hosts.is_empty()
     }
 
     /// Labels the hosting components and computes landmark distances (after `may_host`).
     fn prepare(&mut self, tokens: &[u8]) {
+        let side = self.width - 2;
         for (cell, &t) in tokens.iter().enumerate() {
             self.open[self.padded[cell]] = t != WALL;
         }
@@ -333,21 +315,28 @@ impl DistanceField {
             self.component_stamp.fill(0);
             self.layout = 1;
         }
-        for i in 0..self.host_starts.len() {
-            let (far, _) = self.bfs(self.host_starts[i], None);
-            for &c in &self.queue {
-                self.component[c] = i as u32;
-                self.component_stamp[c] = self.layout;
+        let width = self.width;
+        for (i, host) in self.hosts.iter().enumerate() {
+            for (row, &bits) in host.cells[..side].iter().enumerate() {
+                for_each_bit(bits, |col| {
+                    let p = (row + 1) * width + col + 1;
+                    self.component[p] = i as u32;
+                    self.component_stamp[p] = self.layout;
+                });
             }
             // Landmarks: the far end of a double sweep and the cell farthest from it.
-            let (far2, _) = self.bfs(far, None);
-            for &c in &self.queue {
-                self.landmark_a[c] = self.dist[c];
-            }
-            self.bfs(far2, None);
-            for &c in &self.queue {
-                self.landmark_b[c] = self.dist[c];
-            }
+            let (a, b) = (&mut self.landmark_a, &mut self.landmark_b);
+            let record = |target: &mut Vec<u32>, from: (usize, usize)| {
+                target[(from.0 + 1) * width + from.1 + 1] = 0;
+                let mut allowed = host.cells;
+                allowed[from.0] &= !(1 << from.1);
+                bit_bfs(side, &mut allowed, from, |level, row, bits| {
+                    for_each_bit(bits, |col| target[(row + 1) * width + col + 1] = level);
+                })
+                .1
+            };
+            let far2 = record(a, host.far);
+            record(b, far2);
         }
     }
 
@@ -410,6 +399,69 @@ pub fn wall_layout_key(tokens: &[u8]) -> Vec<u8> {
         .map(|t| walls.dihedral(t).cells)
         .min()
         .expect("eight transforms")
+}
+
+/// A component that may hold a long enough path: its cells as bit rows, and a cell of the
+/// last level of the search that found it (the far end of the first sweep).
+struct HostComponent {
+    cells: [u64; 64],
+    far: (usize, usize),
+}
+
+fn for_each_bit(mut bits: u64, mut f: impl FnMut(usize)) {
+    while bits != 0 {
+        f(bits.trailing_zeros() as usize);
+        bits &= bits - 1;
+    }
+}
+
+/// Breadth-first search on bit rows from `start` through the cells set in `allowed`, which
+/// it clears as it visits them (the start must already be cleared or is cleared here).
+/// `on_level(level, row, bits)` receives every row's newly reached cells, the start at level
+/// 0. Returns the eccentricity of the start and a cell of the last level.
+fn bit_bfs(
+    side: usize,
+    allowed: &mut [u64; 64],
+    start: (usize, usize),
+    mut on_level: impl FnMut(u32, usize, u64),
+) -> (u32, (usize, usize)) {
+    let (r, c) = start;
+    let mut buffers = [[0u64; 64]; 2];
+    let mut cur = 0;
+    buffers[cur][r] = 1 << c;
+    allowed[r] &= !(1 << c);
+    on_level(0, r, 1 << c);
+    let mut ecc = 0u32;
+    let (mut lo, mut hi) = (r, r);
+    let mut last = start;
+    loop {
+        let (from, to) = (lo.saturating_sub(1), (hi + 1).min(side - 1));
+        let [a, b] = &mut buffers;
+        let (frontier, next) = if cur == 0 { (&*a, b) } else { (&*b, a) };
+        let (mut new_lo, mut new_hi) = (side, 0);
+        for row in from..=to {
+            let f = frontier[row];
+            let up = if row > 0 { frontier[row - 1] } else { 0 };
+            let down = if row + 1 < side { frontier[row + 1] } else { 0 };
+            // A row's allowed cells are read only here, so clearing them at once is safe.
+            let n = (f | f << 1 | f >> 1 | up | down) & allowed[row];
+            next[row] = n;
+            if n != 0 {
+                allowed[row] &= !n;
+                new_lo = new_lo.min(row);
+                new_hi = row;
+                on_level(ecc + 1, row, n);
+                last = (row, n.trailing_zeros() as usize);
+            }
+        }
+        if new_lo == side {
+            break;
+        }
+        ecc += 1;
+        (lo, hi) = (new_lo, new_hi);
+        cur ^= 1;
+    }
+    (ecc, last)
 }
 
 #[cfg(test)]
