@@ -153,23 +153,48 @@ struct ExactHits {
 }
 
 impl ExactHits {
+    /// Hashes bucket the training examples; a hit is confirmed byte for byte, so a hash
+    /// collision can never be reported as a leak.
     fn find(train: &Split, test: &Split) -> Self {
-        let inputs: HashSet<u64> = (0..train.num_examples())
-            .into_par_iter()
-            .map(|e| hash_of(&[train.input(e)]))
-            .collect();
-        let pairs: HashSet<u64> = (0..train.num_examples())
-            .into_par_iter()
-            .map(|e| hash_of(&[train.input(e), train.label(e)]))
-            .collect();
+        let index = |with_label: bool| -> std::collections::HashMap<u64, Vec<usize>> {
+            let mut m: std::collections::HashMap<u64, Vec<usize>> =
+                std::collections::HashMap::new();
+            let hashes: Vec<u64> = (0..train.num_examples())
+                .into_par_iter()
+                .map(|e| {
+                    if with_label {
+                        hash_of(&[train.input(e), train.label(e)])
+                    } else {
+                        hash_of(&[train.input(e)])
+                    }
+                })
+                .collect();
+            for (e, h) in hashes.into_iter().enumerate() {
+                m.entry(h).or_default().push(e);
+            }
+            m
+        };
+        let (inputs, pairs) = (index(false), index(true));
         ExactHits {
             inputs: (0..test.num_examples())
                 .into_par_iter()
-                .filter(|&e| inputs.contains(&hash_of(&[test.input(e)])))
+                .filter(|&e| {
+                    inputs
+                        .get(&hash_of(&[test.input(e)]))
+                        .is_some_and(|c| c.iter().any(|&t| train.input(t) == test.input(e)))
+                })
                 .collect(),
             pairs: (0..test.num_examples())
                 .into_par_iter()
-                .filter(|&e| pairs.contains(&hash_of(&[test.input(e), test.label(e)])))
+                .filter(|&e| {
+                    pairs
+                        .get(&hash_of(&[test.input(e), test.label(e)]))
+                        .is_some_and(|c| {
+                            c.iter().any(|&t| {
+                                train.input(t) == test.input(e) && train.label(t) == test.label(e)
+                            })
+                        })
+                })
                 .collect(),
         }
     }
