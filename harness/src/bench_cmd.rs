@@ -42,29 +42,10 @@ fn pytorch_seconds(kind: ModelKind, hidden: usize) -> Option<(f64, f64)> {
 }
 
 fn sudoku_config(kind: ModelKind, hidden: usize, batch: usize) -> ModelConfig {
-    let trm = kind == ModelKind::Trm;
     ModelConfig {
         batch_size: batch,
-        seq_len: 81,
-        puzzle_emb_ndim: hidden,
-        num_puzzle_identifiers: 1,
-        vocab_size: 11,
-        H_cycles: if trm { 3 } else { 2 },
-        L_cycles: if trm { 6 } else { 2 },
-        H_layers: if trm { 0 } else { 4 },
-        L_layers: if trm { 2 } else { 4 },
-        hidden_size: hidden,
-        expansion: 4.0,
-        num_heads: (hidden / 64).max(1),
-        pos_encodings: "rope".into(),
-        rms_norm_eps: 1e-5,
-        rope_theta: 10000.0,
-        halt_max_steps: 16,
-        halt_exploration_prob: 0.1,
         forward_dtype: "float32".into(),
-        mlp_t: false,
-        puzzle_emb_len: trm.then_some(16),
-        no_ACT_continue: trm.then_some(true),
+        ..ModelConfig::sudoku_paper(kind, false, hidden)
     }
 }
 

@@ -109,3 +109,35 @@ impl ModelConfig {
         Ok(())
     }
 }
+
+impl ModelConfig {
+    /// The official Sudoku-Extreme recipe's architecture (specs: TRM `trm.yaml` with T = 3,
+    /// n = 6, 2 layers, 16 prefix positions; HRM `hrm_v1.yaml` with H = L = 2 cycles, 4 + 4
+    /// layers), at width `hidden` (512 in the papers).
+    pub fn sudoku_paper(kind: crate::model::ModelKind, mlp_t: bool, hidden: usize) -> Self {
+        let trm = kind == crate::model::ModelKind::Trm;
+        ModelConfig {
+            batch_size: 768,
+            seq_len: 81,
+            puzzle_emb_ndim: hidden,
+            num_puzzle_identifiers: 1,
+            vocab_size: 11,
+            H_cycles: if trm { 3 } else { 2 },
+            L_cycles: if trm { 6 } else { 2 },
+            H_layers: if trm { 0 } else { 4 },
+            L_layers: if trm { 2 } else { 4 },
+            hidden_size: hidden,
+            expansion: 4.0,
+            num_heads: (hidden / 64).max(1),
+            pos_encodings: if mlp_t { "none".into() } else { "rope".into() },
+            rms_norm_eps: 1e-5,
+            rope_theta: 10000.0,
+            halt_max_steps: 16,
+            halt_exploration_prob: 0.1,
+            forward_dtype: "bfloat16".into(),
+            mlp_t,
+            puzzle_emb_len: trm.then_some(16),
+            no_ACT_continue: trm.then_some(true),
+        }
+    }
+}

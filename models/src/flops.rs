@@ -111,39 +111,8 @@ pub fn step_flops(cfg: &ModelConfig, kind: ModelKind) -> StepFlops {
 mod tests {
     use super::*;
 
-    /// The paper-size Sudoku configurations of the specs.
-    pub fn sudoku(kind: ModelKind, mlp_t: bool, hidden: usize) -> ModelConfig {
-        ModelConfig {
-            batch_size: 768,
-            seq_len: 81,
-            puzzle_emb_ndim: hidden,
-            num_puzzle_identifiers: 1,
-            vocab_size: 11,
-            H_cycles: if kind == ModelKind::Trm { 3 } else { 2 },
-            L_cycles: if kind == ModelKind::Trm { 6 } else { 2 },
-            H_layers: if kind == ModelKind::Trm { 0 } else { 4 },
-            L_layers: if kind == ModelKind::Trm { 2 } else { 4 },
-            hidden_size: hidden,
-            expansion: 4.0,
-            num_heads: hidden / 64,
-            pos_encodings: if mlp_t { "none".into() } else { "rope".into() },
-            rms_norm_eps: 1e-5,
-            rope_theta: 10000.0,
-            halt_max_steps: 16,
-            halt_exploration_prob: 0.1,
-            forward_dtype: "bfloat16".into(),
-            mlp_t,
-            puzzle_emb_len: if kind == ModelKind::Trm {
-                Some(16)
-            } else {
-                None
-            },
-            no_ACT_continue: if kind == ModelKind::Trm {
-                Some(true)
-            } else {
-                None
-            },
-        }
+    fn sudoku(kind: ModelKind, mlp_t: bool, hidden: usize) -> ModelConfig {
+        ModelConfig::sudoku_paper(kind, mlp_t, hidden)
     }
 
     #[test]

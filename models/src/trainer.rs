@@ -117,6 +117,26 @@ impl Trainer {
             .clone()
     }
 
+    /// One ACT call of `model` and its loss.
+    fn call(
+        &self,
+        model: &dyn RecursiveModel,
+        carry: &Carry,
+        batch: &Batch,
+        table: &Tensor,
+        opts: ActOptions<'_, ChaCha8Rng>,
+    ) -> Result<(Carry, crate::act::StepOutput, crate::loss::LossOutput)> {
+        let (next, out) = act_step(model, carry, batch, table, opts)?;
+        let loss = act_loss(
+            &out,
+            &next.data.labels,
+            &next.halted,
+            &next.steps,
+            self.optim.loss,
+        )?;
+        Ok((next, out, loss))
+    }
+
     /// One ACT call and one optimiser step; `lr_scale` is the schedule's multiplier.
     pub fn train_step(
         &mut self,
@@ -134,14 +154,8 @@ impl Trainer {
             puzzle_grad: true,
             rng,
         };
-        let (next, out) = act_step(self.model.as_ref(), &carry, batch, table.as_tensor(), opts)?;
-        let loss = act_loss(
-            &out,
-            &next.data.labels,
-            &next.halted,
-            &next.steps,
-            self.optim.loss,
-        )?;
+        let (next, out, loss) =
+            self.call(self.model.as_ref(), &carry, batch, table.as_tensor(), opts)?;
         let batch_size = batch.inputs.dim(0)? as f64;
         let grads = (&loss.total * (1.0 / batch_size))?.backward()?;
         self.step += 1;
@@ -238,14 +252,7 @@ impl Trainer {
             puzzle_grad: false,
             rng,
         };
-        let (next, out) = act_step(model, carry, batch, &table.as_tensor().detach(), opts)?;
-        let loss = act_loss(
-            &out,
-            &next.data.labels,
-            &next.halted,
-            &next.steps,
-            self.optim.loss,
-        )?;
+        let (next, _, loss) = self.call(model, carry, batch, &table.as_tensor().detach(), opts)?;
         Ok((next, loss.metrics))
     }
 }
