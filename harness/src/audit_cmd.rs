@@ -18,7 +18,10 @@ pub fn run(args: AuditArgs) -> Result<u8> {
     let reports = args
         .dirs
         .iter()
-        .map(|d| audit_dir(d).with_context(|| format!("auditing {}", d.display())))
+        .map(|d| {
+            let _spinner = crate::progress::Spinner::start(format!("auditing {}", d.display()));
+            audit_dir(d).with_context(|| format!("auditing {}", d.display()))
+        })
         .collect::<Result<Vec<_>>>()?;
     print!("{}", render_table(&reports));
     if let Some(path) = &args.json {

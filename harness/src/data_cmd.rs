@@ -145,6 +145,8 @@ fn build(args: BuildArgs) -> Result<u8> {
         );
     }
     let started = std::time::Instant::now();
+    let spinner =
+        crate::progress::Spinner::start(format!("building the dataset for {}", args.out.display()));
     let (dataset, manifest) = match args.task {
         TaskName::SudokuExtreme => {
             let source = match args.source.unwrap_or(SourceKind::Generator) {
@@ -236,8 +238,10 @@ fn build(args: BuildArgs) -> Result<u8> {
             datasets::arc::build::build(&cfg)?
         }
     };
+    spinner.set_message(format!("writing {}", args.out.display()));
     let manifest = write_dataset(&args.out, &dataset, manifest, args.force)
         .with_context(|| format!("writing {}", args.out.display()))?;
+    drop(spinner);
     println!(
         "built {} ({}) in {:.1} s -> {}",
         manifest.task,

@@ -5,6 +5,7 @@ mod audit_cmd;
 mod bench_cmd;
 mod data_cmd;
 mod parity_cmd;
+mod progress;
 
 use clap::{Parser, Subcommand};
 
