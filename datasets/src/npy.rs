@@ -20,14 +20,19 @@ pub struct NpyArray<T> {
 
 /// Element types we read into.
 pub trait NpyTarget: Copy + TryFrom<i64> {
-    /// The data as stored, when the stored dtype is exactly this type (no conversion pass).
-    fn direct(_descr: &str, _body: &[u8]) -> Option<Vec<Self>> {
-        None
+    /// The file's own buffer, reused as the data when the stored dtype is exactly this type
+    /// (no conversion pass, no second buffer).
+    fn direct(_descr: &str, bytes: Vec<u8>) -> std::result::Result<Vec<Self>, Vec<u8>> {
+        Err(bytes)
     }
 }
 impl NpyTarget for u8 {
-    fn direct(descr: &str, body: &[u8]) -> Option<Vec<u8>> {
-        descr.ends_with("u1").then(|| body.to_vec())
+    fn direct(descr: &str, bytes: Vec<u8>) -> std::result::Result<Vec<u8>, Vec<u8>> {
+        if descr.ends_with("u1") {
+            Ok(bytes)
+        } else {
+            Err(bytes)
+        }
     }
 }
 impl NpyTarget for i32 {}
@@ -96,12 +101,12 @@ pub fn write<T: NpyElement>(path: &Path, shape: &[usize], data: &[T]) -> Result<
 
 pub fn read<T: NpyTarget>(path: &Path) -> Result<NpyArray<T>> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    decode(&bytes).map_err(|what| DataError::format(path, what))
+    decode(bytes).map_err(|what| DataError::format(path, what))
 }
 
 /// Decodes straight into `T`: a `|u1` array read as `u8` is a plain copy, so multi-gigabyte
 /// token arrays never pass through a wider type.
-pub fn decode<T: NpyTarget>(bytes: &[u8]) -> std::result::Result<NpyArray<T>, String> {
+pub fn decode<T: NpyTarget>(bytes: Vec<u8>) -> std::result::Result<NpyArray<T>, String> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err("not a .npy file (bad magic)".into());
     }
@@ -145,20 +150,23 @@ pub fn decode<T: NpyTarget>(bytes: &[u8]) -> std::result::Result<NpyArray<T>, St
         "<u8" => (8, |b| u64::from_le_bytes(b[..8].try_into().unwrap()) as i64),
         other => return Err(format!("unsupported dtype {other} (integer arrays only)")),
     };
-    let body = &bytes[data_start..];
-    if body.len() < count * width {
+    let available = bytes.len() - data_start;
+    if available < count * width {
         return Err(format!(
             "truncated data: shape {:?} needs {} bytes, file has {}",
             shape,
             count * width,
-            body.len()
+            available
         ));
     }
-    let body = &body[..count * width];
-    if let Some(data) = T::direct(&descr, body) {
-        return Ok(NpyArray { shape, data, descr });
-    }
-    let data = body
+    let mut bytes = bytes;
+    bytes.truncate(data_start + count * width);
+    bytes.drain(..data_start);
+    let bytes = match T::direct(&descr, bytes) {
+        Ok(data) => return Ok(NpyArray { shape, data, descr }),
+        Err(bytes) => bytes,
+    };
+    let data = bytes
         .chunks_exact(width)
         .enumerate()
         .map(|(i, b)| {
@@ -206,11 +214,14 @@ mod tests {
         let bytes = encode(&[2, 3], &[1u8, 2, 3, 4, 5, 6]);
         let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
         assert_eq!((10 + header_len) % 64, 0);
-        let back = decode::<u8>(&bytes).unwrap();
+        let back = decode::<u8>(bytes.clone()).unwrap();
         assert_eq!(back.shape, vec![2, 3]);
         assert_eq!(back.data, vec![1, 2, 3, 4, 5, 6]);
-        assert_eq!(decode::<i64>(&bytes).unwrap().data, vec![1, 2, 3, 4, 5, 6]);
-        let ints = decode::<i64>(&encode(&[3], &[-1i32, 0, 7])).unwrap();
+        assert_eq!(
+            decode::<i64>(bytes.clone()).unwrap().data,
+            vec![1, 2, 3, 4, 5, 6]
+        );
+        let ints = decode::<i64>(encode(&[3], &[-1i32, 0, 7])).unwrap();
         assert_eq!(ints.shape, vec![3]);
         assert_eq!(ints.data, vec![-1, 0, 7]);
     }
@@ -228,23 +239,25 @@ mod tests {
         bytes.extend_from_slice(h.as_bytes());
         bytes.extend_from_slice(&5i64.to_le_bytes());
         bytes.extend_from_slice(&(-3i64).to_le_bytes());
-        assert_eq!(decode::<i64>(&bytes).unwrap().data, vec![5, -3]);
+        assert_eq!(decode::<i64>(bytes.clone()).unwrap().data, vec![5, -3]);
         // -3 does not fit u8: refused, not wrapped.
-        assert!(decode::<u8>(&bytes).unwrap_err().contains("does not fit"));
+        assert!(decode::<u8>(bytes.clone())
+            .unwrap_err()
+            .contains("does not fit"));
     }
 
     #[test]
     fn truncated_and_foreign_files_are_refused() {
         let bytes = encode(&[4], &[1i32, 2, 3, 4]);
-        let err = decode::<i64>(&bytes[..bytes.len() - 3]).unwrap_err();
+        let err = decode::<i64>(bytes[..bytes.len() - 3].to_vec()).unwrap_err();
         assert!(err.contains("truncated"), "{err}");
-        assert!(decode::<i64>(b"hello world, not numpy")
+        assert!(decode::<i64>(b"hello world, not numpy".to_vec())
             .unwrap_err()
             .contains("magic"));
         let mut float = encode(&[1], &[0u8]);
         let at = float.windows(3).position(|w| w == b"|u1").unwrap();
         float[at..at + 3].copy_from_slice(b"<f4");
-        assert!(decode::<i64>(&float)
+        assert!(decode::<i64>(float)
             .unwrap_err()
             .contains("unsupported dtype"));
     }
