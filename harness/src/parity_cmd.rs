@@ -1,7 +1,7 @@
 //! `harness parity --golden DIR`: our models against the official code's recorded tensors.
 
 use anyhow::{Context, Result};
-use models::parity::{run_golden_with_weights, run_optimizer_golden, Tolerances};
+use models::parity::{run_golden, run_optimizer_golden, Golden, Tolerances};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -31,11 +31,14 @@ pub fn run(args: ParityArgs) -> Result<u8> {
     };
     let mut failed = 0;
     for dir in &args.golden {
-        let mut deviations = run_golden_with_weights(dir, &args.weights, tol)
-            .with_context(|| format!("running {}", dir.display()))?;
+        // One read of the folder serves both comparisons.
+        let golden = Golden::open_with_weights(dir, &args.weights, &candle_core::Device::Cpu)
+            .with_context(|| format!("reading {}", dir.display()))?;
+        let mut deviations =
+            run_golden(&golden, tol).with_context(|| format!("running {}", dir.display()))?;
         if dir.join("optim.safetensors").exists() {
             deviations.extend(
-                run_optimizer_golden(dir, args.optimizer_rtol)
+                run_optimizer_golden(&golden, args.optimizer_rtol)
                     .with_context(|| format!("optimiser check of {}", dir.display()))?,
             );
         }

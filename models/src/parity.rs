@@ -80,6 +80,8 @@ impl Default for Tolerances {
 }
 
 pub struct Golden {
+    /// `config.json` as written by the generator (model, optimiser and run settings).
+    pub raw_config: serde_json::Value,
     pub config: ModelConfig,
     pub is_hrm: bool,
     pub varmap: VarMap,
@@ -125,6 +127,7 @@ impl Golden {
             }
         }
         Ok(Golden {
+            raw_config: json,
             config,
             is_hrm,
             varmap,
@@ -171,18 +174,8 @@ impl Golden {
 /// Runs the recorded training and evaluation calls and compares every output. Calls after the
 /// first start from the recorded carry of the call before (teacher forcing), since TRM-MLP's
 /// recursion amplifies f32 rounding by 10-15x per call.
-pub fn run_golden(dir: &Path, tol: Tolerances) -> Result<Vec<Deviation>> {
-    run_golden_with_weights(dir, "weights.safetensors", tol)
-}
-
-/// As `run_golden`, with the weights read from another file of the folder (`weights.pt`).
-pub fn run_golden_with_weights(
-    dir: &Path,
-    weights_file: &str,
-    tol: Tolerances,
-) -> Result<Vec<Deviation>> {
+pub fn run_golden(g: &Golden, tol: Tolerances) -> Result<Vec<Deviation>> {
     let device = Device::Cpu;
-    let g = Golden::open_with_weights(dir, weights_file, &device)?;
     let model = g.model(&device)?;
     let batch = g.batch()?;
     let table = g
@@ -195,7 +188,7 @@ pub fn run_golden_with_weights(
     let table = table
         .ok_or_else(|| candle_core::Error::msg("weights lack model.inner.puzzle_emb.weights"))?;
     let b = batch.inputs.dim(0)?;
-    let mut out = debug_tensors(&g, model.as_ref(), &batch, &table, tol.forward)?;
+    let mut out = debug_tensors(g, model.as_ref(), &batch, &table, tol.forward)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     for (prefix, training) in [("", true), ("eval.", false)] {
         let mut carry = initial_carry(model.as_ref(), &batch)?;
@@ -452,16 +445,12 @@ fn debug_tensors(
 /// The optimiser steps on the recorded inputs (weights and gradients from the official run):
 /// AdamATan2 (`adam.*`, three unit steps `unit_adam.*`), sign-SGD of the puzzle embedding
 /// (`signsgd.*`, `unit_signsgd.*`) and the EMA update (`ema.*`).
-pub fn run_optimizer_golden(dir: &Path, rtol: f64) -> Result<Vec<Deviation>> {
+pub fn run_optimizer_golden(g: &Golden, rtol: f64) -> Result<Vec<Deviation>> {
     use crate::optim::{
         adam_atan2_step, ema_update, sparse_sign_sgd_step, AdamAtan2Config, Moments,
     };
     let device = Device::Cpu;
-    let g = Golden::open(dir, &device)?;
-    let cfg_text =
-        std::fs::read_to_string(dir.join("config.json")).map_err(candle_core::Error::wrap)?;
-    let cfg: serde_json::Value =
-        serde_json::from_str(&cfg_text).map_err(candle_core::Error::wrap)?;
+    let cfg = &g.raw_config;
     let adam_json = &cfg["optimizer"]["adam_atan2"];
     let num = |v: &serde_json::Value, k: &str| {
         v[k].as_f64().ok_or_else(|| {

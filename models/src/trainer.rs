@@ -203,6 +203,17 @@ impl Trainer {
         Ok(loss.metrics)
     }
 
+    /// Every tensor of the state dict (weights and buffers), detached (shared storage).
+    fn detached_tensors(&self) -> Vec<(String, Tensor)> {
+        self.varmap
+            .data()
+            .lock()
+            .expect("varmap")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+            .collect()
+    }
+
     /// The model over detached copies of the weights (shared storage), so inference records
     /// no graph and frees each activation as soon as it is used; with `use_ema`, the EMA
     /// weights replace the trainable ones (buffers and the puzzle table stay live), as the
@@ -214,14 +225,8 @@ impl Trainer {
         use_ema: bool,
     ) -> Result<Box<dyn RecursiveModel>> {
         let device = self.puzzle_table().as_tensor().device().clone();
-        let mut tensors: std::collections::HashMap<String, Tensor> = self
-            .varmap
-            .data()
-            .lock()
-            .expect("varmap")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
-            .collect();
+        let mut tensors: std::collections::HashMap<String, Tensor> =
+            self.detached_tensors().into_iter().collect();
         if let (true, Some(shadows)) = (use_ema, &self.ema) {
             for ((name, var, _), shadow) in self.trainable.iter().zip(shadows) {
                 tensors.insert(
@@ -263,14 +268,7 @@ impl Trainer {
     /// `optim.m.*`, `optim.v.*`, `ema.*`, the carry (`carry.*`) and the step.
     pub fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
         let device = self.puzzle_table().as_tensor().device().clone();
-        let mut out: Vec<(String, Tensor)> = self
-            .varmap
-            .data()
-            .lock()
-            .expect("varmap")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
-            .collect();
+        let mut out: Vec<(String, Tensor)> = self.detached_tensors().into_iter().collect();
         for (i, (name, var, m)) in self.trainable.iter().enumerate() {
             let shape = var.as_tensor().shape();
             out.push((
