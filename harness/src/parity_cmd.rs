@@ -58,11 +58,7 @@ pub fn run(args: ParityArgs) -> Result<u8> {
             );
         }
         let bad = deviations.iter().filter(|d| !d.ok()).count();
-        let worst = deviations
-            .iter()
-            .filter(|d| d.ref_max_abs > 0.0)
-            .map(|d| d.relative())
-            .fold(0.0, f64::max);
+        let worst = models::parity::largest_relative(&deviations);
         println!(
             "  {} tensors, {} out of tolerance, largest relative deviation {:.2e}\n",
             deviations.len(),

@@ -31,6 +31,15 @@ impl Deviation {
     }
 }
 
+/// The largest relative deviation over tensors whose reference is not all zeros.
+pub fn largest_relative(deviations: &[Deviation]) -> f64 {
+    deviations
+        .iter()
+        .filter(|d| d.ref_max_abs > 0.0)
+        .map(Deviation::relative)
+        .fold(0.0, f64::max)
+}
+
 pub fn compare(
     name: &str,
     ours: &Tensor,

@@ -45,11 +45,7 @@ fn assert_within(label: &str, deviations: Vec<models::parity::Deviation>, at_lea
         .filter(|d| !d.ok())
         .map(|d| format!("{d:?}"))
         .collect();
-    let worst = deviations
-        .iter()
-        .filter(|d| d.ref_max_abs > 0.0)
-        .map(|d| d.relative())
-        .fold(0.0, f64::max);
+    let worst = models::parity::largest_relative(&deviations);
     println!(
         "{label}: {} tensors, largest relative deviation {worst:.2e}",
         deviations.len()
