@@ -63,6 +63,15 @@ fn collate(
     b
 }
 
+/// A sampler's position: its random stream, the current pass's group order and progress.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SamplerState {
+    pub rng: crate::sample::RngState,
+    pub order: Vec<usize>,
+    pub next_group: usize,
+    pub epochs: u64,
+}
+
 /// The training stream: endless, one epoch after another.
 pub struct TrainSampler<'a> {
     split: &'a Split,
@@ -109,6 +118,30 @@ impl<'a> TrainSampler<'a> {
         self.order = (0..self.split.num_groups()).collect();
         self.order.shuffle(&mut self.rng);
         self.next_group = 0;
+    }
+
+    /// Where the stream stands, for a checkpoint.
+    pub fn state(&self) -> SamplerState {
+        SamplerState {
+            rng: crate::sample::RngState::of(&self.rng),
+            order: self.order.clone(),
+            next_group: self.next_group,
+            epochs: self.epochs,
+        }
+    }
+
+    /// Continues from a saved state of a sampler over the same split and batch size.
+    pub fn restore(&mut self, state: &SamplerState) -> Result<(), String> {
+        if state.order.iter().any(|&g| g >= self.split.num_groups())
+            || state.next_group > state.order.len()
+        {
+            return Err("the sampler state belongs to another split".into());
+        }
+        self.rng = state.rng.rebuild()?;
+        self.order = state.order.clone();
+        self.next_group = state.next_group;
+        self.epochs = state.epochs;
+        Ok(())
     }
 
     /// The next full batch; a pass that cannot fill one more batch is cut and a new one starts.
@@ -231,6 +264,22 @@ mod tests {
         assert_eq!(&last.inputs[4..], &[0, 0, 0, 0]);
         assert!(last.labels[4..].iter().all(|&l| l == IGNORE_LABEL));
         assert_eq!(&last.puzzle_identifiers[2..], &[0, 0]);
+    }
+
+    #[test]
+    fn a_restored_sampler_draws_the_same_batches() {
+        let (s, meta) = split();
+        let mut a = TrainSampler::new(&s, &meta, 4, ChaCha8Rng::seed_from_u64(3)).unwrap();
+        for _ in 0..7 {
+            a.next_batch();
+        }
+        let state = a.state();
+        let mut b = TrainSampler::new(&s, &meta, 4, ChaCha8Rng::seed_from_u64(99)).unwrap();
+        b.restore(&state).unwrap();
+        for _ in 0..9 {
+            assert_eq!(a.next_batch(), b.next_batch());
+        }
+        assert_eq!(a.epochs, b.epochs);
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub fn maze_valid_path_rate(inputs: &[Vec<u8>], predictions: &[Vec<u8>]) -> Prop
 }
 
 /// One prediction for one version of one test input.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ArcPrediction {
     pub task: String,
     /// Position of the input among the task's test pairs.
@@ -96,7 +96,7 @@ pub struct ArcPrediction {
     pub halt_probability: f64,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ArcScores {
     /// k -> share of tasks with every test input among the top k (HRM's notebook).
     pub strict: BTreeMap<usize, Proportion>,

@@ -145,6 +145,72 @@ fn build(args: BuildArgs) -> Result<u8> {
         );
     }
     let started = std::time::Instant::now();
+    build_and_write(&args)?;
+    let manifest: datasets::manifest::Manifest =
+        datasets::format::read_json(&args.out.join(datasets::manifest::MANIFEST_FILE))?;
+    println!(
+        "built {} ({}) in {:.1} s -> {}",
+        manifest.task,
+        manifest.protocol,
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    for (name, c) in &manifest.splits {
+        println!(
+            "  {name:<5} {} groups, {} puzzles, {} examples",
+            c.groups, c.puzzles, c.examples
+        );
+    }
+    println!("  dataset hash {}", manifest.dataset_hash);
+    Ok(0)
+}
+
+/// The `[data]` section of a run config as `data build` arguments: each key is a flag of
+/// the same name, lists repeat it, `true` sets a switch.
+pub fn build_args_from_table(table: &toml::Table, out: &std::path::Path) -> Result<BuildArgs> {
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: BuildArgs,
+    }
+    let mut argv: Vec<String> = vec!["data".into()];
+    for (key, value) in table {
+        let flag = format!("--{key}");
+        match value {
+            toml::Value::Boolean(true) => argv.push(flag),
+            toml::Value::Boolean(false) => {}
+            toml::Value::Array(items) => {
+                for item in items {
+                    argv.push(flag.clone());
+                    argv.push(scalar_text(key, item)?);
+                }
+            }
+            other => {
+                argv.push(flag);
+                argv.push(scalar_text(key, other)?);
+            }
+        }
+    }
+    argv.push("--out".into());
+    argv.push(out.display().to_string());
+    argv.push("--force".into());
+    use clap::Parser;
+    Wrapper::try_parse_from(&argv)
+        .map(|w| w.args)
+        .map_err(|e| anyhow::anyhow!("data section: {}", e.to_string().trim()))
+}
+
+fn scalar_text(key: &str, value: &toml::Value) -> Result<String> {
+    Ok(match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        other => bail!("data.{key}: {other} is not a string or a number"),
+    })
+}
+
+/// Builds the dataset `args` describe and writes it atomically to `args.out`.
+pub fn build_and_write(args: &BuildArgs) -> Result<()> {
     let spinner =
         crate::progress::Spinner::start(format!("building the dataset for {}", args.out.display()));
     let (dataset, manifest) = match args.task {
@@ -154,7 +220,7 @@ fn build(args: BuildArgs) -> Result<u8> {
                     min_rating: args.min_rating.unwrap_or(2),
                 },
                 SourceKind::Official => SudokuSource::OfficialCsv(single_from(
-                    &args,
+                    args,
                     "the folder holding train.csv and test.csv",
                 )?),
                 SourceKind::Lists if !args.from.is_empty() => {
@@ -187,7 +253,7 @@ fn build(args: BuildArgs) -> Result<u8> {
                     ..MazeSpec::default()
                 }),
                 SourceKind::Official => MazeSource::OfficialCsv(single_from(
-                    &args,
+                    args,
                     "the folder holding train.csv and test.csv",
                 )?),
                 _ => bail!("maze-hard sources are generator and official"),
@@ -211,14 +277,14 @@ fn build(args: BuildArgs) -> Result<u8> {
             let source = match args.source.unwrap_or(SourceKind::Public) {
                 SourceKind::Public => ArcSource::PublicDirs {
                     root: single_from(
-                        &args,
+                        args,
                         "the ARC repository's data folder, e.g. ../shared/data/arc-agi-1",
                     )?,
                     concept: args.concept.clone(),
                 },
                 SourceKind::Kaggle => ArcSource::Kaggle {
                     dir: single_from(
-                        &args,
+                        args,
                         "TRM's kaggle/combined folder, e.g. ../shared/data/trm-kaggle-combined",
                     )?,
                     concept: !args.no_concept,
@@ -239,24 +305,9 @@ fn build(args: BuildArgs) -> Result<u8> {
         }
     };
     spinner.set_message(format!("writing {}", args.out.display()));
-    let manifest = write_dataset(&args.out, &dataset, manifest, args.force)
+    write_dataset(&args.out, &dataset, manifest, args.force)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    drop(spinner);
-    println!(
-        "built {} ({}) in {:.1} s -> {}",
-        manifest.task,
-        manifest.protocol,
-        started.elapsed().as_secs_f64(),
-        args.out.display()
-    );
-    for (name, c) in &manifest.splits {
-        println!(
-            "  {name:<5} {} groups, {} puzzles, {} examples",
-            c.groups, c.puzzles, c.examples
-        );
-    }
-    println!("  dataset hash {}", manifest.dataset_hash);
-    Ok(0)
+    Ok(())
 }
 
 fn inspect(dir: &std::path::Path, examples: usize) -> Result<()> {

@@ -3,9 +3,20 @@
 
 mod audit_cmd;
 mod bench_cmd;
+pub mod compare;
+pub mod config;
 mod data_cmd;
+pub mod datastore;
+pub mod device;
+pub mod eval;
+mod eval_cmd;
 mod parity_cmd;
+pub mod plot;
 mod progress;
+pub mod report;
+pub mod results;
+pub mod train;
+mod train_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +48,17 @@ enum Command {
     /// (Sudoku shape), against the machine's measured f32 GEMM rate and the official PyTorch
     /// code's times.
     Bench(bench_cmd::BenchArgs),
+    /// Train one model on one task under a preset (official loop, EMA evaluation,
+    /// checkpoints; Ctrl-C saves and exits, --resume continues).
+    Train(train_cmd::TrainArgs),
+    /// Evaluate a run directory or a checkpoint under the harness's protocol and write its
+    /// predictions and scores.
+    Eval(eval_cmd::EvalArgs),
+    /// Train and evaluate several models on the same data under the same budget and
+    /// protocol; write a table, result records, plots and an HTML report.
+    Compare(compare::CompareArgs),
+    /// Draw the comparison charts (SVG and PNG) from a results.json.
+    Plot(plot::PlotArgs),
 }
 
 /// Runs the command line `args` (program name first). Exit codes: 0 success, 1 a check
@@ -60,5 +82,9 @@ where
         Command::Audit(args) => audit_cmd::run(args),
         Command::Parity(args) => parity_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Train(args) => train_cmd::run(args),
+        Command::Eval(args) => eval_cmd::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Plot(args) => plot::run(args),
     }
 }

@@ -243,22 +243,22 @@ impl Trainer {
         )
     }
 
-    /// One evaluation call (no halting on q) of `model` (see `inference_model`) from `carry`.
+    /// One evaluation call (no halting on q) of `model` (see `inference_model`) from `carry`,
+    /// with its raw outputs (logits, halting logits) and the loss head's predictions.
     pub fn eval_step(
         &self,
         model: &dyn RecursiveModel,
         carry: &Carry,
         batch: &Batch,
         rng: &mut ChaCha8Rng,
-    ) -> Result<(Carry, Metrics)> {
+    ) -> Result<(Carry, crate::act::StepOutput, crate::loss::LossOutput)> {
         let table = self.puzzle_table();
         let opts = ActOptions {
             training: false,
             puzzle_grad: false,
             rng,
         };
-        let (next, _, loss) = self.call(model, carry, batch, &table.as_tensor().detach(), opts)?;
-        Ok((next, loss.metrics))
+        self.call(model, carry, batch, &table.as_tensor().detach(), opts)
     }
 }
 
@@ -315,6 +315,33 @@ impl Trainer {
             ));
         }
         Ok(out)
+    }
+
+    /// Loads model weights only (an official or exported state dict: every weight and buffer
+    /// under its official name); the EMA shadows, if any, become copies of them.
+    pub fn load_weights(
+        &mut self,
+        state: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<()> {
+        for (name, var) in self.varmap.data().lock().expect("varmap").iter() {
+            let t = state
+                .get(name)
+                .ok_or_else(|| candle_core::Error::msg(format!("the state dict lacks {name}")))?;
+            if t.dims() != var.as_tensor().dims() {
+                return Err(candle_core::Error::msg(format!(
+                    "{name} has shape {:?} in the state dict, {:?} in the model",
+                    t.dims(),
+                    var.as_tensor().dims()
+                )));
+            }
+            var.set(&t.to_dtype(DType::F32)?)?;
+        }
+        if let Some(shadows) = &mut self.ema {
+            for (shadow, (_, var, _)) in shadows.iter_mut().zip(&self.trainable) {
+                *shadow = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            }
+        }
+        Ok(())
     }
 
     /// Restores a state written by `state_tensors` into this (identically configured) trainer.

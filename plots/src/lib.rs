@@ -1,5 +1,8 @@
-//! Charts as self-contained SVG text: no fonts, no system libraries, so they render the same
-//! on every machine and embed directly in an HTML report.
+//! Charts as self-contained SVG text, which embeds directly in an HTML report, and PNG
+//! renderings of them with a compiled-in font.
+
+pub mod chart;
+pub mod png;
 
 /// One data series of a histogram.
 pub struct Series<'a> {

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 /// Retries per wanted version before giving up (the official `ARCAugmentRetriesFactor`).
 pub const RETRIES_FACTOR: usize = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ArcAugmentation {
     pub dihedral: u8,
     /// `colours[c]` is the new colour of `c`; `colours[0] == 0`.

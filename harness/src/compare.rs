@@ -1,0 +1,319 @@
+//! `harness compare`: every model on the same dataset (one directory, one manifest hash),
+//! under the same budget and evaluation protocol; then the table, result records, plots and
+//! the report.
+
+use crate::config::{Preset, RunConfig};
+use crate::datastore::ensure_dataset;
+use crate::results::{append_csv, ResultRecord};
+use crate::train::{resolve_run, train, TrainOptions};
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use models::flops::step_flops;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum BudgetMatch {
+    /// Every model takes the first model's number of optimizer steps.
+    Steps,
+    /// Every model gets the first model's training FLOPs (steps scaled by cost per step).
+    Flops,
+    /// Each model keeps its own recipe's budget (as the papers ran them).
+    Recipe,
+}
+
+impl BudgetMatch {
+    pub fn name(self) -> &'static str {
+        match self {
+            BudgetMatch::Steps => "steps",
+            BudgetMatch::Flops => "flops",
+            BudgetMatch::Recipe => "recipe",
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct CompareArgs {
+    /// sudoku-extreme, maze-hard, arc-agi-1 or arc-agi-2.
+    #[arg(long)]
+    pub task: String,
+    /// A built-in preset (paper, cpu, smoke) or a TOML file; default: paper with a GPU build,
+    /// cpu otherwise.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Models to compare (comma-separated); the first sets the budget.
+    #[arg(long, value_delimiter = ',', default_value = "trm-att,hrm")]
+    pub models: Vec<String>,
+    /// Training seeds per model (0, 1, ...; added to the preset's seed).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    #[arg(long = "match", value_enum, default_value = "steps")]
+    pub budget: BudgetMatch,
+    /// Override any key of every model's config, e.g. `train.steps=500` (repeatable).
+    #[arg(long = "set")]
+    pub overrides: Vec<String>,
+    /// Output folder (default: compare/<task>-<preset>): runs, results, plots, report.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Where datasets are built and reused.
+    #[arg(long, default_value = "data")]
+    pub data_root: PathBuf,
+    /// Table of every result row, appended to (one file per task and preset).
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}
+
+pub fn default_preset() -> &'static str {
+    if cfg!(feature = "cuda") {
+        "paper"
+    } else {
+        "cpu"
+    }
+}
+
+pub fn run(args: CompareArgs) -> Result<u8> {
+    let started = std::time::Instant::now();
+    let preset_name = args
+        .preset
+        .clone()
+        .unwrap_or_else(|| default_preset().to_string());
+    let preset = Preset::load(&preset_name)?;
+    if args.models.is_empty() {
+        bail!("--models is empty");
+    }
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let mut configs: Vec<RunConfig> = Vec::new();
+    for model in &args.models {
+        let cfg = preset.resolve(&args.task, model, &args.overrides)?;
+        if configs.iter().any(|c| c.model == cfg.model) {
+            bail!("--models names {model} twice");
+        }
+        configs.push(cfg);
+    }
+    for c in &configs[1..] {
+        if c.data != configs[0].data {
+            bail!(
+                "preset {} gives {} other data than {}; a comparison needs one dataset",
+                preset.name,
+                c.model,
+                configs[0].model
+            );
+        }
+    }
+    let first = &configs[0];
+    println!(
+        "comparing {} on {} with preset {}: {}",
+        args.models.join(", "),
+        args.task,
+        preset.name,
+        first.label
+    );
+    if args.preset.is_none() && !cfg!(feature = "cuda") {
+        println!(
+            "no GPU build: using the scaled-down `cpu` preset (a small generated task and small models); its numbers are not the papers' setting"
+        );
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("compare").join(format!("{}-{}", args.task, preset.name)));
+    let data = ensure_dataset(&args.data_root, &args.task, &first.data)?;
+    let hash = data
+        .manifest
+        .as_ref()
+        .map_or("none".to_string(), |m| m.dataset_hash.clone());
+    println!("dataset {} (hash {hash})", data.dir.display());
+
+    // The budget: the first model's steps, or its training FLOPs.
+    let resolved: Vec<_> = configs
+        .iter()
+        .map(|c| resolve_run(c, &data))
+        .collect::<Result<_>>()?;
+    let reference_steps = resolved[0].total_steps;
+    let flops_per_step = |r: &crate::train::ResolvedRun| {
+        step_flops(&r.model_config, r.config.kind()).train_step
+            * r.config.train.global_batch_size as f64
+    };
+    let reference_flops = reference_steps as f64 * flops_per_step(&resolved[0]);
+    for (cfg, run) in configs.iter_mut().zip(&resolved) {
+        let steps = match args.budget {
+            BudgetMatch::Steps => reference_steps,
+            BudgetMatch::Flops => ((reference_flops / flops_per_step(run)).round() as u64).max(1),
+            BudgetMatch::Recipe => run.total_steps,
+        };
+        cfg.train.steps = Some(steps);
+        cfg.train.epochs = None;
+        cfg.train.eval_interval = cfg.train.eval_interval.min(steps);
+    }
+
+    let device = crate::device::default_device()?;
+    let device_name = crate::device::describe(&device);
+    let mut records: Vec<ResultRecord> = Vec::new();
+    for s in 0..args.seeds {
+        for base in &configs {
+            let mut cfg = base.clone();
+            cfg.seed = base.seed + s;
+            let run_dir = out
+                .join("runs")
+                .join(format!("{}-seed{}", cfg.model, cfg.seed));
+            println!(
+                "training {} (seed {}) for {} steps -> {}",
+                cfg.model,
+                cfg.seed,
+                cfg.train.steps.unwrap_or(0),
+                run_dir.display()
+            );
+            let outcome = train(
+                &cfg,
+                &data,
+                &run_dir,
+                &TrainOptions {
+                    resume: true,
+                    verbose: true,
+                    device: device.clone(),
+                },
+            )?;
+            if !outcome.completed {
+                println!(
+                    "stopped before the comparison was complete; run the same command again to continue"
+                );
+                return Ok(130);
+            }
+            let metrics = outcome
+                .final_eval
+                .clone()
+                .context("a completed run has a final evaluation")?;
+            records.push(ResultRecord::new(
+                &outcome.run,
+                metrics,
+                &outcome.evals,
+                args.budget.name(),
+                &device_name,
+                outcome.wall_seconds,
+                &run_dir,
+                outcome.steps,
+            ));
+        }
+    }
+
+    write_outputs(&out, &args.results, &records, &data.dir)?;
+    println!("{}", render_table(&records));
+    println!(
+        "compare finished in {:.1} s: {}/report.html, {}/results.json, plots in {}/plots",
+        started.elapsed().as_secs_f64(),
+        out.display(),
+        out.display(),
+        out.display()
+    );
+    Ok(0)
+}
+
+/// Records, plots and the report of one comparison.
+pub fn write_outputs(
+    out: &Path,
+    results_dir: &Path,
+    records: &[ResultRecord],
+    dataset_dir: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let json = out.join("results.json");
+    datasets::format::write_json(&json, &records)?;
+    let task = &records[0].task;
+    let preset = &records[0].preset;
+    append_csv(&out.join("results.csv"), records)?;
+    append_csv(&results_dir.join(format!("{task}-{preset}.csv")), records)?;
+    let records_dir = results_dir.join("records");
+    std::fs::create_dir_all(&records_dir)
+        .with_context(|| format!("creating {}", records_dir.display()))?;
+    for r in records {
+        let name = format!(
+            "{}-{}-{}-seed{}-{}.json",
+            r.task, r.preset, r.model, r.seed, r.created_unix
+        );
+        datasets::format::write_json(&records_dir.join(name), r)?;
+    }
+    let plots = crate::plot::write_plots(records, &out.join("plots"))?;
+    std::fs::write(out.join("table.md"), render_table(records))
+        .with_context(|| format!("writing {}", out.join("table.md").display()))?;
+    crate::report::write_report(&out.join("report.html"), records, &plots, dataset_dir)
+}
+
+/// The comparison as a Markdown table (also printed).
+pub fn render_table(records: &[ResultRecord]) -> String {
+    let r0 = &records[0];
+    let maze = r0.task == "maze-hard";
+    let arc = r0.task.starts_with("arc-");
+    let mut s = format!(
+        "{} / preset {} ({}), budget matched by {}, dataset {}\n\n",
+        r0.task,
+        r0.preset,
+        r0.preset_label,
+        r0.budget_match,
+        &r0.dataset_hash[..r0.dataset_hash.len().min(16)]
+    );
+    s.push_str(
+        "| model | seed | params | train FLOPs | infer FLOPs/puzzle | steps | exact acc (95% CI) |",
+    );
+    if maze {
+        s.push_str(" valid shortest path (95% CI) |");
+    }
+    if arc {
+        s.push_str(" pass@2 strict | pass@2 ARC rule | pass@2 pooled ckpts |");
+    }
+    s.push_str(" token acc | halting step | train time |\n|---|---|---|---|---|---|---|");
+    if maze {
+        s.push_str("---|");
+    }
+    if arc {
+        s.push_str("---|---|---|");
+    }
+    s.push_str("---|---|---|\n");
+    let pct = |p: &datasets::score::Proportion| {
+        format!(
+            "{:.1}% [{:.1}, {:.1}]",
+            100.0 * p.value,
+            100.0 * p.low,
+            100.0 * p.high
+        )
+    };
+    for r in records {
+        let m = &r.metrics;
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.model,
+            r.seed,
+            plots::chart::human(r.trainable_parameters as f64),
+            plots::chart::human(r.train_flops),
+            plots::chart::human(r.inference_flops_per_puzzle),
+            r.train_steps,
+            pct(&m.exact)
+        ));
+        if maze {
+            s.push_str(&format!(
+                " {} |",
+                m.maze_valid_path.as_ref().map(pct).unwrap_or_default()
+            ));
+        }
+        if arc {
+            let a = m.arc.as_ref();
+            s.push_str(&format!(
+                " {} | {} | {} |",
+                a.map(|a| pct(&a.strict[&2])).unwrap_or_default(),
+                a.map(|a| format!("{:.1}%", 100.0 * a.fractional[&2]))
+                    .unwrap_or_default(),
+                r.arc_pooled_over_checkpoints
+                    .as_ref()
+                    .map(|a| pct(&a.strict[&2]))
+                    .unwrap_or_default()
+            ));
+        }
+        s.push_str(&format!(
+            " {:.1}% | {:.2} | {:.0} s |\n",
+            100.0 * m.token.value,
+            m.mean_halting_step,
+            r.train_wall_seconds
+        ));
+    }
+    s
+}

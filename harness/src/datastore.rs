@@ -1,0 +1,53 @@
+//! Datasets of run configs: built once under `<data root>/<task>-<hash of the data
+//! section>` and reused, after checking every file against its manifest, by every model and
+//! seed that asks for the same data.
+
+use crate::data_cmd::{build_and_write, build_args_from_table};
+use anyhow::{bail, Context, Result};
+use datasets::format::{load_dataset, LoadedDataset};
+use std::path::{Path, PathBuf};
+
+/// Where the data section `data` of task `task` lives under `root`.
+pub fn dataset_dir(root: &Path, task: &str, data: &toml::Table) -> PathBuf {
+    // toml::Table is ordered by key, so equal sections serialise equally.
+    let text = toml::to_string(data).unwrap_or_default();
+    let hash = datasets::manifest::sha256_hex(text.as_bytes());
+    root.join(format!("{task}-{}", &hash[..12]))
+}
+
+/// Loads the dataset of a data section, building it first if it is not there yet.
+pub fn ensure_dataset(root: &Path, task: &str, data: &toml::Table) -> Result<LoadedDataset> {
+    let declared = data.get("task").and_then(|t| t.as_str());
+    if declared != Some(task) {
+        bail!("the data section builds task {declared:?}, but the run is for {task}");
+    }
+    let dir = dataset_dir(root, task, data);
+    if !dir.join(datasets::manifest::MANIFEST_FILE).exists() {
+        let args = build_args_from_table(data, &dir)?;
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        let started = std::time::Instant::now();
+        build_and_write(&args)?;
+        println!(
+            "built the {task} data in {:.1} s -> {}",
+            started.elapsed().as_secs_f64(),
+            dir.display()
+        );
+    }
+    load_verified(&dir)
+}
+
+/// Loads a dataset directory and checks its files against the manifest.
+pub fn load_verified(dir: &Path) -> Result<LoadedDataset> {
+    let data = load_dataset(dir).with_context(|| format!("loading {}", dir.display()))?;
+    if let Some(manifest) = &data.manifest {
+        let problems = manifest.verify(dir)?;
+        if !problems.is_empty() {
+            bail!(
+                "{} no longer matches its manifest: {}",
+                dir.display(),
+                problems.join("; ")
+            );
+        }
+    }
+    Ok(data)
+}

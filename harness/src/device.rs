@@ -1,0 +1,24 @@
+//! The device runs use: the first CUDA GPU when built with `--features cuda`, else the CPU.
+
+use anyhow::Result;
+use candle_core::Device;
+
+pub fn default_device() -> Result<Device> {
+    #[cfg(feature = "cuda")]
+    {
+        return Ok(Device::new_cuda(0)?);
+    }
+    #[allow(unreachable_code)]
+    Ok(Device::Cpu)
+}
+
+/// A short description for results files.
+pub fn describe(device: &Device) -> String {
+    match device {
+        Device::Cpu => format!(
+            "cpu ({} threads)",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        ),
+        other => format!("{other:?}"),
+    }
+}

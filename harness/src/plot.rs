@@ -1,0 +1,202 @@
+//! The comparison's charts, from result records: accuracy against parameters, training
+//! compute and inference compute (one point per model, log-scaled cost), learning curves, and
+//! accuracy after each supervision step. Each is written as SVG and PNG.
+
+use crate::results::ResultRecord;
+use anyhow::{Context, Result};
+use datasets::score::Proportion;
+use plots::chart::{cost_chart_svg, curve_chart_svg, Curve, Point, PALETTE};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub struct PlotFile {
+    pub title: String,
+    pub svg: PathBuf,
+    pub png: PathBuf,
+    pub svg_text: String,
+}
+
+/// Records grouped by model, in the order models first appear.
+fn by_model(records: &[ResultRecord]) -> Vec<(String, Vec<&ResultRecord>)> {
+    let mut out: Vec<(String, Vec<&ResultRecord>)> = Vec::new();
+    for r in records {
+        match out.iter_mut().find(|(m, _)| *m == r.model) {
+            Some((_, v)) => v.push(r),
+            None => out.push((r.model.clone(), vec![r])),
+        }
+    }
+    out
+}
+
+/// Mean over seeds, with the widest interval among them (conservative).
+fn combine(ps: &[Proportion]) -> (f64, f64, f64) {
+    let n = ps.len().max(1) as f64;
+    (
+        ps.iter().map(|p| p.value).sum::<f64>() / n,
+        ps.iter().map(|p| p.low).fold(1.0, f64::min),
+        ps.iter().map(|p| p.high).fold(0.0, f64::max),
+    )
+}
+
+fn label(model: &str, seeds: usize) -> String {
+    if seeds > 1 {
+        format!("{model} ({seeds} seeds)")
+    } else {
+        model.to_string()
+    }
+}
+
+pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let r0 = &records[0];
+    let subtitle = format!(
+        "{} | preset {}: {} | budget: equal {}",
+        r0.task, r0.preset, r0.preset_label, r0.budget_match
+    );
+    let groups = by_model(records);
+    let mut charts: Vec<(&str, String, String)> = Vec::new();
+    let costs: [(&str, &str, &str, fn(&ResultRecord) -> f64); 3] = [
+        (
+            "accuracy_vs_parameters",
+            "Exact accuracy against trainable parameters",
+            "trainable parameters (log scale)",
+            |r| r.trainable_parameters as f64,
+        ),
+        (
+            "accuracy_vs_train_flops",
+            "Exact accuracy against training compute",
+            "training FLOPs, matmuls (log scale)",
+            |r| r.train_flops,
+        ),
+        (
+            "accuracy_vs_inference_flops",
+            "Exact accuracy against inference compute",
+            "inference FLOPs per puzzle, all supervision steps (log scale)",
+            |r| r.inference_flops_per_puzzle,
+        ),
+    ];
+    for (name, title, x_label, cost) in costs {
+        let points: Vec<Point> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, (model, rs))| {
+                let exact: Vec<Proportion> = rs.iter().map(|r| r.metrics.exact).collect();
+                let (y, low, high) = combine(&exact);
+                Point {
+                    label: label(model, rs.len()),
+                    x: rs.iter().map(|r| cost(r)).sum::<f64>() / rs.len() as f64,
+                    y,
+                    low,
+                    high,
+                    colour: PALETTE[i % PALETTE.len()].into(),
+                }
+            })
+            .collect();
+        charts.push((
+            name,
+            title.to_string(),
+            cost_chart_svg(title, &subtitle, x_label, true, &points),
+        ));
+    }
+    let curves = |pick: &dyn Fn(&ResultRecord) -> Vec<(f64, Proportion)>| -> Vec<Curve> {
+        groups
+            .iter()
+            .enumerate()
+            .map(|(i, (model, rs))| {
+                let mut at: BTreeMap<u64, Vec<Proportion>> = BTreeMap::new();
+                for r in rs {
+                    for (x, p) in pick(r) {
+                        at.entry(x.to_bits()).or_default().push(p);
+                    }
+                }
+                let mut points: Vec<(f64, f64, f64, f64)> = at
+                    .into_iter()
+                    .map(|(bits, ps)| {
+                        let (y, lo, hi) = combine(&ps);
+                        (f64::from_bits(bits), y, lo, hi)
+                    })
+                    .collect();
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Curve {
+                    label: label(model, rs.len()),
+                    points,
+                    colour: PALETTE[i % PALETTE.len()].into(),
+                }
+            })
+            .collect()
+    };
+    let learning = curves(&|r| {
+        r.learning_curve
+            .iter()
+            .map(|(s, p)| (*s as f64, *p))
+            .collect()
+    });
+    let title = "Learning curves: exact accuracy during training";
+    charts.push((
+        "learning_curves",
+        title.into(),
+        curve_chart_svg(
+            title,
+            &subtitle,
+            "optimizer step (evaluations during training may use a test subset)",
+            &learning,
+        ),
+    ));
+    let by_step = curves(&|r| {
+        r.metrics
+            .exact_by_step
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((i + 1) as f64, *p))
+            .collect()
+    });
+    let title = "Exact accuracy after each supervision step";
+    charts.push((
+        "accuracy_by_supervision_step",
+        title.into(),
+        curve_chart_svg(
+            title,
+            &subtitle,
+            "supervision steps run at test time (inference compute)",
+            &by_step,
+        ),
+    ));
+
+    let mut out = Vec::new();
+    for (name, title, svg_text) in charts {
+        let svg = dir.join(format!("{name}.svg"));
+        let png = dir.join(format!("{name}.png"));
+        std::fs::write(&svg, &svg_text).with_context(|| format!("writing {}", svg.display()))?;
+        let bytes = plots::png::svg_to_png(&svg_text)
+            .map_err(|e| anyhow::anyhow!("rendering {}: {e}", png.display()))?;
+        std::fs::write(&png, bytes).with_context(|| format!("writing {}", png.display()))?;
+        out.push(PlotFile {
+            title,
+            svg,
+            png,
+            svg_text,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(clap::Args)]
+pub struct PlotArgs {
+    /// A `results.json` written by `harness compare` (a list of result records).
+    pub results: PathBuf,
+    /// Folder for the SVG and PNG files.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: PlotArgs) -> Result<u8> {
+    let records: Vec<ResultRecord> = datasets::format::read_json(&args.results)
+        .with_context(|| format!("reading result records from {}", args.results.display()))?;
+    if records.is_empty() {
+        anyhow::bail!("{} holds no result records", args.results.display());
+    }
+    for p in write_plots(&records, &args.out)? {
+        println!("{} -> {}", p.title, p.png.display());
+    }
+    Ok(0)
+}

@@ -1,0 +1,283 @@
+//! `report.html`: one self-contained page for a reviewer (no server, no network, every chart
+//! inline): what was run and on which data, the comparison table, the charts, the audit of the
+//! dataset, and the models' configs side by side with every difference highlighted.
+
+use crate::plot::PlotFile;
+use crate::results::ResultRecord;
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Published test accuracies (%) of the papers' own runs, for orientation only.
+fn published(task: &str) -> Option<&'static str> {
+    match task {
+        "sudoku-extreme" => Some("TRM-MLP 87.4, TRM-Att 74.7, HRM 55.0 (exact accuracy)"),
+        "maze-hard" => Some("TRM-Att 85.3, HRM 74.5 (exact accuracy, 30x30 Maze-Hard)"),
+        "arc-agi-1" => Some("TRM-Att 44.6, HRM 40.3 (pass@2, official evaluator)"),
+        "arc-agi-2" => Some("TRM-Att 7.8, HRM 5.0 (pass@2, official evaluator)"),
+        _ => None,
+    }
+}
+
+/// Flattens a JSON value into `a.b.c -> text` rows.
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+fn table_html(records: &[ResultRecord]) -> String {
+    let maze = records[0].task == "maze-hard";
+    let arc = records[0].task.starts_with("arc-");
+    let pct = |p: &datasets::score::Proportion| {
+        format!(
+            "{:.1}% <span class=ci>[{:.1}, {:.1}]</span>",
+            100.0 * p.value,
+            100.0 * p.low,
+            100.0 * p.high
+        )
+    };
+    let mut s = String::from("<table><tr><th>model</th><th>seed</th><th>trainable params</th><th>buffers</th><th>train FLOPs</th><th>inference FLOPs / puzzle</th><th>steps</th><th>exact accuracy (95% CI)</th>");
+    if maze {
+        s.push_str("<th>valid shortest path (95% CI)</th>");
+    }
+    if arc {
+        s.push_str("<th>pass@1 strict</th><th>pass@2 strict</th><th>pass@2 ARC rule</th><th>pass@2 pooled over checkpoints</th>");
+    }
+    s.push_str("<th>token accuracy</th><th>mean halting step</th><th>exact at halting step</th><th>test examples</th><th>train wall time</th></tr>\n");
+    for r in records {
+        let m = &r.metrics;
+        let h = |v: f64| plots::chart::human(v);
+        s.push_str(&format!(
+            "<tr><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            esc(&r.model),
+            r.seed,
+            h(r.trainable_parameters as f64),
+            h(r.buffer_parameters as f64),
+            h(r.train_flops),
+            h(r.inference_flops_per_puzzle),
+            r.train_steps,
+            pct(&m.exact)
+        ));
+        if maze {
+            s.push_str(&format!(
+                "<td>{}</td>",
+                m.maze_valid_path.as_ref().map(pct).unwrap_or_default()
+            ));
+        }
+        if arc {
+            let a = m.arc.as_ref();
+            s.push_str(&format!(
+                "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                a.map(|a| pct(&a.strict[&1])).unwrap_or_default(),
+                a.map(|a| pct(&a.strict[&2])).unwrap_or_default(),
+                a.map(|a| format!("{:.1}%", 100.0 * a.fractional[&2]))
+                    .unwrap_or_default(),
+                r.arc_pooled_over_checkpoints
+                    .as_ref()
+                    .map(|a| pct(&a.strict[&2]))
+                    .unwrap_or_default()
+            ));
+        }
+        s.push_str(&format!(
+            "<td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{:.0} s</td></tr>\n",
+            pct(&m.token),
+            m.mean_halting_step,
+            pct(&m.exact_at_halt),
+            m.examples,
+            r.train_wall_seconds
+        ));
+    }
+    s.push_str("</table>\n");
+    s
+}
+
+/// The models' resolved configs side by side (one column per model, first seed), with rows
+/// that differ between models highlighted.
+fn config_html(records: &[ResultRecord]) -> String {
+    let mut columns: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    for r in records {
+        if columns.iter().any(|(m, _)| *m == r.model) {
+            continue;
+        }
+        let mut rows = BTreeMap::new();
+        let mut c = r.config.config.clone();
+        c.seed = 0;
+        let mut value = serde_json::json!({
+            "architecture": r.config.model_config,
+            "train": c.train,
+            "eval": c.eval,
+            "data": c.data,
+        });
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("train.total_steps".into(), r.config.total_steps.into());
+        }
+        flatten("", &value, &mut rows);
+        columns.push((r.model.clone(), rows));
+    }
+    let keys: std::collections::BTreeSet<&String> =
+        columns.iter().flat_map(|(_, rows)| rows.keys()).collect();
+    let mut s = String::from("<table class=config><tr><th>key</th>");
+    for (m, _) in &columns {
+        s.push_str(&format!("<th>{}</th>", esc(m)));
+    }
+    s.push_str("</tr>\n");
+    let mut differences = 0;
+    for key in keys {
+        let values: Vec<String> = columns
+            .iter()
+            .map(|(_, rows)| rows.get(key).cloned().unwrap_or_else(|| "—".into()))
+            .collect();
+        let differs = values.iter().any(|v| *v != values[0]);
+        differences += differs as usize;
+        s.push_str(&format!(
+            "<tr{}><td>{}</td>",
+            if differs { " class=diff" } else { "" },
+            esc(key)
+        ));
+        for v in values {
+            s.push_str(&format!("<td>{}</td>", esc(&v)));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n");
+    format!(
+        "<p>{differences} settings differ between the models (highlighted); every other setting is identical. Seeds are shown as 0 here; each run's seed is in the table above.</p>\n{s}"
+    )
+}
+
+pub fn write_report(
+    path: &Path,
+    records: &[ResultRecord],
+    plots: &[PlotFile],
+    dataset_dir: &Path,
+) -> Result<()> {
+    let r0 = &records[0];
+    let models: Vec<&str> = {
+        let mut m: Vec<&str> = records.iter().map(|r| r.model.as_str()).collect();
+        m.dedup();
+        m
+    };
+    let scaled_down = r0.preset != "paper";
+    let audit = match datasets::audit::audit_dir(dataset_dir) {
+        Ok(report) => {
+            let violations = report.violations();
+            let verdict = if violations.is_empty() {
+                "<p class=ok>The audit found no protocol violation and every file matches the manifest.</p>".to_string()
+            } else {
+                format!(
+                    "<p class=bad>The audit found problems:</p><ul>{}</ul>",
+                    violations
+                        .iter()
+                        .map(|v| format!("<li>{}</li>", esc(v)))
+                        .collect::<String>()
+                )
+            };
+            format!(
+                "{verdict}<pre>{}</pre>",
+                esc(&datasets::audit::render_table(&[report]))
+            )
+        }
+        Err(e) => format!(
+            "<p class=bad>The audit of {} failed: {}</p>",
+            esc(&dataset_dir.display().to_string()),
+            esc(&e.to_string())
+        ),
+    };
+    let mut html = String::new();
+    html.push_str(&format!(
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>{} on {}: {}</title>\n<style>\n\
+         body{{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;color:#222;line-height:1.45;padding:0 1em}}\n\
+         h1{{font-size:1.6em;margin-bottom:.2em}} h2{{margin-top:1.6em;border-bottom:1px solid #ccc}}\n\
+         table{{border-collapse:collapse;margin:.8em 0;font-size:.9em}} td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}\n\
+         th{{background:#f2f2f2}} .ci{{color:#666;font-size:.9em}} tr.diff td{{background:#fff3c4}}\n\
+         .banner{{background:#fde2e1;border:1px solid #d55e00;padding:.7em 1em;border-radius:4px}}\n\
+         .meta td:first-child{{font-weight:bold;white-space:nowrap}} .ok{{color:#087a3b}} .bad{{color:#b00020}}\n\
+         pre{{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em}} .plot svg{{max-width:100%;height:auto}}\n\
+         table.config{{font-family:monospace;font-size:.8em}}\n</style></head><body>\n",
+        esc(&models.join(" vs ")),
+        esc(&r0.task),
+        esc(&r0.preset)
+    ));
+    html.push_str(&format!(
+        "<h1>{} on {}</h1>\n<p>Preset <b>{}</b>: {}</p>\n",
+        esc(&models.join(" vs ")),
+        esc(&r0.task),
+        esc(&r0.preset),
+        esc(&r0.preset_label)
+    ));
+    if scaled_down {
+        html.push_str(&format!(
+            "<p class=banner><b>Not the papers' setting.</b> This run used the <b>{}</b> preset: {}. Its numbers compare the models with each other under that preset only; they must not be read beside the published numbers.</p>\n",
+            esc(&r0.preset),
+            esc(&r0.preset_label)
+        ));
+    }
+    let commits: std::collections::BTreeSet<&str> =
+        records.iter().map(|r| r.git_commit.as_str()).collect();
+    html.push_str(&format!(
+        "<table class=meta><tr><td>task</td><td>{}</td></tr><tr><td>dataset</td><td>{} (manifest hash <code>{}</code>, the same for every run)</td></tr>\
+         <tr><td>budget</td><td>equal {} ({} optimizer steps for {})</td></tr><tr><td>evaluation</td><td>every test example runs all supervision steps; exact match of the whole output; 95% Wilson intervals</td></tr>\
+         <tr><td>device</td><td>{}</td></tr><tr><td>code</td><td>harness {} at commit <code>{}</code></td></tr></table>\n",
+        esc(&r0.task),
+        esc(&r0.dataset_dir),
+        esc(&r0.dataset_hash),
+        esc(&r0.budget_match),
+        r0.train_steps,
+        esc(&r0.model),
+        esc(&r0.device),
+        esc(&r0.harness_version),
+        esc(&commits.into_iter().collect::<Vec<_>>().join(", "))
+    ));
+    html.push_str("<h2>Results</h2>\n");
+    html.push_str(&table_html(records));
+    if r0.task == "maze-hard" {
+        html.push_str("<p>Exact match counts a maze as solved only when the predicted path is the stored one; random-wall mazes often have several shortest paths, so the valid-shortest-path column (any shortest path from S to G, walls respected) is the fairer reading.</p>\n");
+    }
+    if let Some(p) = published(&r0.task) {
+        html.push_str(&format!(
+            "<p><i>For orientation only, the papers' own numbers in their setting (full-size models, paper recipe, GPUs){}:</i> {}</p>\n",
+            if scaled_down {
+                ", NOT comparable with the table above"
+            } else {
+                ""
+            },
+            esc(p)
+        ));
+    }
+    html.push_str("<h2>Charts</h2>\n");
+    for p in plots {
+        html.push_str(&format!(
+            "<div class=plot><h3>{}</h3>{}</div>\n",
+            esc(&p.title),
+            p.svg_text
+        ));
+    }
+    html.push_str("<h2>Audit of the data used</h2>\n");
+    html.push_str(&audit);
+    html.push_str("<h2>Configurations side by side</h2>\n");
+    html.push_str(&config_html(records));
+    html.push_str("</body></html>\n");
+    let tmp = path.with_extension("html.tmp");
+    std::fs::write(&tmp, html).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}

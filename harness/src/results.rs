@@ -1,0 +1,229 @@
+//! Result records: one per (model, task, preset, seed), as a JSON document with everything a
+//! reviewer needs to trust or redo the number (the resolved config, the dataset's manifest
+//! hash, the git commit, the device) and as a row of a CSV table. The schema is documented in
+//! `results/README.md`; `SCHEMA_VERSION` changes whenever a field changes meaning.
+
+use crate::eval::Evaluation;
+use crate::train::{EvalPoint, ResolvedRun};
+use anyhow::{Context, Result};
+use datasets::score::ArcScores;
+use models::flops::{parameter_counts, step_flops};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub schema_version: u32,
+    /// Seconds since the Unix epoch when the record was written.
+    pub created_unix: u64,
+    pub git_commit: String,
+    pub harness_version: String,
+    pub task: String,
+    pub model: String,
+    pub preset: String,
+    pub preset_label: String,
+    pub seed: u64,
+    /// How the training budget was matched across models: `steps`, `flops` or `recipe`.
+    pub budget_match: String,
+    pub device: String,
+    pub dataset_dir: String,
+    pub dataset_hash: String,
+    pub train_steps: u64,
+    pub global_batch_size: usize,
+    /// Parameters the optimiser updates (the papers' "7M" / "27M").
+    pub trainable_parameters: u64,
+    /// Initial states and the puzzle-embedding table (trained by sign-SGD, or fixed).
+    pub buffer_parameters: u64,
+    pub puzzle_embedding_parameters: u64,
+    /// Matmul FLOPs of the whole training run (forward, backward, HRM's Q-target forward).
+    pub train_flops: f64,
+    /// Matmul FLOPs to evaluate one puzzle (all supervision steps).
+    pub inference_flops_per_puzzle: f64,
+    pub train_wall_seconds: f64,
+    /// The final evaluation of the last checkpoint on the whole test split.
+    pub metrics: Evaluation,
+    /// ARC: votes pooled over every checkpoint of the run, as the official evaluator does.
+    pub arc_pooled_over_checkpoints: Option<ArcScores>,
+    /// Evaluations during training: (step, exact accuracy on the examples evaluated then).
+    pub learning_curve: Vec<(u64, datasets::score::Proportion)>,
+    pub run_dir: String,
+    pub config: ResolvedRun,
+}
+
+impl ResultRecord {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        run: &ResolvedRun,
+        metrics: Evaluation,
+        evals: &[EvalPoint],
+        budget_match: &str,
+        device: &str,
+        train_wall_seconds: f64,
+        run_dir: &Path,
+        steps: u64,
+    ) -> Self {
+        let kind = run.config.kind();
+        let counts = parameter_counts(&run.model_config, kind);
+        let flops = step_flops(&run.model_config, kind);
+        let batch = run.config.train.global_batch_size;
+        let arc_pooled_over_checkpoints = if run.config.task.starts_with("arc-") {
+            let pooled: Vec<_> = evals
+                .iter()
+                .flat_map(|p| p.arc_predictions.iter().cloned())
+                .collect();
+            crate::eval::arc_solutions_for(&run.dataset_dir)
+                .ok()
+                .map(|solutions| datasets::score::score_arc(&pooled, &solutions, &[1, 2]))
+        } else {
+            None
+        };
+        ResultRecord {
+            schema_version: SCHEMA_VERSION,
+            created_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            git_commit: git_commit(),
+            harness_version: env!("CARGO_PKG_VERSION").to_string(),
+            task: run.config.task.clone(),
+            model: run.config.model.clone(),
+            preset: run.config.preset.clone(),
+            preset_label: run.config.label.clone(),
+            seed: run.config.seed,
+            budget_match: budget_match.to_string(),
+            device: device.to_string(),
+            dataset_dir: run.dataset_dir.display().to_string(),
+            dataset_hash: run.dataset_hash.clone(),
+            train_steps: steps,
+            global_batch_size: batch,
+            trainable_parameters: counts.trainable,
+            buffer_parameters: counts.buffers,
+            puzzle_embedding_parameters: counts.puzzle_embedding,
+            train_flops: flops.train_step * batch as f64 * steps as f64,
+            inference_flops_per_puzzle: flops.eval_puzzle,
+            train_wall_seconds,
+            metrics,
+            arc_pooled_over_checkpoints,
+            learning_curve: evals.iter().map(|p| (p.step, p.evaluation.exact)).collect(),
+            run_dir: run_dir.display().to_string(),
+            config: run.clone(),
+        }
+    }
+}
+
+/// The commit of the working tree the binary runs in (`-dirty` with uncommitted changes), or
+/// `unknown` outside a git checkout.
+pub fn git_commit() -> String {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match run(&["rev-parse", "HEAD"]) {
+        Some(head) if !head.is_empty() => {
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{head}-dirty")
+            } else {
+                head
+            }
+        }
+        _ => "unknown".into(),
+    }
+}
+
+pub const CSV_HEADER: &str = "created_unix,task,model,preset,seed,budget_match,device,dataset_hash,train_steps,global_batch_size,trainable_parameters,buffer_parameters,train_flops,inference_flops_per_puzzle,test_examples,exact,exact_low,exact_high,token,token_low,token_high,mean_halting_step,exact_at_halt,maze_valid_path,maze_valid_path_low,maze_valid_path_high,arc_pass1,arc_pass2,arc_pass2_fractional,arc_pooled_pass2,train_wall_seconds,git_commit,run_dir";
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn csv_row(r: &ResultRecord) -> String {
+    let m = &r.metrics;
+    let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
+    let valid = m.maze_valid_path;
+    let arc_strict = |k: usize| opt(m.arc.as_ref().map(|a| a.strict[&k].value));
+    let fields: Vec<String> = vec![
+        r.created_unix.to_string(),
+        csv_field(&r.task),
+        csv_field(&r.model),
+        csv_field(&r.preset),
+        r.seed.to_string(),
+        csv_field(&r.budget_match),
+        csv_field(&r.device),
+        csv_field(&r.dataset_hash),
+        r.train_steps.to_string(),
+        r.global_batch_size.to_string(),
+        r.trainable_parameters.to_string(),
+        r.buffer_parameters.to_string(),
+        format!("{:.6e}", r.train_flops),
+        format!("{:.6e}", r.inference_flops_per_puzzle),
+        m.examples.to_string(),
+        format!("{:.6}", m.exact.value),
+        format!("{:.6}", m.exact.low),
+        format!("{:.6}", m.exact.high),
+        format!("{:.6}", m.token.value),
+        format!("{:.6}", m.token.low),
+        format!("{:.6}", m.token.high),
+        format!("{:.4}", m.mean_halting_step),
+        format!("{:.6}", m.exact_at_halt.value),
+        opt(valid.map(|v| v.value)),
+        opt(valid.map(|v| v.low)),
+        opt(valid.map(|v| v.high)),
+        arc_strict(1),
+        arc_strict(2),
+        opt(m.arc.as_ref().map(|a| a.fractional[&2])),
+        opt(r
+            .arc_pooled_over_checkpoints
+            .as_ref()
+            .map(|a| a.strict[&2].value)),
+        format!("{:.1}", r.train_wall_seconds),
+        csv_field(&r.git_commit),
+        csv_field(&r.run_dir),
+    ];
+    fields.join(",")
+}
+
+/// Appends rows to a CSV table, writing the header first when the file is new; refuses a file
+/// whose header belongs to another schema rather than mixing columns.
+pub fn append_csv(path: &Path, records: &[ResultRecord]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        if text.lines().next() != Some(CSV_HEADER) {
+            anyhow::bail!(
+                "{} has another header than this harness writes (schema {SCHEMA_VERSION}); move it aside",
+                path.display()
+            );
+        }
+    }
+    let mut text = String::new();
+    if !path.exists() {
+        text.push_str(CSV_HEADER);
+        text.push('\n');
+    }
+    for r in records {
+        text.push_str(&csv_row(r));
+        text.push('\n');
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
