@@ -38,8 +38,9 @@ pub fn wilson(successes: u64, total: u64) -> Proportion {
         successes,
         total,
         value: p,
-        low: (centre - half).max(0.0),
-        high: (centre + half).min(1.0),
+        // Clamped to contain p: rounding leaves 1e-17 gaps at p = 0 and p = 1.
+        low: (centre - half).clamp(0.0, p),
+        high: (centre + half).clamp(p, 1.0),
     }
 }
 

@@ -172,6 +172,7 @@ pub fn run(args: CompareArgs) -> Result<u8> {
                     resume: true,
                     verbose: true,
                     device: device.clone(),
+                    stop_after: None,
                 },
             )?;
             if !outcome.completed {

@@ -90,6 +90,8 @@ pub struct TrainOptions {
     /// Print one line per evaluation (besides the progress bar).
     pub verbose: bool,
     pub device: Device,
+    /// Save and stop after this step, as Ctrl-C would (to train in chunks, or to test resume).
+    pub stop_after: Option<u64>,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -113,11 +115,6 @@ fn install_interrupt_handler() {
 
 #[cfg(not(unix))]
 fn install_interrupt_handler() {}
-
-/// Test hook: behave as if Ctrl-C had been pressed.
-pub fn request_interrupt() {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
 
 fn optim_config(cfg: &RunConfig) -> Result<OptimConfig> {
     let t = &cfg.train;
@@ -336,7 +333,7 @@ pub fn train(
 
     let mut completed = true;
     while trainer.step < run.total_steps {
-        if INTERRUPTED.load(Ordering::SeqCst) {
+        if INTERRUPTED.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| trainer.step >= s) {
             completed = false;
             break;
         }

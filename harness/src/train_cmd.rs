@@ -29,6 +29,9 @@ pub struct TrainArgs {
     /// Continue the run in --run from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Save and stop after this optimizer step (continue later with --resume).
+    #[arg(long)]
+    pub stop_after: Option<u64>,
 }
 
 pub fn run(args: TrainArgs) -> Result<u8> {
@@ -53,6 +56,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             resume: args.resume,
             verbose: true,
             device: crate::device::default_device()?,
+            stop_after: args.stop_after,
         },
     )?;
     if let Some(e) = &outcome.final_eval {

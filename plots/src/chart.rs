@@ -86,8 +86,17 @@ impl Axis {
     /// Tick values with their labels.
     fn ticks(&self) -> Vec<(f64, String)> {
         if self.log {
-            let (a, b) = (self.lo.log10() as i32, self.hi.log10() as i32);
-            (a..=b).map(|e| (10f64.powi(e), format!("1e{e}"))).collect()
+            let (a, b) = (
+                self.lo.log10().round() as i32,
+                self.hi.log10().round() as i32,
+            );
+            // Few decades: 1-2-5 ticks, so a narrow range still reads.
+            let mantissas: &[f64] = if b - a <= 2 { &[1.0, 2.0, 5.0] } else { &[1.0] };
+            (a..=b)
+                .flat_map(|e| mantissas.iter().map(move |m| m * 10f64.powi(e)))
+                .filter(|v| *v <= self.hi * (1.0 + 1e-9))
+                .map(|v| (v, human(v)))
+                .collect()
         } else {
             let raw = (self.hi - self.lo) / 5.0;
             let mag = 10f64.powf(raw.log10().floor());
@@ -322,6 +331,9 @@ mod tests {
         let a = Axis::fit(&[3e12, 4e14], true);
         assert_eq!((a.lo, a.hi), (1e12, 1e15));
         assert_eq!(a.ticks().len(), 4);
+        let narrow = Axis::fit(&[2e8, 3e8], true);
+        let labels: Vec<String> = narrow.ticks().into_iter().map(|t| t.1).collect();
+        assert_eq!(labels, ["100M", "200M", "500M", "1G"]);
         assert!((a.frac(1e13) - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(human(6_828_034.0), "6.83M");
         assert_eq!(human(2.5e15), "2.50P");

@@ -1,0 +1,249 @@
+//! `harness train`, `eval` and `compare` end to end with the `smoke` preset on a tiny
+//! generated maze task: the outputs' contents, not only their existence.
+
+use harness::results::{ResultRecord, CSV_HEADER};
+use std::path::Path;
+
+fn harness(args: &[&str]) -> Result<u8, String> {
+    let mut full = vec!["harness"];
+    full.extend_from_slice(args);
+    harness::run(full).map_err(|e| format!("{e:#}"))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn compare_smoke_writes_rows_records_plots_and_a_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, data, results) = (
+        tmp.path().join("out"),
+        tmp.path().join("data"),
+        tmp.path().join("results"),
+    );
+    let code = harness(&[
+        "compare",
+        "--task",
+        "maze-hard",
+        "--preset",
+        "smoke",
+        "--out",
+        s(&out),
+        "--data-root",
+        s(&data),
+        "--results",
+        s(&results),
+    ])
+    .unwrap();
+    assert_eq!(code, 0);
+
+    // One record per model, on the same data, under the same budget and protocol.
+    let records: Vec<ResultRecord> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let models: Vec<&str> = records.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(models, ["trm-att", "hrm"]);
+    for r in &records {
+        assert_eq!(r.dataset_hash, records[0].dataset_hash);
+        assert_eq!(r.dataset_hash.len(), 64);
+        assert_eq!(r.train_steps, 4);
+        assert_eq!(r.budget_match, "steps");
+        assert_eq!(r.preset, "smoke");
+        assert_eq!(r.metrics.examples, 12, "the whole test split is scored");
+        assert_eq!(r.metrics.exact_by_step.len(), 2, "one point per supervision step");
+        assert!(r.metrics.maze_valid_path.is_some());
+        let e = r.metrics.exact;
+        assert!(e.low <= e.value && e.value <= e.high && e.total == 12);
+        assert!(r.trainable_parameters > 0 && r.train_flops > 0.0);
+        assert_eq!(r.learning_curve.len(), 2, "evaluations at steps 2 and 4");
+        assert_eq!(r.config.total_steps, 4);
+    }
+    // HRM has twice the networks of this TRM, so more parameters.
+    assert!(records[1].trainable_parameters > records[0].trainable_parameters);
+
+    // The results table: the documented header, one row per model, every row complete.
+    let csv = std::fs::read_to_string(results.join("maze-hard-smoke.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], CSV_HEADER);
+    assert_eq!(lines.len(), 3);
+    let columns = CSV_HEADER.split(',').count();
+    for row in &lines[1..] {
+        assert_eq!(row.split(',').count(), columns, "{row}");
+    }
+    assert!(lines[1].contains(",trm-att,smoke,0,steps,"));
+    let json_records = std::fs::read_dir(results.join("records")).unwrap().count();
+    assert_eq!(json_records, 2);
+
+    // Charts: every PNG decodes as an image; the SVGs name both models.
+    let names = [
+        "accuracy_vs_parameters",
+        "accuracy_vs_train_flops",
+        "accuracy_vs_inference_flops",
+        "learning_curves",
+        "accuracy_by_supervision_step",
+    ];
+    for name in names {
+        let png = std::fs::read(out.join("plots").join(format!("{name}.png"))).unwrap();
+        let (w, h) = plots::png::png_size(&png).unwrap();
+        assert!(w >= 800 && h >= 400, "{name}: {w}x{h}");
+        let svg = std::fs::read_to_string(out.join("plots").join(format!("{name}.svg"))).unwrap();
+        assert!(svg.contains(">trm-att<") && svg.contains(">hrm<"), "{name}");
+        assert!(svg.contains("preset smoke"), "{name}: the preset is in the title");
+    }
+
+    // The report: both models, the scaled-down label, inline charts, the audit, the configs
+    // with their differences highlighted; nothing fetched from elsewhere.
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for needle in [
+        "trm-att",
+        "hrm",
+        "Not the papers' setting",
+        "<svg",
+        "Audit of the data used",
+        "class=diff",
+        &records[0].dataset_hash,
+    ] {
+        assert!(report.contains(needle), "the report lacks {needle:?}");
+    }
+    assert!(!report.contains("http://") || !report.contains("src=\"http"));
+    assert!(!report.contains("<script src") && !report.contains("<link"));
+
+    // Run again: the finished runs are reused, and the rows are appended.
+    let code = harness(&[
+        "compare",
+        "--task",
+        "maze-hard",
+        "--preset",
+        "smoke",
+        "--out",
+        s(&out),
+        "--data-root",
+        s(&data),
+        "--results",
+        s(&results),
+    ])
+    .unwrap();
+    assert_eq!(code, 0);
+    let csv = std::fs::read_to_string(results.join("maze-hard-smoke.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5);
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_the_same_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let train = |dir: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--model",
+            "hrm",
+            "--task",
+            "maze-hard",
+            "--preset",
+            "smoke",
+            "--set",
+            "train.steps=5",
+            "--set",
+            "train.eval_interval=3",
+            "--run",
+            s(dir),
+            "--data-root",
+            s(&data),
+        ];
+        args.extend_from_slice(extra);
+        harness(&args)
+    };
+    assert_eq!(train(&a, &[]).unwrap(), 0);
+    // Stopped after step 2 (between evaluations), then continued.
+    assert_eq!(train(&b, &["--stop-after", "2"]).unwrap(), 130);
+    let err = train(&b, &[]).unwrap_err();
+    assert!(err.contains("--resume"), "{err}");
+    assert_eq!(train(&b, &["--resume"]).unwrap(), 0);
+    let ckpt = |dir: &Path| {
+        let p = dir.join("checkpoints/step_5.safetensors");
+        models::checkpoint::load_state_dict(&p, &candle_core::Device::Cpu).unwrap()
+    };
+    let (wa, wb) = (ckpt(&a), ckpt(&b));
+    assert_eq!(wa.len(), wb.len());
+    for (name, ta) in &wa {
+        let va: Vec<f32> = ta
+            .flatten_all()
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let vb: Vec<f32> = wb[name]
+            .flatten_all()
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(va, vb, "{name} differs after resuming");
+    }
+    let metrics = |dir: &Path| std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let strip_wall = |text: String| -> Vec<String> {
+        text.lines()
+            .map(|l| l.rsplit_once(',').map_or(l, |(a, _)| a).to_string())
+            .collect()
+    };
+    assert_eq!(strip_wall(metrics(&a)), strip_wall(metrics(&b)));
+    assert_eq!(
+        std::fs::read_to_string(a.join("scores.json")).unwrap(),
+        std::fs::read_to_string(b.join("scores.json")).unwrap()
+    );
+
+    // `harness eval` on the run reproduces the final scores.
+    let out = tmp.path().join("eval");
+    assert_eq!(
+        harness(&["eval", "--run", s(&a), "--out", s(&out)]).unwrap(),
+        0
+    );
+    let scores: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("scores.json")).unwrap()).unwrap();
+    let trained: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("scores.json")).unwrap()).unwrap();
+    assert_eq!(scores["scores"], trained);
+    let predictions = datasets::npy::read::<u8>(&out.join("predictions.npy")).unwrap();
+    assert_eq!(predictions.shape, vec![12, 25]);
+}
+
+#[test]
+fn bad_configs_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let base = |extra: &[&str]| {
+        let mut args = vec![
+            "compare",
+            "--task",
+            "maze-hard",
+            "--data-root",
+            s(&data),
+        ];
+        if !extra.contains(&"--preset") {
+            args.extend(["--preset", "smoke"]);
+        }
+        args.extend_from_slice(extra);
+        let out = tmp.path().join("out");
+        let results = tmp.path().join("results");
+        let mut owned: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        owned.extend(["--out".into(), s(&out).into(), "--results".into(), s(&results).into()]);
+        let refs: Vec<&str> = owned.iter().map(|a| a.as_str()).collect();
+        harness(&refs)
+    };
+    let err = base(&["--models", "trm-att,gpt"]).unwrap_err();
+    assert!(err.contains("unknown model \"gpt\""), "{err}");
+    let err = base(&["--set", "train.lr=-1"]).unwrap_err();
+    assert!(err.contains("train.lr must be positive"), "{err}");
+    let err = base(&["--set", "arch.hidden_size=17"]).unwrap_err();
+    assert!(err.contains("num_heads"), "{err}");
+    let err = base(&["--set", "data.side=1"]).unwrap_err();
+    assert!(err.contains("side"), "{err}");
+    let err = base(&["--preset", "nope.toml"]).unwrap_err();
+    assert!(err.contains("nope.toml"), "{err}");
+    let err = base(&["--set", "train.warmup=3"]).unwrap_err();
+    assert!(err.contains("warmup"), "{err}");
+    assert!(!tmp.path().join("results").exists(), "no partial results");
+}
