@@ -50,8 +50,12 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let r0 = &records[0];
     let subtitle = format!(
-        "{} | preset {}: {} | budget: equal {}",
-        r0.task, r0.preset, r0.preset_label, r0.budget_match
+        "{} | preset {} | budget: equal {} | data {}\n{}",
+        r0.task,
+        r0.preset,
+        r0.budget_match,
+        &r0.dataset_hash[..r0.dataset_hash.len().min(12)],
+        r0.preset_label
     );
     let groups = by_model(records);
     let mut charts: Vec<(&str, String, String)> = Vec::new();

@@ -333,7 +333,8 @@ pub fn train(
 
     let mut completed = true;
     while trainer.step < run.total_steps {
-        if INTERRUPTED.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| trainer.step >= s) {
+        if INTERRUPTED.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| trainer.step >= s)
+        {
             completed = false;
             break;
         }
@@ -418,7 +419,12 @@ pub fn train(
                 point.evaluation.token.value
             );
             if opts.verbose {
-                bar.println(line);
+                // A hidden bar (no terminal) drops println; logs still want the line.
+                if bar.is_hidden() {
+                    println!("{line}");
+                } else {
+                    bar.println(line);
+                }
             }
             if last {
                 datasets::npy::write(

@@ -323,6 +323,19 @@ impl Trainer {
         &mut self,
         state: &std::collections::HashMap<String, Tensor>,
     ) -> Result<()> {
+        // Strict, as PyTorch's load_state_dict: a tensor the model lacks means another model.
+        {
+            let vars = self.varmap.data().lock().expect("varmap");
+            let mut unexpected: Vec<&String> =
+                state.keys().filter(|k| !vars.contains_key(*k)).collect();
+            unexpected.sort();
+            if let Some(first) = unexpected.first() {
+                return Err(candle_core::Error::msg(format!(
+                    "the state dict has {} tensors this model lacks, e.g. {first}: it belongs to another model or size",
+                    unexpected.len()
+                )));
+            }
+        }
         for (name, var) in self.varmap.data().lock().expect("varmap").iter() {
             let t = state
                 .get(name)

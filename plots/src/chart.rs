@@ -8,7 +8,7 @@ const W: f64 = 820.0;
 const H: f64 = 500.0;
 const LEFT: f64 = 80.0;
 const RIGHT: f64 = 190.0;
-const TOP: f64 = 64.0;
+const TOP: f64 = 72.0;
 const BOTTOM: f64 = 64.0;
 
 /// Colours that stay apart for colour-blind readers (Okabe-Ito).
@@ -144,22 +144,33 @@ pub fn human(v: f64) -> String {
     format!("{text}{suffix}")
 }
 
+/// The chart's frame; `subtitle` may hold several lines (`\n`).
 fn frame(title: &str, subtitle: &str, x_label: &str, y_label: &str) -> String {
-    format!(
+    let cx = LEFT + (W - LEFT - RIGHT) / 2.0;
+    let cy = TOP + (H - TOP - BOTTOM) / 2.0;
+    let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" font-family=\"DejaVu Sans, sans-serif\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{cx}\" y=\"26\" font-size=\"17\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\n\
-         <text x=\"{cx}\" y=\"46\" font-size=\"12\" text-anchor=\"middle\" fill=\"#444\">{}</text>\n\
-         <text x=\"{cx}\" y=\"{xl}\" font-size=\"13\" text-anchor=\"middle\">{}</text>\n\
-         <text x=\"18\" y=\"{cy}\" font-size=\"13\" text-anchor=\"middle\" transform=\"rotate(-90 18 {cy})\">{}</text>\n",
+         <text x=\"{c}\" y=\"24\" font-size=\"17\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\n",
         escape(title),
-        escape(subtitle),
+        c = W / 2.0,
+    );
+    for (i, line) in subtitle.lines().take(2).enumerate() {
+        svg.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" font-size=\"11.5\" text-anchor=\"middle\" fill=\"#444\">{}</text>\n",
+            W / 2.0,
+            42.0 + 15.0 * i as f64,
+            escape(line)
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"{cx}\" y=\"{}\" font-size=\"13\" text-anchor=\"middle\">{}</text>\n\
+         <text x=\"18\" y=\"{cy}\" font-size=\"13\" text-anchor=\"middle\" transform=\"rotate(-90 18 {cy})\">{}</text>\n",
+        H - 18.0,
         escape(x_label),
         escape(y_label),
-        cx = LEFT + (W - LEFT - RIGHT) / 2.0,
-        cy = TOP + (H - TOP - BOTTOM) / 2.0,
-        xl = H - 18.0,
-    )
+    ));
+    svg
 }
 
 fn axes(svg: &mut String, x: &Axis, y: &Axis) {

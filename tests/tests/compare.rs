@@ -50,7 +50,11 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         assert_eq!(r.budget_match, "steps");
         assert_eq!(r.preset, "smoke");
         assert_eq!(r.metrics.examples, 12, "the whole test split is scored");
-        assert_eq!(r.metrics.exact_by_step.len(), 2, "one point per supervision step");
+        assert_eq!(
+            r.metrics.exact_by_step.len(),
+            2,
+            "one point per supervision step"
+        );
         assert!(r.metrics.maze_valid_path.is_some());
         let e = r.metrics.exact;
         assert!(e.low <= e.value && e.value <= e.high && e.total == 12);
@@ -88,7 +92,10 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         assert!(w >= 800 && h >= 400, "{name}: {w}x{h}");
         let svg = std::fs::read_to_string(out.join("plots").join(format!("{name}.svg"))).unwrap();
         assert!(svg.contains(">trm-att<") && svg.contains(">hrm<"), "{name}");
-        assert!(svg.contains("preset smoke"), "{name}: the preset is in the title");
+        assert!(
+            svg.contains("preset smoke"),
+            "{name}: the preset is in the title"
+        );
     }
 
     // The report: both models, the scaled-down label, inline charts, the audit, the configs
@@ -208,6 +215,55 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     assert_eq!(scores["scores"], trained);
     let predictions = datasets::npy::read::<u8>(&out.join("predictions.npy")).unwrap();
     assert_eq!(predictions.shape, vec![12, 25]);
+
+    // A bare state dict (official names only, as an official checkpoint holds) evaluates the
+    // same: HRM's recipe has no EMA, so the weights are the live ones.
+    let weights: Vec<(String, candle_core::Tensor)> = wa
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("model."))
+        .collect();
+    let bare = tmp.path().join("weights.safetensors");
+    models::checkpoint::save(&bare, &weights).unwrap();
+    let out2 = tmp.path().join("eval2");
+    let code = harness(&[
+        "eval",
+        "--checkpoint",
+        s(&bare),
+        "--task",
+        "maze-hard",
+        "--model",
+        "hrm",
+        "--preset",
+        "smoke",
+        "--set",
+        "train.steps=5",
+        "--data-root",
+        s(&data),
+        "--out",
+        s(&out2),
+    ])
+    .unwrap();
+    assert_eq!(code, 0);
+    let scores2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out2.join("scores.json")).unwrap()).unwrap();
+    assert_eq!(scores2["scores"], trained);
+    let err = harness(&[
+        "eval",
+        "--checkpoint",
+        s(&bare),
+        "--task",
+        "maze-hard",
+        "--model",
+        "trm-att",
+        "--preset",
+        "smoke",
+        "--data-root",
+        s(&data),
+        "--out",
+        s(&out2),
+    ])
+    .unwrap_err();
+    assert!(err.contains("model lacks"), "{err}");
 }
 
 #[test]
@@ -215,13 +271,7 @@ fn bad_configs_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let base = |extra: &[&str]| {
-        let mut args = vec![
-            "compare",
-            "--task",
-            "maze-hard",
-            "--data-root",
-            s(&data),
-        ];
+        let mut args = vec!["compare", "--task", "maze-hard", "--data-root", s(&data)];
         if !extra.contains(&"--preset") {
             args.extend(["--preset", "smoke"]);
         }
@@ -229,7 +279,12 @@ fn bad_configs_are_named() {
         let out = tmp.path().join("out");
         let results = tmp.path().join("results");
         let mut owned: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        owned.extend(["--out".into(), s(&out).into(), "--results".into(), s(&results).into()]);
+        owned.extend([
+            "--out".into(),
+            s(&out).into(),
+            "--results".into(),
+            s(&results).into(),
+        ]);
         let refs: Vec<&str> = owned.iter().map(|a| a.as_str()).collect();
         harness(&refs)
     };
@@ -246,4 +301,76 @@ fn bad_configs_are_named() {
     let err = base(&["--set", "train.warmup=3"]).unwrap_err();
     assert!(err.contains("warmup"), "{err}");
     assert!(!tmp.path().join("results").exists(), "no partial results");
+}
+
+/// A hand-made ARC folder: two training tasks, two evaluation tasks, one of them with two
+/// test inputs.
+fn arc_fixture(root: &Path) {
+    std::fs::create_dir_all(root.join("training")).unwrap();
+    std::fs::create_dir_all(root.join("evaluation")).unwrap();
+    let task = |a: u8, b: u8, tests: usize| {
+        let pair = |x: u8| {
+            format!(
+                r#"{{"input": [[{x}, 0], [0, {x}]], "output": [[{y}, {y}], [0, 0]]}}"#,
+                y = (x + 1) % 10
+            )
+        };
+        let tests: Vec<String> = (0..tests).map(|i| pair(b + i as u8)).collect();
+        format!(
+            r#"{{"train": [{}, {}], "test": [{}]}}"#,
+            pair(a),
+            pair(a + 1),
+            tests.join(", ")
+        )
+    };
+    std::fs::write(root.join("training/aaaa0001.json"), task(1, 3, 1)).unwrap();
+    std::fs::write(root.join("training/aaaa0002.json"), task(2, 5, 1)).unwrap();
+    std::fs::write(root.join("evaluation/bbbb0001.json"), task(4, 6, 2)).unwrap();
+    std::fs::write(root.join("evaluation/bbbb0002.json"), task(5, 7, 1)).unwrap();
+}
+
+#[test]
+fn arc_compare_scores_pass_at_k_per_checkpoint_and_pooled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let arc = tmp.path().join("arc");
+    arc_fixture(&arc);
+    let out = tmp.path().join("out");
+    let from = format!("data.from=[\"{}\"]", s(&arc));
+    let code = harness(&[
+        "compare",
+        "--task",
+        "arc-agi-1",
+        "--preset",
+        "smoke",
+        "--set",
+        &from,
+        "--set",
+        "data.num-aug=2",
+        "--models",
+        "trm-att",
+        "--out",
+        s(&out),
+        "--data-root",
+        s(&tmp.path().join("data")),
+        "--results",
+        s(&tmp.path().join("results")),
+    ])
+    .unwrap();
+    assert_eq!(code, 0);
+    let records: Vec<ResultRecord> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let r = &records[0];
+    let arc_scores = r.metrics.arc.as_ref().expect("ARC scores");
+    // Two evaluation tasks with three test inputs; each input seen in 3 versions.
+    assert_eq!((arc_scores.tasks, arc_scores.test_inputs), (2, 3));
+    assert_eq!(r.metrics.examples, 9);
+    assert_eq!(arc_scores.strict[&2].total, 2);
+    assert!(arc_scores.strict[&1].value <= arc_scores.strict[&2].value);
+    let pooled = r
+        .arc_pooled_over_checkpoints
+        .as_ref()
+        .expect("pooled scores");
+    assert_eq!(pooled.tasks, 2);
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("pass@2 pooled over checkpoints"));
 }
