@@ -85,14 +85,14 @@ pub fn evaluate(
         let mut halted_at: Vec<Option<usize>> = vec![None; rows];
         let mut answer_at_halt: Vec<bool> = vec![false; rows];
         let mut last = None;
-        for step in 0..steps {
+        for (step, correct) in correct_by_step.iter_mut().enumerate() {
             let (next, out, loss) = trainer.eval_step(model, &carry, &batch, &mut rng)?;
             let q_halt = out
                 .q_halt
                 .to_dtype(candle_core::DType::F32)?
                 .to_vec1::<f32>()?;
             for r in 0..rows {
-                correct_by_step[step] += loss.seq_is_correct[r] as u64;
+                *correct += loss.seq_is_correct[r] as u64;
                 if halted_at[r].is_none() && (q_halt[r] > 0.0 || step + 1 == steps) {
                     halted_at[r] = Some(step + 1);
                     answer_at_halt[r] = loss.seq_is_correct[r];

@@ -59,7 +59,9 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
     );
     let groups = by_model(records);
     let mut charts: Vec<(&str, String, String)> = Vec::new();
-    let costs: [(&str, &str, &str, fn(&ResultRecord) -> f64); 3] = [
+    type Cost = fn(&ResultRecord) -> f64;
+    // (file name, title, x label, cost of a record)
+    let costs: [(&str, &str, &str, Cost); 3] = [
         (
             "accuracy_vs_parameters",
             "Exact accuracy against trainable parameters",
