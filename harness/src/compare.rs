@@ -243,8 +243,6 @@ pub fn write_outputs(
 /// The comparison as a Markdown table (also printed).
 pub fn render_table(records: &[ResultRecord]) -> String {
     let r0 = &records[0];
-    let maze = r0.task == "maze-hard";
-    let arc = r0.task.starts_with("arc-");
     let mut s = format!(
         "{} / preset {} ({}), budget matched by {}, dataset {}\n\n",
         r0.task,
@@ -253,68 +251,11 @@ pub fn render_table(records: &[ResultRecord]) -> String {
         r0.budget_match,
         &r0.dataset_hash[..r0.dataset_hash.len().min(16)]
     );
-    s.push_str(
-        "| model | seed | params | train FLOPs | infer FLOPs/puzzle | steps | exact acc (95% CI) |",
-    );
-    if maze {
-        s.push_str(" valid shortest path (95% CI) |");
-    }
-    if arc {
-        s.push_str(" pass@2 strict | pass@2 ARC rule | pass@2 pooled ckpts |");
-    }
-    s.push_str(" token acc | halting step | train time |\n|---|---|---|---|---|---|---|");
-    if maze {
-        s.push_str("---|");
-    }
-    if arc {
-        s.push_str("---|---|---|");
-    }
-    s.push_str("---|---|---|\n");
-    let pct = |p: &datasets::score::Proportion| {
-        format!(
-            "{:.1}% [{:.1}, {:.1}]",
-            100.0 * p.value,
-            100.0 * p.low,
-            100.0 * p.high
-        )
-    };
-    for r in records {
-        let m = &r.metrics;
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            r.model,
-            r.seed,
-            plots::chart::human(r.trainable_parameters as f64),
-            plots::chart::human(r.train_flops),
-            plots::chart::human(r.inference_flops_per_puzzle),
-            r.train_steps,
-            pct(&m.exact)
-        ));
-        if maze {
-            s.push_str(&format!(
-                " {} |",
-                m.maze_valid_path.as_ref().map(pct).unwrap_or_default()
-            ));
-        }
-        if arc {
-            let a = m.arc.as_ref();
-            s.push_str(&format!(
-                " {} | {} | {} |",
-                a.map(|a| pct(&a.strict[&2])).unwrap_or_default(),
-                a.map(|a| format!("{:.1}%", 100.0 * a.fractional[&2]))
-                    .unwrap_or_default(),
-                r.arc_pooled_over_checkpoints
-                    .as_ref()
-                    .map(|a| pct(&a.strict[&2]))
-                    .unwrap_or_default()
-            ));
-        }
-        s.push_str(&format!(
-            " {:.1}% | {:.2} | {:.0} s |\n",
-            100.0 * m.token.value,
-            m.mean_halting_step,
-            r.train_wall_seconds
-        ));
+    let (headers, rows) = crate::results::comparison_table(records);
+    s.push_str(&format!("| {} |\n", headers.join(" | ")));
+    s.push_str(&format!("|{}\n", "---|".repeat(headers.len())));
+    for row in rows {
+        s.push_str(&format!("| {} |\n", row.join(" | ")));
     }
     s
 }

@@ -46,66 +46,24 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, Strin
 }
 
 fn table_html(records: &[ResultRecord]) -> String {
-    let maze = records[0].task == "maze-hard";
-    let arc = records[0].task.starts_with("arc-");
-    let pct = |p: &datasets::score::Proportion| {
-        format!(
-            "{:.1}% <span class=ci>[{:.1}, {:.1}]</span>",
-            100.0 * p.value,
-            100.0 * p.low,
-            100.0 * p.high
-        )
-    };
-    let mut s = String::from("<table><tr><th>model</th><th>seed</th><th>trainable params</th><th>buffers</th><th>train FLOPs</th><th>inference FLOPs / puzzle</th><th>steps</th><th>exact accuracy (95% CI)</th>");
-    if maze {
-        s.push_str("<th>valid shortest path (95% CI)</th>");
+    let (headers, rows) = crate::results::comparison_table(records);
+    let mut s = String::from("<table><tr>");
+    for h in headers {
+        s.push_str(&format!("<th>{}</th>", esc(h)));
     }
-    if arc {
-        s.push_str("<th>pass@1 strict</th><th>pass@2 strict</th><th>pass@2 ARC rule</th><th>pass@2 pooled over checkpoints</th>");
-    }
-    s.push_str("<th>token accuracy</th><th>mean halting step</th><th>exact at halting step</th><th>test examples</th><th>train wall time</th></tr>\n");
-    for r in records {
-        let m = &r.metrics;
-        let h = |v: f64| plots::chart::human(v);
-        s.push_str(&format!(
-            "<tr><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-            esc(&r.model),
-            r.seed,
-            h(r.trainable_parameters as f64),
-            h(r.buffer_parameters as f64),
-            h(r.train_flops),
-            h(r.inference_flops_per_puzzle),
-            r.train_steps,
-            pct(&m.exact)
-        ));
-        if maze {
-            s.push_str(&format!(
-                "<td>{}</td>",
-                m.maze_valid_path.as_ref().map(pct).unwrap_or_default()
-            ));
+    s.push_str("</tr>\n");
+    for row in rows {
+        s.push_str("<tr>");
+        for (i, cell) in row.iter().enumerate() {
+            // The interval after a percentage reads as a quieter second part.
+            let cell = match cell.split_once(" [") {
+                Some((value, ci)) => format!("{} <span class=ci>[{}</span>", esc(value), esc(ci)),
+                None if i == 0 => format!("<b>{}</b>", esc(cell)),
+                None => esc(cell),
+            };
+            s.push_str(&format!("<td>{cell}</td>"));
         }
-        if arc {
-            let a = m.arc.as_ref();
-            s.push_str(&format!(
-                "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                a.map(|a| pct(&a.strict[&1])).unwrap_or_default(),
-                a.map(|a| pct(&a.strict[&2])).unwrap_or_default(),
-                a.map(|a| format!("{:.1}%", 100.0 * a.fractional[&2]))
-                    .unwrap_or_default(),
-                r.arc_pooled_over_checkpoints
-                    .as_ref()
-                    .map(|a| pct(&a.strict[&2]))
-                    .unwrap_or_default()
-            ));
-        }
-        s.push_str(&format!(
-            "<td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{:.0} s</td></tr>\n",
-            pct(&m.token),
-            m.mean_halting_step,
-            pct(&m.exact_at_halt),
-            m.examples,
-            r.train_wall_seconds
-        ));
+        s.push_str("</tr>\n");
     }
     s.push_str("</table>\n");
     s

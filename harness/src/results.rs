@@ -227,3 +227,91 @@ pub fn append_csv(path: &Path, records: &[ResultRecord]) -> Result<()> {
     f.write_all(text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
+
+/// The comparison table, one row per record: column headers and plain-text cells (a
+/// proportion as `33.0% [29.0, 37.2]`). Rendered as Markdown by `compare` and as HTML by the
+/// report, so both show the same columns.
+pub fn comparison_table(records: &[ResultRecord]) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let maze = records.first().is_some_and(|r| r.task == "maze-hard");
+    let arc = records.first().is_some_and(|r| r.task.starts_with("arc-"));
+    let pct = |p: &datasets::score::Proportion| {
+        format!(
+            "{:.1}% [{:.1}, {:.1}]",
+            100.0 * p.value,
+            100.0 * p.low,
+            100.0 * p.high
+        )
+    };
+    let mut headers = vec![
+        "model",
+        "seed",
+        "trainable params",
+        "buffers",
+        "train FLOPs",
+        "inference FLOPs / puzzle",
+        "steps",
+        "exact accuracy (95% CI)",
+    ];
+    if maze {
+        headers.push("valid shortest path (95% CI)");
+    }
+    if arc {
+        headers.extend([
+            "pass@1 strict",
+            "pass@2 strict",
+            "pass@2 ARC rule",
+            "pass@2 pooled over checkpoints",
+        ]);
+    }
+    headers.extend([
+        "token accuracy",
+        "mean halting step",
+        "exact at halting step",
+        "test examples",
+        "train wall time",
+    ]);
+    let h = plots::chart::human;
+    let rows = records
+        .iter()
+        .map(|r| {
+            let m = &r.metrics;
+            let mut row = vec![
+                r.model.clone(),
+                r.seed.to_string(),
+                h(r.trainable_parameters as f64),
+                h(r.buffer_parameters as f64),
+                h(r.train_flops),
+                h(r.inference_flops_per_puzzle),
+                r.train_steps.to_string(),
+                pct(&m.exact),
+            ];
+            if maze {
+                row.push(m.maze_valid_path.as_ref().map(pct).unwrap_or_default());
+            }
+            if arc {
+                let a = m.arc.as_ref();
+                row.push(a.map(|a| pct(&a.strict[&1])).unwrap_or_default());
+                row.push(a.map(|a| pct(&a.strict[&2])).unwrap_or_default());
+                row.push(
+                    a.map(|a| format!("{:.1}%", 100.0 * a.fractional[&2]))
+                        .unwrap_or_default(),
+                );
+                row.push(
+                    r.arc_pooled_over_checkpoints
+                        .as_ref()
+                        .map(|a| pct(&a.strict[&2]))
+                        .unwrap_or_default(),
+                );
+            }
+            row.extend([
+                pct(&m.token),
+                format!("{:.2}", m.mean_halting_step),
+                pct(&m.exact_at_halt),
+                m.examples.to_string(),
+                format!("{:.0} s", r.train_wall_seconds),
+            ]);
+            row
+        })
+        .collect();
+    (headers, rows)
+}

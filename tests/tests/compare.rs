@@ -14,6 +14,24 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `harness compare --task maze-hard --preset smoke` into these folders.
+fn compare_smoke(out: &Path, data: &Path, results: &Path) -> u8 {
+    harness(&[
+        "compare",
+        "--task",
+        "maze-hard",
+        "--preset",
+        "smoke",
+        "--out",
+        s(out),
+        "--data-root",
+        s(data),
+        "--results",
+        s(results),
+    ])
+    .unwrap()
+}
+
 #[test]
 fn compare_smoke_writes_rows_records_plots_and_a_report() {
     let tmp = tempfile::tempdir().unwrap();
@@ -22,21 +40,7 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         tmp.path().join("data"),
         tmp.path().join("results"),
     );
-    let code = harness(&[
-        "compare",
-        "--task",
-        "maze-hard",
-        "--preset",
-        "smoke",
-        "--out",
-        s(&out),
-        "--data-root",
-        s(&data),
-        "--results",
-        s(&results),
-    ])
-    .unwrap();
-    assert_eq!(code, 0);
+    assert_eq!(compare_smoke(&out, &data, &results), 0);
 
     // One record per model, on the same data, under the same budget and protocol.
     let records: Vec<ResultRecord> =
@@ -116,21 +120,7 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
     assert!(!report.contains("<script src") && !report.contains("<link"));
 
     // Run again: the finished runs are reused, and the rows are appended.
-    let code = harness(&[
-        "compare",
-        "--task",
-        "maze-hard",
-        "--preset",
-        "smoke",
-        "--out",
-        s(&out),
-        "--data-root",
-        s(&data),
-        "--results",
-        s(&results),
-    ])
-    .unwrap();
-    assert_eq!(code, 0);
+    assert_eq!(compare_smoke(&out, &data, &results), 0);
     let csv = std::fs::read_to_string(results.join("maze-hard-smoke.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5);
 }
