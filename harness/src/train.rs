@@ -331,13 +331,12 @@ pub fn train(
             .with_context(|| format!("writing {}", state_path.display()))
     };
 
-    let mut completed = true;
-    while trainer.step < run.total_steps {
-        if INTERRUPTED.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| trainer.step >= s)
-        {
-            completed = false;
-            break;
-        }
+    let stop_requested = |step: u64| {
+        INTERRUPTED.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| step >= s)
+    };
+    // A run resumed at or past its stop step has nothing to do: its state is on disk.
+    let mut completed = !stop_requested(trainer.step) || trainer.step >= run.total_steps;
+    while completed && trainer.step < run.total_steps {
         let host = sampler.next_batch();
         let batch = to_batch(&host, device)?;
         let t = &cfg.train;
@@ -386,7 +385,8 @@ pub fn train(
             pending = MetricSums::default();
         }
         bar.set_position(step);
-        if step % t.eval_interval == 0 || last {
+        let evaluate_now = step % t.eval_interval == 0 || last;
+        if evaluate_now {
             let model = trainer.inference_model(&run.model_config, cfg.kind(), cfg.train.ema)?;
             let limit = if last {
                 None
@@ -435,6 +435,10 @@ pub fn train(
                 write_json(&run_dir.join(SCORES_FILE), &point.evaluation)?;
             }
             evals.push(point);
+        }
+        // Ctrl-C during a step or an evaluation lands here: save, then stop.
+        let stop = !last && stop_requested(step);
+        if evaluate_now || stop {
             save(
                 &trainer,
                 &sampler,
@@ -444,17 +448,10 @@ pub fn train(
                 wall(&started),
             )?;
         }
+        completed = !stop;
     }
     bar.finish_and_clear();
     if !completed {
-        save(
-            &trainer,
-            &sampler,
-            &exploration,
-            &evals,
-            &pending,
-            wall(&started),
-        )?;
         println!(
             "interrupted at step {} of {}; the state is saved in {} (resume with --resume)",
             trainer.step,

@@ -163,22 +163,19 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     };
     let (wa, wb) = (ckpt(&a), ckpt(&b));
     assert_eq!(wa.len(), wb.len());
+    let values = |t: &candle_core::Tensor| -> Vec<f32> {
+        let t = t.flatten_all().unwrap();
+        t.to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
     for (name, ta) in &wa {
-        let va: Vec<f32> = ta
-            .flatten_all()
-            .unwrap()
-            .to_dtype(candle_core::DType::F32)
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let vb: Vec<f32> = wb[name]
-            .flatten_all()
-            .unwrap()
-            .to_dtype(candle_core::DType::F32)
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        assert_eq!(va, vb, "{name} differs after resuming");
+        assert_eq!(
+            values(ta),
+            values(&wb[name]),
+            "{name} differs after resuming"
+        );
     }
     let metrics = |dir: &Path| std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     let strip_wall = |text: String| -> Vec<String> {
@@ -363,4 +360,38 @@ fn arc_compare_scores_pass_at_k_per_checkpoint_and_pooled() {
     assert_eq!(pooled.tasks, 2);
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(report.contains("pass@2 pooled over checkpoints"));
+}
+
+#[test]
+fn flops_matching_gives_every_model_the_first_models_training_compute() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let code = harness(&[
+        "compare",
+        "--task",
+        "maze-hard",
+        "--preset",
+        "smoke",
+        "--match",
+        "flops",
+        "--set",
+        "train.steps=6",
+        "--out",
+        s(&out),
+        "--data-root",
+        s(&tmp.path().join("data")),
+        "--results",
+        s(&tmp.path().join("results")),
+    ])
+    .unwrap();
+    assert_eq!(code, 0);
+    let records: Vec<ResultRecord> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let (trm, hrm) = (&records[0], &records[1]);
+    assert_eq!(trm.train_steps, 6);
+    assert_eq!(hrm.budget_match, "flops");
+    // HRM's step is cheaper here, so it gets more steps for the same compute.
+    let per_step = hrm.train_flops / hrm.train_steps as f64;
+    assert!(hrm.train_steps > trm.train_steps);
+    assert!((hrm.train_flops - trm.train_flops).abs() <= per_step / 2.0 + 1.0);
 }
