@@ -25,7 +25,7 @@ fn ctrl_c_saves_the_state_and_resume_continues() {
             .stderr(Stdio::piped());
         cmd
     };
-    let mut child = train(&[]).spawn().unwrap();
+    let child = train(&[]).spawn().unwrap();
     // Wait until a few steps are logged, then press Ctrl-C.
     let started = Instant::now();
     let metrics = run.join("metrics.csv");
