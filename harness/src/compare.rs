@@ -4,7 +4,7 @@
 
 use crate::config::{Preset, RunConfig};
 use crate::datastore::ensure_dataset;
-use crate::results::{append_csv, ResultRecord};
+use crate::results::{append_csv, write_csv, ResultRecord};
 use crate::train::{resolve_run, train, TrainOptions};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
@@ -222,7 +222,7 @@ pub fn write_outputs(
     datasets::format::write_json(&json, &records)?;
     let task = &records[0].task;
     let preset = &records[0].preset;
-    append_csv(&out.join("results.csv"), records)?;
+    write_csv(&out.join("results.csv"), records)?;
     append_csv(&results_dir.join(format!("{task}-{preset}.csv")), records)?;
     let records_dir = results_dir.join("records");
     std::fs::create_dir_all(&records_dir)

@@ -208,6 +208,15 @@ pub fn write_report(
     ));
     html.push_str("<h2>Results</h2>\n");
     html.push_str(&table_html(records));
+    let mut per_model: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in records {
+        *per_model.entry(r.model.as_str()).or_default() += 1;
+    }
+    if per_model.values().all(|&n| n < 2) {
+        html.push_str("<p class=bad>One training seed per model: the 95% intervals reflect the size of the test set only, not training randomness, which can move these numbers by more than the gap between the models. Run with <code>--seeds 3</code> or more before drawing a conclusion.</p>\n");
+    } else {
+        html.push_str("<p>The rows marked <i>mean of N seeds</i> give the mean exact accuracy across training seeds and its standard deviation; the per-row intervals reflect the test-set size only.</p>\n");
+    }
     if r0.task == "maze-hard" {
         html.push_str("<p>Exact match counts a maze as solved only when the predicted path is the stored one; random-wall mazes often have several shortest paths, so the valid-shortest-path column (any shortest path from S to G, walls respected) is the fairer reading.</p>\n");
     }

@@ -138,7 +138,7 @@ pub fn git_commit() -> String {
     }
 }
 
-pub const CSV_HEADER: &str = "created_unix,task,model,preset,seed,budget_match,device,dataset_hash,train_steps,global_batch_size,trainable_parameters,buffer_parameters,train_flops,inference_flops_per_puzzle,test_examples,exact,exact_low,exact_high,token,token_low,token_high,mean_halting_step,exact_at_halt,maze_valid_path,maze_valid_path_low,maze_valid_path_high,arc_pass1,arc_pass2,arc_pass2_fractional,arc_pooled_pass2,train_wall_seconds,git_commit,run_dir";
+pub const CSV_HEADER: &str = "created_unix,task,model,preset,preset_label,seed,budget_match,device,dataset_hash,train_steps,global_batch_size,trainable_parameters,buffer_parameters,train_flops,inference_flops_per_puzzle,test_examples,exact,exact_low,exact_high,token,token_low,token_high,mean_halting_step,exact_at_halt,maze_valid_path,maze_valid_path_low,maze_valid_path_high,arc_pass1,arc_pass2,arc_pass2_fractional,arc_pooled_pass2,train_wall_seconds,git_commit,run_dir";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -158,6 +158,7 @@ pub fn csv_row(r: &ResultRecord) -> String {
         csv_field(&r.task),
         csv_field(&r.model),
         csv_field(&r.preset),
+        csv_field(&r.preset_label),
         r.seed.to_string(),
         csv_field(&r.budget_match),
         csv_field(&r.device),
@@ -192,6 +193,18 @@ pub fn csv_row(r: &ResultRecord) -> String {
         csv_field(&r.run_dir),
     ];
     fields.join(",")
+}
+
+/// Writes exactly these rows (header first), replacing the file atomically.
+pub fn write_csv(path: &Path, records: &[ResultRecord]) -> Result<()> {
+    let mut text = format!("{CSV_HEADER}\n");
+    for r in records {
+        text.push_str(&csv_row(r));
+        text.push('\n');
+    }
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Appends rows to a CSV table, writing the header first when the file is new; refuses a file
@@ -312,6 +325,43 @@ pub fn comparison_table(records: &[ResultRecord]) -> (Vec<&'static str>, Vec<Vec
             ]);
             row
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut rows = rows;
+    // With several seeds, a summary per model: mean and spread across seeds (the Wilson
+    // intervals above cover test-set sampling only, not training randomness).
+    let mut models: Vec<&str> = records.iter().map(|r| r.model.as_str()).collect();
+    models.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    models.retain(|m| seen.insert(*m));
+    for model in models {
+        let values: Vec<f64> = records
+            .iter()
+            .filter(|r| r.model == model)
+            .map(|r| r.metrics.exact.value)
+            .collect();
+        if values.len() < 2 {
+            continue;
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let mut row = vec![String::new(); headers.len()];
+        row[0] = format!("{model} (mean of {} seeds)", values.len());
+        row[1] = "all".into();
+        row[7] = format!("{:.1}% ± {:.1} (sd)", 100.0 * mean, 100.0 * sd);
+        rows.push(row);
+    }
     (headers, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_with_commas_or_quotes_are_quoted() {
+        assert_eq!(csv_field("cpu"), "cpu");
+        assert_eq!(csv_field("a, b"), "\"a, b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
 }

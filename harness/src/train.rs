@@ -284,7 +284,9 @@ pub fn train(
         evals = state.evals;
         pending = state.pending;
         wall_before = state.wall_seconds;
-        if opts.verbose {
+        if opts.verbose && trainer.step >= run.total_steps {
+            println!("reusing the finished run in {}", run_dir.display());
+        } else if opts.verbose {
             println!(
                 "resuming {} at step {} of {}",
                 run_dir.display(),

@@ -54,10 +54,15 @@ fn ctrl_c_saves_the_state_and_resume_continues() {
 
     // Resume for two more steps.
     let until = (step + 2).to_string();
-    let out = train(&["--resume", "--stop-after", &until]).output().unwrap();
+    let out = train(&["--resume", "--stop-after", &until])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{stdout}");
-    assert!(stdout.contains(&format!("resuming {}", run.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("resuming {}", run.display())),
+        "{stdout}"
+    );
     assert!(run
         .join(format!("checkpoints/step_{until}.safetensors"))
         .exists());
@@ -71,5 +76,9 @@ fn ctrl_c_saves_the_state_and_resume_continues() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(last_step, step + 2, "one metrics row per step, none repeated");
+    assert_eq!(
+        last_step,
+        step + 2,
+        "one metrics row per step, none repeated"
+    );
 }

@@ -78,7 +78,13 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
     for row in &lines[1..] {
         assert_eq!(row.split(',').count(), columns, "{row}");
     }
-    assert!(lines[1].contains(",trm-att,smoke,0,steps,"));
+    assert!(
+        lines[1].contains(
+            ",trm-att,smoke,smoke test (tiny task and models; numbers are meaningless),0,steps,"
+        ),
+        "{}",
+        lines[1]
+    );
     let json_records = std::fs::read_dir(results.join("records")).unwrap().count();
     assert_eq!(json_records, 2);
 
