@@ -356,5 +356,8 @@ mod tests {
             models::flops::parameter_counts(&trm_arch, ModelKind::Trm).trainable,
             6_822_914
         );
+        // Epochs to optimizer steps on the official 1000-maze split (spec: 65,104 and 26,041).
+        assert_eq!(trm.total_steps(1000, 1.0), 65_104);
+        assert_eq!(hrm.total_steps(1000, 1.0), 26_041);
     }
 }
