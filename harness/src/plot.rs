@@ -58,6 +58,11 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
         r0.preset_label
     );
     let groups = by_model(records);
+    let y_label = if groups.iter().any(|(_, rs)| rs.len() > 1) {
+        "test accuracy (%): seed mean, widest 95% CI"
+    } else {
+        "test accuracy (%), 95% interval"
+    };
     let mut charts: Vec<(&str, String, String)> = Vec::new();
     type Cost = fn(&ResultRecord) -> f64;
     // (file name, title, x label, cost of a record)
@@ -101,7 +106,7 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
         charts.push((
             name,
             title.to_string(),
-            cost_chart_svg(title, &subtitle, x_label, true, &points),
+            cost_chart_svg(title, &subtitle, x_label, y_label, true, &points),
         ));
     }
     let curves = |pick: &dyn Fn(&ResultRecord) -> Vec<(f64, Proportion)>| -> Vec<Curve> {
@@ -145,6 +150,7 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
             title,
             &subtitle,
             "optimizer step (evaluations during training may use a test subset)",
+            y_label,
             &learning,
         ),
     ));
@@ -164,6 +170,7 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
             title,
             &subtitle,
             "supervision steps run at test time (inference compute)",
+            y_label,
             &by_step,
         ),
     ));

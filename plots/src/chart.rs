@@ -213,17 +213,20 @@ pub fn cost_chart_svg(
     title: &str,
     subtitle: &str,
     x_label: &str,
+    y_label: &str,
     log_x: bool,
     points: &[Point],
 ) -> String {
     let xs: Vec<f64> = points.iter().map(|p| p.x).collect();
     let x = Axis::fit(&xs, log_x);
     let y = percent_axis(points.iter().map(|p| p.high));
-    let mut svg = frame(title, subtitle, x_label, "test accuracy (%), 95% interval");
+    let mut svg = frame(title, subtitle, x_label, y_label);
     axes(&mut svg, &x, &y);
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
-    for p in points {
+    for (i, p) in points.iter().enumerate() {
         let px = LEFT + x.frac(p.x) * pw;
+        // Alternate labels above and below their points, so close neighbours stay legible.
+        let label_dy = if i % 2 == 0 { -10.0 } else { 20.0 };
         let py = |v: f64| TOP + ph - y.frac(100.0 * v) * ph;
         svg.push_str(&format!(
             "<line x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{c}\" stroke-width=\"2\"/>\
@@ -239,7 +242,7 @@ pub fn cost_chart_svg(
             px + 6.0,
             py(p.y),
             px + 10.0,
-            py(p.y) - 8.0,
+            py(p.y) + label_dy,
             escape(&p.label),
             lo = py(p.low),
             hi = py(p.high),
@@ -256,14 +259,20 @@ pub fn cost_chart_svg(
 }
 
 /// Accuracy (y, in percent) along x for each curve, with a shaded interval band.
-pub fn curve_chart_svg(title: &str, subtitle: &str, x_label: &str, curves: &[Curve]) -> String {
+pub fn curve_chart_svg(
+    title: &str,
+    subtitle: &str,
+    x_label: &str,
+    y_label: &str,
+    curves: &[Curve],
+) -> String {
     let xs: Vec<f64> = curves
         .iter()
         .flat_map(|c| c.points.iter().map(|p| p.0))
         .collect();
     let x = Axis::fit(&xs, false);
     let y = percent_axis(curves.iter().flat_map(|c| c.points.iter().map(|p| p.3)));
-    let mut svg = frame(title, subtitle, x_label, "test accuracy (%), 95% interval");
+    let mut svg = frame(title, subtitle, x_label, y_label);
     axes(&mut svg, &x, &y);
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     let px = |v: f64| LEFT + x.frac(v) * pw;
@@ -355,6 +364,7 @@ mod tests {
             "acc <vs> params",
             "cpu preset",
             "parameters",
+            "accuracy",
             true,
             &[
                 Point {
