@@ -113,8 +113,8 @@ impl ResultRecord {
     }
 }
 
-/// The commit of the working tree the binary runs in (`-dirty` with uncommitted changes), or
-/// `unknown` outside a git checkout.
+/// The commit of the working tree the binary runs in (`-dirty` with uncommitted changes to
+/// tracked files outside `results/`), or `unknown` outside a git checkout.
 pub fn git_commit() -> String {
     let run = |args: &[&str]| {
         std::process::Command::new("git")
@@ -126,8 +126,17 @@ pub fn git_commit() -> String {
     };
     match run(&["rev-parse", "HEAD"]) {
         Some(head) if !head.is_empty() => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
+            // Result files the harness itself appends to do not make the code dirty.
+            let dirty = run(&[
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)results",
+                ":(exclude)*/results",
+            ])
+            .is_some_and(|s| !s.is_empty());
             if dirty {
                 format!("{head}-dirty")
             } else {
