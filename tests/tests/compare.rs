@@ -14,6 +14,23 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `harness compare --preset smoke EXTRA...` with every output inside `root`; the records.
+fn compare_in(root: &Path, extra: &[&str]) -> Vec<ResultRecord> {
+    let (out, data, results) = (root.join("out"), root.join("data"), root.join("results"));
+    let mut args = vec!["compare", "--preset", "smoke"];
+    args.extend_from_slice(extra);
+    args.extend([
+        "--out",
+        s(&out),
+        "--data-root",
+        s(&data),
+        "--results",
+        s(&results),
+    ]);
+    assert_eq!(harness(&args).unwrap(), 0);
+    serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
+}
+
 /// `harness compare --task maze-hard --preset smoke` into these folders.
 fn compare_smoke(out: &Path, data: &Path, results: &Path) -> u8 {
     harness(&[
@@ -327,31 +344,20 @@ fn arc_compare_scores_pass_at_k_per_checkpoint_and_pooled() {
     let tmp = tempfile::tempdir().unwrap();
     let arc = tmp.path().join("arc");
     arc_fixture(&arc);
-    let out = tmp.path().join("out");
     let from = format!("data.from=[\"{}\"]", s(&arc));
-    let code = harness(&[
-        "compare",
-        "--task",
-        "arc-agi-1",
-        "--preset",
-        "smoke",
-        "--set",
-        &from,
-        "--set",
-        "data.num-aug=2",
-        "--models",
-        "trm-att",
-        "--out",
-        s(&out),
-        "--data-root",
-        s(&tmp.path().join("data")),
-        "--results",
-        s(&tmp.path().join("results")),
-    ])
-    .unwrap();
-    assert_eq!(code, 0);
-    let records: Vec<ResultRecord> =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let records = compare_in(
+        tmp.path(),
+        &[
+            "--task",
+            "arc-agi-1",
+            "--set",
+            &from,
+            "--set",
+            "data.num-aug=2",
+            "--models",
+            "trm-att",
+        ],
+    );
     let r = &records[0];
     let arc_scores = r.metrics.arc.as_ref().expect("ARC scores");
     // Two evaluation tasks with three test inputs; each input seen in 3 versions.
@@ -364,35 +370,24 @@ fn arc_compare_scores_pass_at_k_per_checkpoint_and_pooled() {
         .as_ref()
         .expect("pooled scores");
     assert_eq!(pooled.tasks, 2);
-    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let report = std::fs::read_to_string(tmp.path().join("out/report.html")).unwrap();
     assert!(report.contains("pass@2 pooled over checkpoints"));
 }
 
 #[test]
 fn flops_matching_gives_every_model_the_first_models_training_compute() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    let code = harness(&[
-        "compare",
-        "--task",
-        "maze-hard",
-        "--preset",
-        "smoke",
-        "--match",
-        "flops",
-        "--set",
-        "train.steps=6",
-        "--out",
-        s(&out),
-        "--data-root",
-        s(&tmp.path().join("data")),
-        "--results",
-        s(&tmp.path().join("results")),
-    ])
-    .unwrap();
-    assert_eq!(code, 0);
-    let records: Vec<ResultRecord> =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let records = compare_in(
+        tmp.path(),
+        &[
+            "--task",
+            "maze-hard",
+            "--match",
+            "flops",
+            "--set",
+            "train.steps=6",
+        ],
+    );
     let (trm, hrm) = (&records[0], &records[1]);
     assert_eq!(trm.train_steps, 6);
     assert_eq!(hrm.budget_match, "flops");
