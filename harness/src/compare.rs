@@ -46,6 +46,7 @@ pub struct CompareArgs {
     /// Training seeds per model (0, 1, ...; added to the preset's seed).
     #[arg(long, default_value_t = 1)]
     pub seeds: u64,
+    /// How the training budget is matched across models.
     #[arg(long = "match", value_enum, default_value = "steps")]
     pub budget: BudgetMatch,
     /// Override any key of every model's config, e.g. `train.steps=500` (repeatable).
