@@ -2,7 +2,7 @@
 //! compute and inference compute (one point per model, log-scaled cost), learning curves, and
 //! accuracy after each supervision step. Each is written as SVG and PNG.
 
-use crate::results::ResultRecord;
+use crate::results::{by_model, ResultRecord};
 use anyhow::{Context, Result};
 use datasets::score::Proportion;
 use plots::chart::{cost_chart_svg, curve_chart_svg, Curve, Point, PALETTE};
@@ -14,18 +14,6 @@ pub struct PlotFile {
     pub svg: PathBuf,
     pub png: PathBuf,
     pub svg_text: String,
-}
-
-/// Records grouped by model, in the order models first appear.
-fn by_model(records: &[ResultRecord]) -> Vec<(String, Vec<&ResultRecord>)> {
-    let mut out: Vec<(String, Vec<&ResultRecord>)> = Vec::new();
-    for r in records {
-        match out.iter_mut().find(|(m, _)| *m == r.model) {
-            Some((_, v)) => v.push(r),
-            None => out.push((r.model.clone(), vec![r])),
-        }
-    }
-    out
 }
 
 /// Mean over seeds, with the widest interval among them (conservative).

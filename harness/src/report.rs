@@ -3,7 +3,7 @@
 //! dataset, and the models' configs side by side with every difference highlighted.
 
 use crate::plot::PlotFile;
-use crate::results::ResultRecord;
+use crate::results::{by_model, ResultRecord};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -73,10 +73,8 @@ fn table_html(records: &[ResultRecord]) -> String {
 /// that differ between models highlighted.
 fn config_html(records: &[ResultRecord]) -> String {
     let mut columns: Vec<(String, BTreeMap<String, String>)> = Vec::new();
-    for r in records {
-        if columns.iter().any(|(m, _)| *m == r.model) {
-            continue;
-        }
+    for (model, runs) in by_model(records) {
+        let r = runs[0];
         let mut rows = BTreeMap::new();
         let mut c = r.config.config.clone();
         c.seed = 0;
@@ -90,7 +88,7 @@ fn config_html(records: &[ResultRecord]) -> String {
             obj.insert("train.total_steps".into(), r.config.total_steps.into());
         }
         flatten("", &value, &mut rows);
-        columns.push((r.model.clone(), rows));
+        columns.push((model.to_string(), rows));
     }
     let keys: std::collections::BTreeSet<&String> =
         columns.iter().flat_map(|(_, rows)| rows.keys()).collect();
@@ -130,11 +128,8 @@ pub fn write_report(
     dataset_dir: &Path,
 ) -> Result<()> {
     let r0 = &records[0];
-    let models: Vec<&str> = {
-        let mut m: Vec<&str> = records.iter().map(|r| r.model.as_str()).collect();
-        m.dedup();
-        m
-    };
+    let groups = by_model(records);
+    let models: Vec<&str> = groups.iter().map(|(m, _)| *m).collect();
     let scaled_down = r0.preset != "paper";
     let audit = match datasets::audit::audit_dir(dataset_dir) {
         Ok(report) => {
@@ -208,11 +203,7 @@ pub fn write_report(
     ));
     html.push_str("<h2>Results</h2>\n");
     html.push_str(&table_html(records));
-    let mut per_model: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in records {
-        *per_model.entry(r.model.as_str()).or_default() += 1;
-    }
-    if per_model.values().all(|&n| n < 2) {
+    if groups.iter().all(|(_, runs)| runs.len() < 2) {
         html.push_str("<p class=bad>One training seed per model: the 95% intervals reflect the size of the test set only, not training randomness, which can move these numbers by more than the gap between the models. Run with <code>--seeds 3</code> or more before drawing a conclusion.</p>\n");
     } else {
         html.push_str("<p>The rows marked <i>mean of N seeds</i> give the mean exact accuracy across training seeds and its standard deviation; the per-row intervals reflect the test-set size only.</p>\n");

@@ -250,6 +250,19 @@ pub fn append_csv(path: &Path, records: &[ResultRecord]) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Records grouped by model, models in the order they first appear (records come seed by
+/// seed, so one model's runs are not adjacent).
+pub fn by_model(records: &[ResultRecord]) -> Vec<(&str, Vec<&ResultRecord>)> {
+    let mut out: Vec<(&str, Vec<&ResultRecord>)> = Vec::new();
+    for r in records {
+        match out.iter_mut().find(|(m, _)| *m == r.model) {
+            Some((_, runs)) => runs.push(r),
+            None => out.push((r.model.as_str(), vec![r])),
+        }
+    }
+    out
+}
+
 /// The comparison table, one row per record: column headers and plain-text cells (a
 /// proportion as `33.0% [29.0, 37.2]`). Rendered as Markdown by `compare` and as HTML by the
 /// report, so both show the same columns.
@@ -338,16 +351,8 @@ pub fn comparison_table(records: &[ResultRecord]) -> (Vec<&'static str>, Vec<Vec
     let mut rows = rows;
     // With several seeds, a summary per model: mean and spread across seeds (the Wilson
     // intervals above cover test-set sampling only, not training randomness).
-    let mut models: Vec<&str> = records.iter().map(|r| r.model.as_str()).collect();
-    models.dedup();
-    let mut seen = std::collections::BTreeSet::new();
-    models.retain(|m| seen.insert(*m));
-    for model in models {
-        let values: Vec<f64> = records
-            .iter()
-            .filter(|r| r.model == model)
-            .map(|r| r.metrics.exact.value)
-            .collect();
+    for (model, runs) in by_model(records) {
+        let values: Vec<f64> = runs.iter().map(|r| r.metrics.exact.value).collect();
         if values.len() < 2 {
             continue;
         }
@@ -365,7 +370,24 @@ pub fn comparison_table(records: &[ResultRecord]) -> (Vec<&'static str>, Vec<Vec
 
 #[cfg(test)]
 mod tests {
-    use super::csv_field;
+    use super::{by_model, csv_field, ResultRecord};
+
+    #[test]
+    fn runs_group_by_model_in_first_appearance_order() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/records");
+        // The committed reference run: 3 seeds x 2 models, written seed by seed.
+        let mut records: Vec<ResultRecord> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| datasets::format::read_json(&e.unwrap().path()).unwrap())
+            .collect();
+        records.sort_by_key(|r| (r.seed, r.model != "trm-att"));
+        let groups = by_model(&records);
+        let models: Vec<&str> = groups.iter().map(|(m, _)| *m).collect();
+        assert_eq!(models, ["trm-att", "hrm"]);
+        assert!(groups
+            .iter()
+            .all(|(m, runs)| runs.len() == 3 && runs.iter().all(|r| r.model == *m)));
+    }
 
     #[test]
     fn csv_fields_with_commas_or_quotes_are_quoted() {
