@@ -45,15 +45,16 @@ pub fn wilson(successes: u64, total: u64) -> Proportion {
 }
 
 /// Exact and token accuracy of predictions against labels (`ignore` positions skipped).
-pub fn sequence_accuracy(
-    predictions: &[Vec<u8>],
-    labels: &[Vec<u8>],
+/// Labels may be slices of the split's arrays: nothing is copied.
+pub fn sequence_accuracy<P: AsRef<[u8]>, L: AsRef<[u8]>>(
+    predictions: &[P],
+    labels: &[L],
     ignore: Option<u8>,
 ) -> (Proportion, Proportion) {
     let (mut exact, mut tokens, mut right) = (0u64, 0u64, 0u64);
     for (p, l) in predictions.iter().zip(labels) {
         let mut all = true;
-        for (&a, &b) in p.iter().zip(l) {
+        for (&a, &b) in p.as_ref().iter().zip(l.as_ref()) {
             if Some(b) == ignore {
                 continue;
             }
@@ -74,11 +75,14 @@ pub fn sequence_accuracy(
 
 /// The share of predicted mazes that mark a valid shortest path (any of them, not only the
 /// stored one).
-pub fn maze_valid_path_rate(inputs: &[Vec<u8>], predictions: &[Vec<u8>]) -> Proportion {
+pub fn maze_valid_path_rate<I: AsRef<[u8]>, P: AsRef<[u8]>>(
+    inputs: &[I],
+    predictions: &[P],
+) -> Proportion {
     let ok = inputs
         .iter()
         .zip(predictions)
-        .filter(|(i, p)| crate::maze::is_valid_shortest_path(i, p))
+        .filter(|(i, p)| crate::maze::is_valid_shortest_path(i.as_ref(), p.as_ref()))
         .count();
     wilson(ok as u64, inputs.len() as u64)
 }

@@ -73,7 +73,6 @@ pub fn evaluate(
     let (mut halt_step_sum, mut correct_at_halt) = (0u64, 0u64);
     let mut predictions: Vec<Vec<u8>> = Vec::with_capacity(limit);
     let mut halt_probability: Vec<f64> = Vec::with_capacity(limit);
-    let mut labels: Vec<Vec<u8>> = Vec::with_capacity(limit);
     for host in test_batches(split, meta, batch_size) {
         let first = host.example_indices[0];
         if first >= limit {
@@ -107,15 +106,17 @@ pub fn evaluate(
             correct_at_halt += answer_at_halt[r] as u64;
             predictions.push(preds[r].iter().map(|&p| p as u8).collect());
             halt_probability.push(1.0 / (1.0 + (-(q_halt[r] as f64)).exp()));
-            labels.push(split.label(host.example_indices[r]).to_vec());
         }
     }
     let n = predictions.len();
     let ignore = meta.ignore_label_id.map(|i| i as u8);
+    // Test batches run in split order, so prediction e belongs to example e.
+    let labels: Vec<&[u8]> = (0..n).map(|e| split.label(e)).collect();
     let (exact, token) = score::sequence_accuracy(&predictions, &labels, ignore);
-    let inputs: Vec<Vec<u8>> = (0..n).map(|e| split.input(e).to_vec()).collect();
-    let maze_valid_path =
-        (task == "maze-hard").then(|| score::maze_valid_path_rate(&inputs, &predictions));
+    let maze_valid_path = (task == "maze-hard").then(|| {
+        let inputs: Vec<&[u8]> = (0..n).map(|e| split.input(e)).collect();
+        score::maze_valid_path_rate(&inputs, &predictions)
+    });
     let (arc, arc_predictions) = if task.starts_with("arc-") {
         let preds = arc_predictions(data, &predictions, &halt_probability)?;
         let solutions = arc_solutions(data)?;
