@@ -182,20 +182,12 @@ pub fn run(args: CompareArgs) -> Result<u8> {
                 );
                 return Ok(130);
             }
-            let metrics = outcome
-                .final_eval
-                .clone()
-                .context("a completed run has a final evaluation")?;
             records.push(ResultRecord::new(
-                &outcome.run,
-                metrics,
-                &outcome.evals,
+                &outcome,
+                &run_dir,
                 args.budget.name(),
                 &device_name,
-                outcome.wall_seconds,
-                &run_dir,
-                outcome.steps,
-            ));
+            )?);
         }
     }
 

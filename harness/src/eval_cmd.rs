@@ -131,8 +131,9 @@ pub fn run(args: EvalArgs) -> Result<u8> {
     let (main, ema) = evaluate_checkpoint(&checkpoint)?;
     let mut pooled_checkpoints = Vec::new();
     let arc_pooled = if run.config.task.starts_with("arc-") && all_checkpoints.len() > 1 {
-        let mut pooled = Vec::new();
-        for path in &all_checkpoints {
+        let mut pooled = main.arc_predictions.clone();
+        pooled_checkpoints.push(checkpoint.display().to_string());
+        for path in all_checkpoints.iter().filter(|p| **p != checkpoint) {
             pooled.extend(evaluate_checkpoint(path)?.0.arc_predictions);
             pooled_checkpoints.push(path.display().to_string());
         }

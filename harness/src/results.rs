@@ -4,7 +4,7 @@
 //! `results/README.md`; `SCHEMA_VERSION` changes whenever a field changes meaning.
 
 use crate::eval::Evaluation;
-use crate::train::{EvalPoint, ResolvedRun};
+use crate::train::{pooled_arc_scores, ResolvedRun, TrainOutcome};
 use anyhow::{Context, Result};
 use datasets::score::ArcScores;
 use models::flops::{parameter_counts, step_flops};
@@ -54,33 +54,26 @@ pub struct ResultRecord {
 }
 
 impl ResultRecord {
-    #[allow(clippy::too_many_arguments)]
+    /// The record of a completed training run in `run_dir`.
     pub fn new(
-        run: &ResolvedRun,
-        metrics: Evaluation,
-        evals: &[EvalPoint],
+        outcome: &TrainOutcome,
+        run_dir: &Path,
         budget_match: &str,
         device: &str,
-        train_wall_seconds: f64,
-        run_dir: &Path,
-        steps: u64,
-    ) -> Self {
+    ) -> Result<Self> {
+        let run = &outcome.run;
+        let metrics = outcome
+            .final_eval
+            .clone()
+            .context("a completed run has a final evaluation")?;
+        let evals = &outcome.evals;
+        let steps = outcome.steps;
         let kind = run.config.kind();
         let counts = parameter_counts(&run.model_config, kind);
         let flops = step_flops(&run.model_config, kind);
         let batch = run.config.train.global_batch_size;
-        let arc_pooled_over_checkpoints = if run.config.task.starts_with("arc-") {
-            let pooled: Vec<_> = evals
-                .iter()
-                .flat_map(|p| p.arc_predictions.iter().cloned())
-                .collect();
-            crate::eval::arc_solutions_for(&run.dataset_dir)
-                .ok()
-                .map(|solutions| datasets::score::score_arc(&pooled, &solutions, &[1, 2]))
-        } else {
-            None
-        };
-        ResultRecord {
+        let arc_pooled_over_checkpoints = pooled_arc_scores(run_dir, &run.dataset_dir)?;
+        Ok(ResultRecord {
             schema_version: SCHEMA_VERSION,
             created_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -103,13 +96,13 @@ impl ResultRecord {
             puzzle_embedding_parameters: counts.puzzle_embedding,
             train_flops: flops.train_step * batch as f64 * steps as f64,
             inference_flops_per_puzzle: flops.eval_puzzle,
-            train_wall_seconds,
+            train_wall_seconds: outcome.wall_seconds,
             metrics,
             arc_pooled_over_checkpoints,
             learning_curve: evals.iter().map(|p| (p.step, p.evaluation.exact)).collect(),
             run_dir: run_dir.display().to_string(),
             config: run.clone(),
-        }
+        })
     }
 }
 

@@ -47,9 +47,46 @@ pub struct EvalPoint {
     pub step: u64,
     pub wall_seconds: f64,
     pub evaluation: Evaluation,
-    /// ARC: this checkpoint's predictions, kept for the pooled (official) scoring.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub arc_predictions: Vec<ArcPrediction>,
+}
+
+const ARC_PREDICTIONS_DIR: &str = "arc_predictions";
+
+/// ARC: each evaluation's predictions are written once, to `arc_predictions/step_N.json`,
+/// for the scoring pooled over checkpoints (kept out of `state.json`, which every save
+/// rewrites).
+fn save_arc_predictions(run_dir: &Path, step: u64, predictions: &[ArcPrediction]) -> Result<()> {
+    let dir = run_dir.join(ARC_PREDICTIONS_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("step_{step}.json"));
+    let tmp = path.with_extension("json.tmp");
+    write_json(&tmp, &predictions)?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// ARC pass@k with the votes of every evaluation of the run pooled, as the official
+/// evaluator does (evaluations during training may cover a subset of the test inputs).
+pub fn pooled_arc_scores(
+    run_dir: &Path,
+    dataset_dir: &Path,
+) -> Result<Option<datasets::score::ArcScores>> {
+    let dir = run_dir.join(ARC_PREDICTIONS_DIR);
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let mut pooled: Vec<ArcPrediction> = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let predictions: Vec<ArcPrediction> = read_json(&path)?;
+            pooled.extend(predictions);
+        }
+    }
+    let solutions = crate::eval::arc_solutions_for(dataset_dir)?;
+    Ok(Some(datasets::score::score_arc(
+        &pooled,
+        &solutions,
+        &[1, 2],
+    )))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -403,11 +440,13 @@ pub fn train(
                 cfg.eval.batch_size,
                 limit,
             )?;
+            if !out.arc_predictions.is_empty() {
+                save_arc_predictions(run_dir, step, &out.arc_predictions)?;
+            }
             let point = EvalPoint {
                 step,
                 wall_seconds: wall(&started),
                 evaluation: out.evaluation,
-                arc_predictions: out.arc_predictions,
             };
             append_line(&run_dir.join("eval.csv"), EVAL_HEADER, &eval_line(&point))?;
             let line = format!(

@@ -370,6 +370,13 @@ fn arc_compare_scores_pass_at_k_per_checkpoint_and_pooled() {
         .as_ref()
         .expect("pooled scores");
     assert_eq!(pooled.tasks, 2);
+    // Each evaluation's votes are written once beside the run, not into its state file.
+    let run = tmp.path().join("out/runs/trm-att-seed0");
+    for step in [2, 4] {
+        assert!(run.join(format!("arc_predictions/step_{step}.json")).exists());
+    }
+    let state = std::fs::read_to_string(run.join("state.json")).unwrap();
+    assert!(!state.contains("canvas"));
     let report = std::fs::read_to_string(tmp.path().join("out/report.html")).unwrap();
     assert!(report.contains("pass@2 pooled over checkpoints"));
 }
