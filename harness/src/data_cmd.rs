@@ -145,9 +145,7 @@ fn build(args: BuildArgs) -> Result<u8> {
         );
     }
     let started = std::time::Instant::now();
-    build_and_write(&args)?;
-    let manifest: datasets::manifest::Manifest =
-        datasets::format::read_json(&args.out.join(datasets::manifest::MANIFEST_FILE))?;
+    let manifest = build_and_write(&args)?;
     println!(
         "built {} ({}) in {:.1} s -> {}",
         manifest.task,
@@ -209,8 +207,8 @@ fn scalar_text(key: &str, value: &toml::Value) -> Result<String> {
     })
 }
 
-/// Builds the dataset `args` describe and writes it atomically to `args.out`.
-pub fn build_and_write(args: &BuildArgs) -> Result<()> {
+/// Builds the dataset `args` describe and writes it atomically to `args.out`; its manifest.
+pub fn build_and_write(args: &BuildArgs) -> Result<datasets::manifest::Manifest> {
     let spinner =
         crate::progress::Spinner::start(format!("building the dataset for {}", args.out.display()));
     let (dataset, manifest) = match args.task {
@@ -306,8 +304,7 @@ pub fn build_and_write(args: &BuildArgs) -> Result<()> {
     };
     spinner.set_message(format!("writing {}", args.out.display()));
     write_dataset(&args.out, &dataset, manifest, args.force)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    Ok(())
+        .with_context(|| format!("writing {}", args.out.display()))
 }
 
 fn inspect(dir: &std::path::Path, examples: usize) -> Result<()> {

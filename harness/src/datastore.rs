@@ -32,6 +32,8 @@ pub fn ensure_dataset(root: &Path, task: &str, data: &toml::Table) -> Result<Loa
             started.elapsed().as_secs_f64(),
             dir.display()
         );
+        // Just written and hashed: no need to hash it again.
+        return load_dataset(&dir).with_context(|| format!("loading {}", dir.display()));
     }
     load_verified(&dir)
 }
