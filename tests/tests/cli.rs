@@ -36,6 +36,18 @@ fn build(task: &str, out: &str, extra: &[&str]) -> Outcome {
     harness(&args)
 }
 
+/// A small seeded Sudoku build, made twice to check that equal seeds give equal hashes.
+const SMALL_SUDOKU: [&str; 8] = [
+    "--train-size",
+    "40",
+    "--test-size",
+    "40",
+    "--num-aug",
+    "5",
+    "--seed",
+    "1",
+];
+
 fn shared_data() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
     p.is_dir().then_some(p)
@@ -70,20 +82,7 @@ fn build_inspect_and_audit_generated_tasks() {
     let sudoku = tmp.path().join("sudoku");
     let maze = tmp.path().join("maze");
     assert_eq!(
-        build(
-            "sudoku-extreme",
-            s(&sudoku),
-            &[
-                "--train-size",
-                "40",
-                "--test-size",
-                "40",
-                "--num-aug",
-                "5",
-                "--seed",
-                "1"
-            ]
-        ),
+        build("sudoku-extreme", s(&sudoku), &SMALL_SUDOKU),
         Outcome::Code(0)
     );
     assert_eq!(
@@ -128,20 +127,7 @@ fn build_inspect_and_audit_generated_tasks() {
 
     // Same seed, same bytes: the manifest's dataset hash is reproducible.
     let again = tmp.path().join("sudoku2");
-    build(
-        "sudoku-extreme",
-        s(&again),
-        &[
-            "--train-size",
-            "40",
-            "--test-size",
-            "40",
-            "--num-aug",
-            "5",
-            "--seed",
-            "1",
-        ],
-    );
+    build("sudoku-extreme", s(&again), &SMALL_SUDOKU);
     let hash = |d: &Path| {
         datasets::format::load_dataset(d)
             .unwrap()

@@ -235,44 +235,24 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     let bare = tmp.path().join("weights.safetensors");
     models::checkpoint::save(&bare, &weights).unwrap();
     let out2 = tmp.path().join("eval2");
-    let code = harness(&[
-        "eval",
-        "--checkpoint",
-        s(&bare),
-        "--task",
-        "maze-hard",
-        "--model",
-        "hrm",
-        "--preset",
-        "smoke",
-        "--set",
-        "train.steps=5",
-        "--data-root",
-        s(&data),
-        "--out",
-        s(&out2),
-    ])
-    .unwrap();
-    assert_eq!(code, 0);
+    let eval_bare = |model: &str| {
+        let mut args = vec!["eval", "--checkpoint", s(&bare), "--task", "maze-hard"];
+        args.extend([
+            "--model",
+            model,
+            "--preset",
+            "smoke",
+            "--set",
+            "train.steps=5",
+        ]);
+        args.extend(["--data-root", s(&data), "--out", s(&out2)]);
+        harness(&args)
+    };
+    assert_eq!(eval_bare("hrm").unwrap(), 0);
     let scores2: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out2.join("scores.json")).unwrap()).unwrap();
     assert_eq!(scores2["scores"], trained);
-    let err = harness(&[
-        "eval",
-        "--checkpoint",
-        s(&bare),
-        "--task",
-        "maze-hard",
-        "--model",
-        "trm-att",
-        "--preset",
-        "smoke",
-        "--data-root",
-        s(&data),
-        "--out",
-        s(&out2),
-    ])
-    .unwrap_err();
+    let err = eval_bare("trm-att").unwrap_err();
     assert!(err.contains("model lacks"), "{err}");
 }
 
@@ -373,7 +353,9 @@ fn arc_compare_scores_pass_at_k_per_checkpoint_and_pooled() {
     // Each evaluation's votes are written once beside the run, not into its state file.
     let run = tmp.path().join("out/runs/trm-att-seed0");
     for step in [2, 4] {
-        assert!(run.join(format!("arc_predictions/step_{step}.json")).exists());
+        assert!(run
+            .join(format!("arc_predictions/step_{step}.json"))
+            .exists());
     }
     let state = std::fs::read_to_string(run.join("state.json")).unwrap();
     assert!(!state.contains("canvas"));
