@@ -12,10 +12,14 @@ pub enum LossType {
     SoftmaxCrossEntropy,
 }
 
-/// Stablemax's `s(x)`: `x + 1` for x >= 0, `1 / (1 - x + 1e-30)` for x < 0.
+/// Stablemax's `s(x)`: `x + 1` for x >= 0, `1 / ((1 - x) + 1e-30)` for x < 0.
+///
+/// The epsilon is added after `1 - x`, as the official code does: folded into the constant
+/// (`1 + 1e-30`, which is 1 in f64) the unused branch is `1/0 = inf` at x = 1, and
+/// `where_cond`'s backward turns its zero gradient times inf into NaN.
 fn stablemax_s(x: &Tensor) -> Result<Tensor> {
     let negative = x.lt(0.0)?;
-    let inv = (x.affine(-1.0, 1.0 + 1e-30)?).recip()?;
+    let inv = ((x.affine(-1.0, 1.0)? + 1e-30)?).recip()?;
     negative.where_cond(&inv, &(x + 1.0)?)
 }
 
@@ -163,4 +167,21 @@ pub fn act_loss(
         seq_is_correct,
         preds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn stablemax_gradient_is_finite_at_a_logit_of_one() {
+        // x = 1 makes the unused negative branch 1 / (1 - x): the case that gave NaN.
+        let x = Var::from_tensor(&Tensor::new(&[[1.0f64, -2.0, 0.0, 3.5]], &Device::Cpu).unwrap())
+            .unwrap();
+        let loss = log_stablemax(x.as_tensor()).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        let g = grads.get(x.as_tensor()).unwrap().to_vec2::<f64>().unwrap();
+        assert!(g[0].iter().all(|v| v.is_finite()), "gradient {g:?}");
+    }
 }
