@@ -35,7 +35,18 @@ pub struct Metadata {
     pub num_puzzle_identifiers: usize,
     pub total_groups: usize,
     pub mean_puzzle_examples: f64,
+    /// TRM's loader requires it; HRM's builders did not write it, so it may be absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_puzzles: Option<usize>,
     pub sets: Vec<String>,
+}
+
+/// What the official builders write as `total_puzzles`: the Sudoku and Maze builders the
+/// number of groups, the ARC builder the number of puzzles (versions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PuzzleCount {
+    Groups,
+    Puzzles,
 }
 
 /// The arrays of one split, in memory.
@@ -147,6 +158,7 @@ pub struct Dataset {
     pub identifiers: Vec<String>,
     /// Further files written beside the splits (e.g. ARC's `test_puzzles.json`).
     pub extra_files: Vec<(String, Vec<u8>)>,
+    pub total_puzzles: PuzzleCount,
 }
 
 impl Dataset {
@@ -172,6 +184,10 @@ impl Dataset {
             } else {
                 split.num_examples() as f64 / split.num_puzzles() as f64
             },
+            total_puzzles: Some(match self.total_puzzles {
+                PuzzleCount::Groups => split.num_groups(),
+                PuzzleCount::Puzzles => split.num_puzzles(),
+            }),
             sets: vec![SET_NAME.to_string()],
         }
     }
@@ -242,8 +258,7 @@ pub fn write_dataset(
     }
     write_json(&staging.path.join("identifiers.json"), &dataset.identifiers)?;
     for (name, bytes) in &dataset.extra_files {
-        let path = staging.path.join(name);
-        std::fs::write(&path, bytes).map_err(|e| DataError::io(&path, e))?;
+        crate::fsio::write_atomic(&staging.path.join(name), bytes)?;
     }
     let manifest = manifest.complete(&staging.path, dataset)?;
     write_json(
@@ -254,10 +269,11 @@ pub fn write_dataset(
     Ok(manifest)
 }
 
+/// Pretty JSON with a final newline, written atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| DataError::format(path, e.to_string()))?;
-    std::fs::write(path, text + "\n").map_err(|e| DataError::io(path, e))
+    crate::fsio::write_atomic(path, (text + "\n").as_bytes())
 }
 
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
@@ -352,6 +368,8 @@ pub fn load_dataset(dir: &Path) -> Result<LoadedDataset> {
         test,
         identifiers,
         extra_files: Vec::new(),
+        // Only written, never read back from a loaded dataset.
+        total_puzzles: PuzzleCount::Puzzles,
     };
     let test_metadata = metas.pop().unwrap();
     let train_metadata = metas.pop().unwrap();
@@ -377,7 +395,8 @@ fn load_split(split_dir: &Path, meta: &Metadata) -> Result<Split> {
     let (ip, lp) = (path_of(FIELDS[0]), path_of(FIELDS[1]));
     let inputs = npy::read::<u8>(&ip)?;
     let labels = npy::read::<u8>(&lp)?;
-    let load_index = |field: &str| -> Result<(PathBuf, npy::NpyArray<i64>)> {
+    // Read as i32, the official dtype: a larger offset is an error, never a wrapped value.
+    let load_index = |field: &str| -> Result<(PathBuf, npy::NpyArray<i32>)> {
         let path = path_of(field);
         let array = npy::read(&path)?;
         Ok((path, array))
@@ -416,9 +435,9 @@ fn load_split(split_dir: &Path, meta: &Metadata) -> Result<Split> {
         ));
     }
     let n_examples = inputs.shape[0];
-    check_offsets(&pp, &puzzle_indices.data, n_examples, "examples")?;
+    check_offsets(&pp, &puzzle_indices.data, n_examples, "puzzle", "examples")?;
     let n_puzzles = puzzle_indices.data.len() - 1;
-    check_offsets(&gp, &group_indices.data, n_puzzles, "puzzles")?;
+    check_offsets(&gp, &group_indices.data, n_puzzles, "group", "puzzles")?;
     if identifiers.data.len() != n_puzzles {
         return Err(DataError::format(
             &idp,
@@ -433,7 +452,7 @@ fn load_split(split_dir: &Path, meta: &Metadata) -> Result<Split> {
         .data
         .iter()
         .enumerate()
-        .find(|(_, id)| **id < 0 || **id >= meta.num_puzzle_identifiers as i64)
+        .find(|(_, id)| **id < 0 || **id as usize >= meta.num_puzzle_identifiers)
     {
         return Err(DataError::record(
             &idp,
@@ -445,30 +464,40 @@ fn load_split(split_dir: &Path, meta: &Metadata) -> Result<Split> {
         seq_len,
         inputs: inputs.data,
         labels: labels.data,
-        puzzle_indices: puzzle_indices.data.iter().map(|&v| v as i32).collect(),
-        group_indices: group_indices.data.iter().map(|&v| v as i32).collect(),
-        puzzle_identifiers: identifiers.data.iter().map(|&v| v as i32).collect(),
+        puzzle_indices: puzzle_indices.data,
+        group_indices: group_indices.data,
+        puzzle_identifiers: identifiers.data,
     })
 }
 
-fn check_offsets(path: &Path, offsets: &[i64], total: usize, what: &str) -> Result<()> {
+/// Offsets of `unit`s (puzzles, groups) into `total` `items`: from 0 to `total`, each unit
+/// holding at least one item (an empty group or puzzle cannot be sampled).
+fn check_offsets(
+    path: &Path,
+    offsets: &[i32],
+    total: usize,
+    unit: &str,
+    items: &str,
+) -> Result<()> {
     if offsets.first() != Some(&0) {
         return Err(DataError::format(path, "offsets must start at 0"));
     }
-    if let Some(i) = offsets.windows(2).position(|w| w[1] < w[0]) {
+    if let Some(i) = offsets.windows(2).position(|w| w[1] <= w[0]) {
         return Err(DataError::record(
             path,
-            format!("entry {}", i + 1),
-            "offsets decrease",
+            format!("{unit} {i} (entries {i} and {})", i + 1),
+            format!(
+                "offsets {} then {}: every {unit} needs at least one of its {items}",
+                offsets[i],
+                offsets[i + 1]
+            ),
         ));
     }
-    if *offsets.last().unwrap() != total as i64 {
+    let last = *offsets.last().unwrap();
+    if last as i64 != total as i64 {
         return Err(DataError::format(
             path,
-            format!(
-                "offsets end at {} but there are {total} {what}",
-                offsets.last().unwrap()
-            ),
+            format!("offsets end at {last} but there are {total} {items}"),
         ));
     }
     Ok(())

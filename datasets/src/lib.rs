@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod format;
+pub mod fsio;
 pub mod grid;
 pub mod manifest;
 pub mod npy;
@@ -17,3 +18,4 @@ pub mod loader;
 pub mod maze;
 pub mod sample;
 pub mod score;
+pub mod shared;

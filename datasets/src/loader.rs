@@ -1,8 +1,10 @@
 //! Batches as the official `puzzle_dataset.py` draws them, seeded where the official code is
 //! not. Training: each epoch is a random permutation of the groups; for each group one random
 //! version (puzzle) is taken and its examples, in random order, fill the batch (the last puzzle
-//! truncated to fit); an incomplete final batch is dropped. Test: examples in order, the last
-//! batch padded with PAD inputs, ignored labels and the blank identifier.
+//! truncated to fit). Passes follow each other without a cut, so a batch may span two (the
+//! official loader drops one partial batch per iteration of many passes; we drop none). Test:
+//! examples in order, the last batch padded with PAD inputs, ignored labels and the blank
+//! identifier.
 
 use crate::format::{Metadata, Split};
 use rand::seq::SliceRandom;
@@ -72,7 +74,9 @@ pub struct SamplerState {
     pub epochs: u64,
 }
 
-/// The training stream: endless, one epoch after another.
+/// The training stream: endless, one pass after another. Passes are concatenated, as the
+/// official loader concatenates the passes of one iteration, so a batch may span two passes
+/// and no pass is cut short: a split whose pass cannot fill one batch still yields batches.
 pub struct TrainSampler<'a> {
     split: &'a Split,
     meta: &'a Metadata,
@@ -91,17 +95,18 @@ impl<'a> TrainSampler<'a> {
         batch_size: usize,
         rng: ChaCha8Rng,
     ) -> Result<Self, String> {
-        if split.num_groups() == 0 {
-            return Err("the training split has no groups".into());
+        if split.num_examples() == 0 {
+            return Err("the training split has no examples".into());
+        }
+        if let Some(g) = (0..split.num_groups()).find(|&g| {
+            split
+                .group_puzzles(g)
+                .all(|p| split.puzzle_examples(p).is_empty())
+        }) {
+            return Err(format!("training group {g} has no examples"));
         }
         if batch_size == 0 {
             return Err("the batch size must be at least 1".into());
-        }
-        if split.num_examples() < batch_size {
-            return Err(format!(
-                "the training split has {} examples, fewer than one batch of {batch_size}",
-                split.num_examples()
-            ));
         }
         Ok(TrainSampler {
             split,
@@ -112,12 +117,6 @@ impl<'a> TrainSampler<'a> {
             next_group: 0,
             epochs: 0,
         })
-    }
-
-    fn new_epoch(&mut self) {
-        self.order = (0..self.split.num_groups()).collect();
-        self.order.shuffle(&mut self.rng);
-        self.next_group = 0;
     }
 
     /// Where the stream stands, for a checkpoint.
@@ -144,30 +143,33 @@ impl<'a> TrainSampler<'a> {
         Ok(())
     }
 
-    /// The next full batch; a pass that cannot fill one more batch is cut and a new one starts.
-    pub fn next_batch(&mut self) -> HostBatch {
-        loop {
-            if self.next_group >= self.order.len() {
-                if !self.order.is_empty() {
-                    self.epochs += 1;
-                }
-                self.new_epoch();
+    /// The next group of the stream, starting a new pass (a fresh permutation) when one ends.
+    fn next_group(&mut self) -> usize {
+        if self.next_group >= self.order.len() {
+            if !self.order.is_empty() {
+                self.epochs += 1;
             }
-            let mut rows: Vec<(usize, usize)> = Vec::with_capacity(self.batch_size);
-            while self.next_group < self.order.len() && rows.len() < self.batch_size {
-                let group = self.order[self.next_group];
-                self.next_group += 1;
-                let puzzles = self.split.group_puzzles(group);
-                let puzzle = self.rng.random_range(puzzles);
-                let mut examples: Vec<usize> = self.split.puzzle_examples(puzzle).collect();
-                examples.shuffle(&mut self.rng);
-                examples.truncate(self.batch_size - rows.len());
-                rows.extend(examples.into_iter().map(|e| (e, puzzle)));
-            }
-            if rows.len() == self.batch_size {
-                return collate(self.split, self.meta, &rows, self.batch_size);
-            }
+            self.order = (0..self.split.num_groups()).collect();
+            self.order.shuffle(&mut self.rng);
+            self.next_group = 0;
         }
+        self.next_group += 1;
+        self.order[self.next_group - 1]
+    }
+
+    /// The next full batch: for each next group one random version, its examples in random
+    /// order, the last version cut to fit (as the official `_sample_batch`).
+    pub fn next_batch(&mut self) -> HostBatch {
+        let mut rows: Vec<(usize, usize)> = Vec::with_capacity(self.batch_size);
+        while rows.len() < self.batch_size {
+            let group = self.next_group();
+            let puzzle = self.rng.random_range(self.split.group_puzzles(group));
+            let mut examples: Vec<usize> = self.split.puzzle_examples(puzzle).collect();
+            examples.shuffle(&mut self.rng);
+            examples.truncate(self.batch_size - rows.len());
+            rows.extend(examples.into_iter().map(|e| (e, puzzle)));
+        }
+        collate(self.split, self.meta, &rows, self.batch_size)
     }
 }
 
@@ -215,13 +217,14 @@ mod tests {
             num_puzzle_identifiers: 5,
             total_groups: 3,
             mean_puzzle_examples: 2.5,
+            total_puzzles: Some(4),
             sets: vec!["all".into()],
         };
         (s, meta)
     }
 
     #[test]
-    fn one_version_per_group_per_epoch_and_labels_ignored() {
+    fn labels_are_ignored_and_rows_match_their_puzzles() {
         let (s, meta) = split();
         let mut sampler = TrainSampler::new(&s, &meta, 4, ChaCha8Rng::seed_from_u64(0)).unwrap();
         for _ in 0..50 {
@@ -234,9 +237,6 @@ mod tests {
                 .skip(1)
                 .step_by(2)
                 .all(|&l| l == IGNORE_LABEL));
-            // A batch lies within one pass, where each group gives one version: group 0's two
-            // versions (identifiers 1 and 2) never share a batch.
-            assert!(!(b.puzzle_identifiers.contains(&1) && b.puzzle_identifiers.contains(&2)));
             for (row, &e) in b.example_indices.iter().enumerate() {
                 let puzzle = s.example_puzzles()[e];
                 assert_eq!(
@@ -283,11 +283,25 @@ mod tests {
     }
 
     #[test]
-    fn too_small_splits_are_refused() {
+    fn the_group_stream_is_a_concatenation_of_permutations() {
         let (s, meta) = split();
-        let err = TrainSampler::new(&s, &meta, 11, ChaCha8Rng::seed_from_u64(0))
-            .err()
-            .unwrap();
-        assert!(err.contains("fewer than one batch"), "{err}");
+        let mut sampler = TrainSampler::new(&s, &meta, 5, ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let groups: Vec<usize> = (0..30).map(|_| sampler.next_group()).collect();
+        for pass in groups.chunks(3) {
+            let mut sorted = pass.to_vec();
+            sorted.sort();
+            assert_eq!(sorted, [0, 1, 2], "{groups:?}");
+        }
+        assert_eq!(sampler.epochs, 9);
+    }
+
+    #[test]
+    fn a_batch_larger_than_a_pass_is_filled_from_several_passes() {
+        // The official loader's behaviour; this used to loop forever.
+        let (s, meta) = split();
+        let mut sampler = TrainSampler::new(&s, &meta, 20, ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let b = sampler.next_batch();
+        assert_eq!(b.effective, 20);
+        assert!(sampler.epochs >= 2);
     }
 }

@@ -3,7 +3,6 @@
 //! are needed; anything else is refused with the file named.
 
 use crate::error::{DataError, Result};
-use std::io::Write;
 use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -93,10 +92,9 @@ pub fn encode<T: NpyElement>(shape: &[usize], data: &[T]) -> Vec<u8> {
     out
 }
 
+/// Writes an array atomically.
 pub fn write<T: NpyElement>(path: &Path, shape: &[usize], data: &[T]) -> Result<()> {
-    let bytes = encode(shape, data);
-    let mut f = std::fs::File::create(path).map_err(|e| DataError::io(path, e))?;
-    f.write_all(&bytes).map_err(|e| DataError::io(path, e))
+    crate::fsio::write_atomic(path, &encode(shape, data))
 }
 
 pub fn read<T: NpyTarget>(path: &Path) -> Result<NpyArray<T>> {
@@ -137,7 +135,10 @@ pub fn decode<T: NpyTarget>(bytes: Vec<u8>) -> std::result::Result<NpyArray<T>, 
         return Err("Fortran-ordered arrays are not supported".into());
     }
     let shape = parse_shape(header)?;
-    let count: usize = shape.iter().product();
+    let count = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("shape {shape:?} has more elements than memory can address"))?;
     let (width, read_one): (usize, fn(&[u8]) -> i64) = match descr.as_str() {
         "|u1" | "<u1" => (1, |b| b[0] as i64),
         "|i1" | "<i1" => (1, |b| b[0] as i8 as i64),
@@ -151,16 +152,16 @@ pub fn decode<T: NpyTarget>(bytes: Vec<u8>) -> std::result::Result<NpyArray<T>, 
         other => return Err(format!("unsupported dtype {other} (integer arrays only)")),
     };
     let available = bytes.len() - data_start;
-    if available < count * width {
+    let needed = count
+        .checked_mul(width)
+        .ok_or_else(|| format!("shape {shape:?} needs more bytes than memory can address"))?;
+    if available < needed {
         return Err(format!(
-            "truncated data: shape {:?} needs {} bytes, file has {}",
-            shape,
-            count * width,
-            available
+            "truncated data: shape {shape:?} needs {needed} bytes, file has {available}"
         ));
     }
     let mut bytes = bytes;
-    bytes.truncate(data_start + count * width);
+    bytes.truncate(data_start + needed);
     bytes.drain(..data_start);
     let bytes = match T::direct(&descr, bytes) {
         Ok(data) => return Ok(NpyArray { shape, data, descr }),
@@ -192,7 +193,7 @@ fn parse_shape(header: &str) -> std::result::Result<Vec<usize>, String> {
     let at = header.find("'shape'").ok_or("header has no 'shape'")?;
     let rest = &header[at..];
     let open = rest.find('(').ok_or("malformed shape")?;
-    let close = rest.find(')').ok_or("malformed shape")?;
+    let close = open + rest[open..].find(')').ok_or("malformed shape")?;
     rest[open + 1..close]
         .split(',')
         .map(str::trim)
@@ -244,6 +245,31 @@ mod tests {
         assert!(decode::<u8>(bytes.clone())
             .unwrap_err()
             .contains("does not fit"));
+    }
+
+    /// A header with the given text after the magic, padded as NumPy pads it.
+    fn with_header(text: &str) -> Vec<u8> {
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&((text.len() + 1) as u16).to_le_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.push(b'\n');
+        bytes
+    }
+
+    #[test]
+    fn malformed_shapes_are_errors_not_panics() {
+        // ')' before '(': used to slice backwards and panic.
+        let h = "{'descr': '|u1', 'fortran_order': False, 'shape': ), (2,), }";
+        assert!(decode::<u8>(with_header(h)).is_err());
+        let h = "{'descr': '|u1', 'shape': ), 'fortran_order': False, }";
+        assert!(decode::<u8>(with_header(h)).is_err());
+        // A shape whose element count overflows: used to wrap and pass the length check.
+        let h = "{'descr': '<i8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 2), }";
+        let err = decode::<i64>(with_header(h)).unwrap_err();
+        assert!(err.contains("memory"), "{err}");
+        let h = "{'descr': '<i8', 'fortran_order': False, 'shape': (2305843009213693952,), }";
+        let err = decode::<i64>(with_header(h)).unwrap_err();
+        assert!(err.contains("memory"), "{err}");
     }
 
     #[test]

@@ -3,21 +3,8 @@
 
 use std::path::PathBuf;
 
-/// `../shared/data` beside the project, when this checkout has it.
-pub fn shared_data() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        None
-    }
-}
-
-/// Returns the shared data folder, or prints why the calling test is skipped.
+/// The shared data folder, or `None` after saying why the calling test is skipped (a
+/// failure instead under `HARNESS_REQUIRE_SHARED`).
 pub fn shared_or_skip(test: &str) -> Option<PathBuf> {
-    let p = shared_data();
-    if p.is_none() {
-        eprintln!("SKIPPED {test}: ../shared/data is not present in this checkout");
-    }
-    p
+    datasets::shared::shared_dir("data", test)
 }

@@ -123,7 +123,29 @@ fn damaged_directories_are_refused_with_the_file_named() {
         numpy_file("<i4", "(3,)", &i32s(&[0, 2, 1]), 1),
     )
     .unwrap();
-    assert_refused(tmp.path(), "all__puzzle_indices.npy", "decrease");
+    assert_refused(tmp.path(), "all__puzzle_indices.npy", "at least one");
+
+    // An empty group (two equal offsets): used to load, then panic in the sampler.
+    write_official(tmp.path());
+    std::fs::write(
+        tmp.path().join("test/all__group_indices.npy"),
+        numpy_file("<i4", "(3,)", &i32s(&[0, 0, 2]), 1),
+    )
+    .unwrap();
+    assert_refused(tmp.path(), "test/all__group_indices.npy", "group 0");
+
+    // An offset beyond i32 (the official dtype) is refused, not truncated.
+    write_official(tmp.path());
+    let mut big = Vec::new();
+    for v in [0i64, 1 << 32, 2] {
+        big.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(
+        tmp.path().join("train/all__puzzle_indices.npy"),
+        numpy_file("<i8", "(3,)", &big, 1),
+    )
+    .unwrap();
+    assert_refused(tmp.path(), "all__puzzle_indices.npy", "does not fit");
 
     write_official(tmp.path());
     std::fs::write(

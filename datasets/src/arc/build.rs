@@ -9,7 +9,7 @@ use super::augment::{task_versions, ArcAugmentation};
 use super::encode::{encode, SEQ_LEN, VOCAB_SIZE};
 use super::{load_dir, load_kaggle, ArcPair, ArcTask, MAX_SIDE};
 use crate::error::{DataError, Result};
-use crate::format::{Dataset, Split};
+use crate::format::{Dataset, PuzzleCount, Split};
 use crate::manifest::{Manifest, Source};
 use crate::sample::{stream_rng, subsample};
 use rand::{Rng, SeedableRng};
@@ -223,6 +223,7 @@ pub fn build(cfg: &ArcConfig) -> Result<(Dataset, Manifest)> {
         train,
         test,
         identifiers,
+        total_puzzles: PuzzleCount::Puzzles,
         extra_files: vec![
             (
                 "tasks.json".into(),

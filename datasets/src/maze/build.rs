@@ -5,7 +5,7 @@ use super::generate::{generate, wall_layout_key, MazeSpec};
 use super::{is_valid_shortest_path, parse, render, side_of, VOCAB_SIZE};
 use crate::csvio;
 use crate::error::{DataError, Result};
-use crate::format::{Dataset, Split};
+use crate::format::{Dataset, PuzzleCount, Split};
 use crate::grid::{Grid, DIHEDRAL_COUNT};
 use crate::manifest::{hash_file, Manifest, Source};
 use crate::sample::subsample;
@@ -199,6 +199,7 @@ fn assemble(train: &[MazeRow], test: &[MazeRow], seq_len: usize, augment: bool) 
         train: train_split,
         test: test_split,
         identifiers: vec!["<blank>".to_string()],
+        total_puzzles: PuzzleCount::Groups,
         extra_files: vec![
             ("puzzles_train.csv".into(), to_csv(train)),
             ("puzzles_test.csv".into(), to_csv(test)),

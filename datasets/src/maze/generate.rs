@@ -363,14 +363,27 @@ impl DistanceField {
 /// `count` mazes whose wall layouts are pairwise distinct, even up to rotation and
 /// reflection; maze `i` comes from its own random stream, so the result does not depend on
 /// the number of threads.
+///
+/// Small grids hold few distinct layouts: the draws stop, with an error, after
+/// `20 * count + 10_000` mazes (duplicates included), so asking for more layouts than exist
+/// fails instead of drawing forever.
 pub fn generate(count: usize, spec: &MazeSpec, seed: u64) -> Result<Vec<GeneratedMaze>, String> {
     spec.validate()?;
     const MAX_LAYOUTS: u64 = 2_000_000;
+    let max_draws = 20 * count as u64 + 10_000;
     let mut out = Vec::with_capacity(count);
     let mut seen = std::collections::HashSet::new();
     let mut next_stream = 0u64;
     while out.len() < count {
-        let want = count - out.len();
+        if next_stream >= max_draws {
+            return Err(format!(
+                "only {} distinct wall layouts (up to symmetry) of side {} with a path over {} moves turned up in {next_stream} mazes drawn, fewer than the {count} asked for: ask for fewer mazes, a larger side or a shorter minimum path",
+                out.len(),
+                spec.side,
+                spec.min_path_moves
+            ));
+        }
+        let want = (count - out.len()).min((max_draws - next_stream) as usize);
         let batch: Vec<Option<GeneratedMaze>> = (next_stream..next_stream + want as u64)
             .into_par_iter()
             .map(|i| generate_one(spec, &mut stream_rng(seed, i), MAX_LAYOUTS))
@@ -469,6 +482,19 @@ mod tests {
     use super::*;
     use crate::maze::distances;
     use crate::sample::stream_rng;
+
+    #[test]
+    fn asking_for_more_layouts_than_exist_fails_instead_of_looping() {
+        // Side 4 at the cpu preset's sizes: this used to draw forever.
+        let spec = MazeSpec {
+            side: 4,
+            min_path_moves: 4,
+            ..MazeSpec::default()
+        };
+        let err = generate(4500, &spec, 0).unwrap_err();
+        assert!(err.contains("distinct wall layouts"), "{err}");
+        assert!(generate(20, &spec, 0).is_ok());
+    }
 
     #[test]
     fn bounds_change_no_decision() {

@@ -10,7 +10,7 @@ use super::solver::solve_unique;
 use super::{board_to_string, parse_board, to_tokens, Board, SEQ_LEN, VOCAB_SIZE};
 use crate::csvio;
 use crate::error::{DataError, Result};
-use crate::format::{Dataset, Split};
+use crate::format::{Dataset, PuzzleCount, Split};
 use crate::manifest::{hash_file, Manifest, Source};
 use crate::sample::subsample;
 use rand::seq::SliceRandom;
@@ -170,13 +170,14 @@ fn source_counts(p: &[RatedPuzzle]) -> std::collections::BTreeMap<String, usize>
     m
 }
 
-struct CsvRow {
-    line: u64,
-    puzzle: RatedPuzzle,
+pub struct CsvRow {
+    pub line: u64,
+    pub puzzle: RatedPuzzle,
 }
 
-/// Reads the official rows, checking each answer against its question.
-fn read_csv(path: &Path, min_rating: u32) -> Result<Vec<CsvRow>> {
+/// Reads the official rows rated `min_rating` or more, checking each answer against its
+/// question (uniqueness is proved later, in parallel, by `verify_csv_rows`).
+pub fn read_csv(path: &Path, min_rating: u32) -> Result<Vec<CsvRow>> {
     let mut out = Vec::new();
     for row in csvio::read(path)? {
         let place = row.place();
@@ -359,6 +360,7 @@ fn assemble(
         train: train_split,
         test: test_split,
         identifiers: vec!["<blank>".to_string()],
+        total_puzzles: PuzzleCount::Groups,
         extra_files: vec![
             ("puzzles_train.csv".into(), puzzles_csv(train)),
             ("puzzles_test.csv".into(), puzzles_csv(test)),
