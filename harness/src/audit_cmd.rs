@@ -25,10 +25,7 @@ pub fn run(args: AuditArgs) -> Result<u8> {
         .collect::<Result<Vec<_>>>()?;
     print!("{}", render_table(&reports));
     if let Some(path) = &args.json {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&reports)? + "\n")
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        datasets::format::write_json(path, &reports)?;
     }
     let violations: Vec<String> = reports
         .iter()

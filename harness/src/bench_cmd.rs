@@ -174,7 +174,7 @@ pub fn run(args: BenchArgs) -> Result<u8> {
     }
     println!("/GEMM: fraction of the measured f32 GEMM rate; /PyTorch: our time over the official code's (DESIGN.md), below 1 is faster");
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&rows)? + "\n")?;
+        datasets::format::write_json(path, &rows)?;
     }
     Ok(0)
 }

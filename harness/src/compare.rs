@@ -58,8 +58,10 @@ pub struct CompareArgs {
     /// Where datasets are built and reused.
     #[arg(long, default_value = "data")]
     pub data_root: PathBuf,
-    /// Table of every result row, appended to (one file per task and preset).
-    #[arg(long, default_value = "results")]
+    /// Table of every result row, appended to (one file per task and preset), and one JSON
+    /// record per run under `records/`. The committed reference runs live in
+    /// `results/reference/`; this default is kept out of git.
+    #[arg(long, default_value = "results/local")]
     pub results: PathBuf,
 }
 
@@ -119,6 +121,11 @@ pub fn run(args: CompareArgs) -> Result<u8> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("compare").join(format!("{}-{}", args.task, preset.name)));
+    // One comparison at a time in a folder: a second waits, then reuses the finished runs.
+    let _lock = datasets::fsio::DirLock::acquire(
+        &out.join(".lock"),
+        &format!("the comparison folder {}", out.display()),
+    )?;
     let data = ensure_dataset(&args.data_root, &args.task, &first.data)?;
     let hash = data
         .manifest
@@ -187,6 +194,7 @@ pub fn run(args: CompareArgs) -> Result<u8> {
                 &run_dir,
                 args.budget.name(),
                 &device_name,
+                &data,
             )?);
         }
     }
@@ -228,8 +236,7 @@ pub fn write_outputs(
         datasets::format::write_json(&records_dir.join(name), r)?;
     }
     let plots = crate::plot::write_plots(records, &out.join("plots"))?;
-    std::fs::write(out.join("table.md"), render_table(records))
-        .with_context(|| format!("writing {}", out.join("table.md").display()))?;
+    datasets::fsio::write_atomic(&out.join("table.md"), render_table(records).as_bytes())?;
     crate::report::write_report(&out.join("report.html"), records, &plots, dataset_dir)
 }
 
@@ -242,7 +249,7 @@ pub fn render_table(records: &[ResultRecord]) -> String {
         r0.preset,
         r0.preset_label,
         r0.budget_match,
-        &r0.dataset_hash[..r0.dataset_hash.len().min(16)]
+        crate::results::short_hash(&r0.dataset_hash, 16)
     );
     let (headers, rows) = crate::results::comparison_table(records);
     s.push_str(&format!("| {} |\n", headers.join(" | ")));

@@ -21,6 +21,14 @@ pub const BUILTIN_PRESETS: [(&str, &str); 3] = [
 pub const MODELS: [&str; 3] = ["trm-att", "trm-mlp", "hrm"];
 pub const TASKS: [&str; 4] = ["sudoku-extreme", "maze-hard", "arc-agi-1", "arc-agi-2"];
 
+/// Architecture fields that come from the data and the batch, never from a config.
+const DERIVED_ARCH_KEYS: [&str; 4] = [
+    "seq_len",
+    "vocab_size",
+    "num_puzzle_identifiers",
+    "batch_size",
+];
+
 /// Everything one training run needs, as resolved from a preset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +39,9 @@ pub struct RunConfig {
     pub task: String,
     pub model: String,
     pub seed: u64,
+    /// The `--set` overrides applied after the preset, as given.
+    #[serde(default)]
+    pub overrides: Vec<String>,
     /// `harness data build` arguments (the same names, in kebab case).
     pub data: Table,
     /// The model's architecture under the official names; `seq_len`, `vocab_size`,
@@ -104,12 +115,12 @@ impl RunConfig {
     ) -> Result<ModelConfig> {
         let mut arch = self.arch.clone();
         let derived = [
-            ("seq_len", seq_len),
-            ("vocab_size", vocab_size),
-            ("num_puzzle_identifiers", num_puzzle_identifiers),
-            ("batch_size", self.train.global_batch_size),
+            seq_len,
+            vocab_size,
+            num_puzzle_identifiers,
+            self.train.global_batch_size,
         ];
-        for (key, value) in derived {
+        for (key, value) in DERIVED_ARCH_KEYS.into_iter().zip(derived) {
             arch.insert(key.into(), Value::Integer(value as i64));
         }
         let cfg: ModelConfig = Value::Table(arch)
@@ -119,8 +130,28 @@ impl RunConfig {
         Ok(cfg)
     }
 
-    /// Checks what deserialisation cannot: combinations that make no sense.
+    /// Checks what deserialisation cannot: keys the architecture does not have, and
+    /// combinations that make no sense.
     pub fn validate(&self) -> Result<()> {
+        let known = ModelConfig::field_names();
+        for key in self.arch.keys() {
+            if DERIVED_ARCH_KEYS.contains(&key.as_str()) {
+                bail!("arch.{key} comes from the data (batch_size from train.global_batch_size); it cannot be set");
+            }
+            if !known.contains(key) {
+                let mut settable: Vec<&str> = known
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|k| !DERIVED_ARCH_KEYS.contains(k))
+                    .collect();
+                settable.sort_unstable();
+                bail!(
+                    "arch.{key} is not an architecture key (the keys are {})",
+                    settable.join(", ")
+                );
+            }
+        }
+        crate::data_cmd::build_args_from_table(&self.data, Path::new("unused"))?;
         let t = &self.train;
         match (t.steps, t.epochs) {
             (Some(0), _) => bail!("train.steps must be at least 1"),
@@ -171,15 +202,20 @@ pub struct Preset {
 }
 
 impl Preset {
+    /// A preset from its TOML text; `name` names it in errors and records.
+    pub fn parse(name: &str, text: &str) -> Result<Self> {
+        let table: Table =
+            toml::from_str(text).with_context(|| format!("parsing preset {name}"))?;
+        Ok(Preset {
+            name: name.to_string(),
+            table,
+        })
+    }
+
     /// A built-in preset by name, or a TOML file by path.
     pub fn load(name_or_path: &str) -> Result<Self> {
         if let Some((name, text)) = BUILTIN_PRESETS.iter().find(|(n, _)| *n == name_or_path) {
-            let table: Table = toml::from_str(text)
-                .with_context(|| format!("built-in preset {name} does not parse"))?;
-            return Ok(Preset {
-                name: name.to_string(),
-                table,
-            });
+            return Preset::parse(name, text);
         }
         let path = Path::new(name_or_path);
         if !path.exists() {
@@ -191,15 +227,11 @@ impl Preset {
         }
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading preset {}", path.display()))?;
-        let table: Table =
-            toml::from_str(&text).with_context(|| format!("parsing preset {}", path.display()))?;
-        Ok(Preset {
-            name: path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| name_or_path.to_string()),
-            table,
-        })
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name_or_path.to_string());
+        Preset::parse(&name, &text).with_context(|| format!("in {}", path.display()))
     }
 
     /// The run configuration of `model` on `task`, with `overrides` (`key.path=value`).
@@ -239,6 +271,10 @@ impl Preset {
         resolved.insert("preset".into(), Value::String(self.name.clone()));
         resolved.insert("task".into(), Value::String(task.into()));
         resolved.insert("model".into(), Value::String(model.into()));
+        resolved.insert(
+            "overrides".into(),
+            Value::Array(overrides.iter().cloned().map(Value::String).collect()),
+        );
         let cfg: RunConfig = Value::Table(resolved).try_into().map_err(|e| {
             anyhow!(
                 "preset {} for {model} on {task}: {}",
@@ -330,6 +366,18 @@ mod tests {
             .resolve("maze-hard", "trm-att", &["train.stepz=7".into()])
             .unwrap_err();
         assert!(format!("{err:#}").contains("stepz"), "{err:#}");
+        // Typos in the architecture and the data sections are named too: `arch.L_cycle`
+        // used to be dropped silently and the run recorded as if it applied.
+        for (set, key) in [
+            ("arch.L_cycle=6", "arch.L_cycle"),
+            ("arch.seq_len=10", "arch.seq_len"),
+            ("data.sidee=7", "sidee"),
+        ] {
+            let err = preset
+                .resolve("maze-hard", "trm-att", &[set.into()])
+                .unwrap_err();
+            assert!(format!("{err:#}").contains(key), "{set}: {err:#}");
+        }
         let err = preset
             .resolve("maze-hard", "trm-att", &["train.steps=0".into()])
             .unwrap_err();

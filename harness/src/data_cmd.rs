@@ -397,9 +397,7 @@ fn difficulty_histogram(dir: &std::path::Path, out: &std::path::Path) -> Result<
         ],
         30,
     );
-    let tmp = out.with_extension("svg.tmp");
-    std::fs::write(&tmp, svg).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    datasets::fsio::write_atomic(out, svg.as_bytes())?;
     println!("difficulty histogram -> {}", out.display());
     Ok(())
 }

@@ -8,11 +8,13 @@ use datasets::format::{load_dataset, LoadedDataset};
 use std::path::{Path, PathBuf};
 
 /// Where the data section `data` of task `task` lives under `root`.
-pub fn dataset_dir(root: &Path, task: &str, data: &toml::Table) -> PathBuf {
-    // toml::Table is ordered by key, so equal sections serialise equally.
-    let text = toml::to_string(data).unwrap_or_default();
+pub fn dataset_dir(root: &Path, task: &str, data: &toml::Table) -> Result<PathBuf> {
+    // toml::Table is ordered by key, so equal sections serialise equally. A section that
+    // does not serialise must not share the hash of "" with every other such section.
+    let text = toml::to_string(data)
+        .with_context(|| format!("the data section of {task} cannot be written as TOML"))?;
     let hash = datasets::manifest::sha256_hex(text.as_bytes());
-    root.join(format!("{task}-{}", &hash[..12]))
+    Ok(root.join(format!("{task}-{}", &hash[..12])))
 }
 
 /// Loads the dataset of a data section, building it first if it is not there yet.
@@ -21,7 +23,15 @@ pub fn ensure_dataset(root: &Path, task: &str, data: &toml::Table) -> Result<Loa
     if declared != Some(task) {
         bail!("the data section builds task {declared:?}, but the run is for {task}");
     }
-    let dir = dataset_dir(root, task, data);
+    let dir = dataset_dir(root, task, data)?;
+    // One builder at a time: a second process waits, then finds the data built.
+    let lock_path = dir.with_file_name(format!(
+        ".{}.lock",
+        dir.file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+    ));
+    let _lock =
+        datasets::fsio::DirLock::acquire(&lock_path, &format!("dataset {}", dir.display()))?;
     if !dir.join(datasets::manifest::MANIFEST_FILE).exists() {
         let args = build_args_from_table(data, &dir)?;
         std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;

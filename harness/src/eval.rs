@@ -1,8 +1,10 @@
 //! The evaluation protocol, the same for every model: each test example runs all
 //! `halt_max_steps` supervision steps (as the official evaluation does), and we keep the
 //! prediction after every step, so the accuracy-against-inference-compute curve and the step
-//! at which the model would have halted (first q_halt > 0) come from the same pass.
+//! at which the model would have halted (by its own rule, `RecursiveModel::halts`) come from
+//! the same pass.
 
+use crate::train::ResolvedRun;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use datasets::arc::augment::ArcAugmentation;
@@ -17,6 +19,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// Scores of one model (one checkpoint) on a test split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,7 +31,8 @@ pub struct Evaluation {
     pub token: Proportion,
     /// Exact accuracy after each supervision step 1..=halt_max_steps.
     pub exact_by_step: Vec<Proportion>,
-    /// Mean step at which q_halt first turns positive (halt_max_steps when it never does).
+    /// Mean step at which the model's halting rule first fires (TRM: q_halt > 0; HRM:
+    /// q_halt > q_continue), halt_max_steps when it never does.
     pub mean_halting_step: f64,
     /// Exact accuracy of the answer at that step: what ACT inference would return.
     pub exact_at_halt: Proportion,
@@ -86,13 +90,12 @@ pub fn evaluate(
         let mut last = None;
         for (step, correct) in correct_by_step.iter_mut().enumerate() {
             let (next, out, loss) = trainer.eval_step(model, &carry, &batch, &mut rng)?;
-            let q_halt = out
-                .q_halt
-                .to_dtype(candle_core::DType::F32)?
-                .to_vec1::<f32>()?;
+            let logits = |t: &Tensor| t.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>();
+            let (q_halt, q_continue) = (logits(&out.q_halt)?, logits(&out.q_continue)?);
             for r in 0..rows {
                 *correct += loss.seq_is_correct[r] as u64;
-                if halted_at[r].is_none() && (q_halt[r] > 0.0 || step + 1 == steps) {
+                let halts = model.halts(q_halt[r], q_continue[r]);
+                if halted_at[r].is_none() && (halts || step + 1 == steps) {
                     halted_at[r] = Some(step + 1);
                     answer_at_halt[r] = loss.seq_is_correct[r];
                 }
@@ -143,6 +146,40 @@ pub fn evaluate(
     })
 }
 
+/// Evaluates a checkpoint file of `run` on the whole test split: ours (the full training
+/// state, evaluated with the EMA weights where the recipe has them) or an official state dict
+/// (the model as saved). Returns the output and whether EMA weights were used.
+pub fn evaluate_checkpoint(
+    run: &ResolvedRun,
+    data: &LoadedDataset,
+    path: &Path,
+    device: &Device,
+) -> Result<(EvalOutput, bool)> {
+    let state = models::checkpoint::load_state_dict(path, device)?;
+    let mut trainer = crate::train::new_trainer(run, device)?;
+    let ours = state.contains_key("optim.step");
+    if ours {
+        trainer
+            .restore(&state)
+            .with_context(|| format!("restoring {}", path.display()))?;
+    } else {
+        trainer
+            .load_weights(&state)
+            .with_context(|| format!("loading {}", path.display()))?;
+    }
+    let use_ema = ours && run.config.train.ema;
+    let model = trainer.inference_model(&run.model_config, run.config.kind(), use_ema)?;
+    let out = evaluate(
+        &trainer,
+        model.as_ref(),
+        data,
+        &run.config.task,
+        run.config.eval.batch_size,
+        None,
+    )?;
+    Ok((out, use_ema))
+}
+
 /// Each ARC test example is one test input of one version (puzzle) of an evaluation task; the
 /// version's name says which task and augmentation.
 fn arc_predictions(
@@ -181,11 +218,7 @@ fn arc_predictions(
 
 /// The true outputs of every evaluation task's test inputs (`test_puzzles.json`).
 pub fn arc_solutions(data: &LoadedDataset) -> Result<BTreeMap<String, Vec<Grid>>> {
-    arc_solutions_for(&data.dir)
-}
-
-pub fn arc_solutions_for(dir: &std::path::Path) -> Result<BTreeMap<String, Vec<Grid>>> {
-    let path = dir.join("test_puzzles.json");
+    let path = data.dir.join("test_puzzles.json");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let tasks: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
@@ -207,4 +240,60 @@ pub fn arc_solutions_for(dir: &std::path::Path) -> Result<BTreeMap<String, Vec<G
         out.insert(id.clone(), grids);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::tiny_data;
+    use models::model::ModelKind;
+
+    fn trainer(kind: ModelKind, q_bias: [f32; 2]) -> (Trainer, models::config::ModelConfig) {
+        let preset = crate::config::Preset::load("smoke").unwrap();
+        let model = if kind == ModelKind::Hrm {
+            "hrm"
+        } else {
+            "trm-att"
+        };
+        let cfg = preset
+            .resolve("maze-hard", model, &["arch.halt_max_steps=3".into()])
+            .unwrap();
+        let arch = cfg.model_config(4, 6, 1).unwrap();
+        let device = Device::Cpu;
+        let trainer = crate::train::new_trainer(
+            &crate::train::ResolvedRun {
+                config: cfg,
+                model_config: arch.clone(),
+                total_steps: 1,
+                dataset_dir: "tiny".into(),
+                dataset_hash: "none".into(),
+                code_version: "test".into(),
+            },
+            &device,
+        )
+        .unwrap();
+        // The halting head starts at weight 0, so its logits are exactly its bias.
+        let bias = trainer
+            .varmap
+            .data()
+            .lock()
+            .unwrap()
+            .get("model.inner.q_head.bias")
+            .unwrap()
+            .clone();
+        bias.set(&Tensor::new(&q_bias, &device).unwrap()).unwrap();
+        (trainer, arch)
+    }
+
+    #[test]
+    fn each_model_halts_by_its_own_rule() {
+        let data = tiny_data();
+        // q_halt = -1 < 0 but > q_continue = -3: HRM halts at once, TRM never does.
+        for (kind, expected) in [(ModelKind::Hrm, 1.0), (ModelKind::Trm, 3.0)] {
+            let (trainer, arch) = trainer(kind, [-1.0, -3.0]);
+            let model = trainer.inference_model(&arch, kind, false).unwrap();
+            let out = evaluate(&trainer, model.as_ref(), &data, "sudoku-extreme", 2, None).unwrap();
+            assert_eq!(out.evaluation.mean_halting_step, expected, "{kind:?}");
+        }
+    }
 }

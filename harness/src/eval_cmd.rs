@@ -3,10 +3,12 @@
 
 use crate::config::Preset;
 use crate::datastore::{ensure_dataset, load_verified};
-use crate::eval::{evaluate, Evaluation};
-use crate::train::{checkpoints, new_trainer, resolve_run, ResolvedRun, CONFIG_FILE};
+use crate::eval::{evaluate_checkpoint, Evaluation};
+use crate::pooled::{arc_pooled, PooledArc};
+use crate::run_dir::{ArcPredictionsFile, RunDir};
+use crate::train::{resolve_run, ResolvedRun};
 use anyhow::{bail, Context, Result};
-use datasets::format::{read_json, write_json};
+use datasets::format::write_json;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -47,34 +49,32 @@ struct EvalRecord {
     /// Whether the EMA weights were evaluated.
     ema: bool,
     scores: Evaluation,
-    /// ARC: votes pooled over every checkpoint of the run (the official evaluator's way),
-    /// labelled apart from the single checkpoint's scores.
-    arc_pooled_over_checkpoints: Option<datasets::score::ArcScores>,
-    pooled_checkpoints: Vec<String>,
+    /// ARC with --run: the votes of every checkpoint of the run pooled, each on the whole
+    /// test split (`pooled::arc_pooled`), labelled apart from this checkpoint's scores.
+    arc_pooled_over_checkpoints: Option<PooledArc>,
 }
 
 pub fn run(args: EvalArgs) -> Result<u8> {
     let device = crate::device::default_device()?;
-    let (run, data, checkpoint, all_checkpoints) = match &args.run {
+    // With --run, the run directory is locked while its checkpoints are read and its
+    // predictions files written.
+    let (run, data, checkpoint, run_dir) = match &args.run {
         Some(dir) => {
-            let saved: ResolvedRun = read_json(&dir.join(CONFIG_FILE))
-                .with_context(|| format!("{} is not a run directory", dir.display()))?;
+            let run_dir = RunDir::open_existing(dir)?;
+            let saved = run_dir.resolved()?;
             let data = load_verified(args.data.as_ref().unwrap_or(&saved.dataset_dir))?;
-            let run = resolve_run(&saved.config, &data)?;
-            let all = checkpoints(dir)?;
+            let run = ResolvedRun {
+                code_version: saved.code_version,
+                ..resolve_run(&saved.config, &data)?
+            };
             let checkpoint = match &args.checkpoint {
                 Some(c) => c.clone(),
-                None => match all.last() {
+                None => match run_dir.checkpoints()?.last() {
                     Some((_, p)) => p.clone(),
                     None => bail!("{} holds no checkpoint", dir.display()),
                 },
             };
-            (
-                run,
-                data,
-                checkpoint,
-                all.into_iter().map(|(_, p)| p).collect(),
-            )
+            (run, data, checkpoint, Some(run_dir))
         }
         None => {
             let (Some(task), Some(model), Some(checkpoint)) =
@@ -87,8 +87,7 @@ pub fn run(args: EvalArgs) -> Result<u8> {
                 Some(d) => load_verified(d)?,
                 None => ensure_dataset(&args.data_root, task, &cfg.data)?,
             };
-            let run = resolve_run(&cfg, &data)?;
-            (run, data, checkpoint.clone(), vec![checkpoint.clone()])
+            (resolve_run(&cfg, &data)?, data, checkpoint.clone(), None)
         }
     };
     let out = args.out.clone().unwrap_or_else(|| match &args.run {
@@ -101,46 +100,24 @@ pub fn run(args: EvalArgs) -> Result<u8> {
                 .unwrap_or_default()
         )),
     });
-    let kind = run.config.kind();
-    let evaluate_checkpoint = |path: &PathBuf| -> Result<(crate::eval::EvalOutput, bool)> {
-        let state = models::checkpoint::load_state_dict(path, &device)?;
-        let mut trainer = new_trainer(&run, &device)?;
-        // Our checkpoints carry the optimiser and EMA; an official one is the (EMA) model.
-        let ours = state.contains_key("optim.step");
-        if ours {
-            trainer
-                .restore(&state)
-                .with_context(|| format!("restoring {}", path.display()))?;
-        } else {
-            trainer
-                .load_weights(&state)
-                .with_context(|| format!("loading {}", path.display()))?;
+    let (main, ema) = evaluate_checkpoint(&run, &data, &checkpoint, &device)?;
+    let arc_pooled = match &run_dir {
+        Some(dir) if run.config.task.starts_with("arc-") => {
+            // This checkpoint's votes, if it is one of the run's, need not be computed twice.
+            if let Some((step, _)) = dir
+                .checkpoints()?
+                .into_iter()
+                .find(|(_, p)| *p == checkpoint)
+            {
+                let file = ArcPredictionsFile {
+                    examples: main.evaluation.examples,
+                    predictions: main.arc_predictions.clone(),
+                };
+                dir.save_arc_predictions(step, &file)?;
+            }
+            Some(arc_pooled(dir, &run, &data, &device)?)
         }
-        let use_ema = ours && run.config.train.ema;
-        let model = trainer.inference_model(&run.model_config, kind, use_ema)?;
-        let out = evaluate(
-            &trainer,
-            model.as_ref(),
-            &data,
-            &run.config.task,
-            run.config.eval.batch_size,
-            None,
-        )?;
-        Ok((out, use_ema))
-    };
-    let (main, ema) = evaluate_checkpoint(&checkpoint)?;
-    let mut pooled_checkpoints = Vec::new();
-    let arc_pooled = if run.config.task.starts_with("arc-") && all_checkpoints.len() > 1 {
-        let mut pooled = main.arc_predictions.clone();
-        pooled_checkpoints.push(checkpoint.display().to_string());
-        for path in all_checkpoints.iter().filter(|p| **p != checkpoint) {
-            pooled.extend(evaluate_checkpoint(path)?.0.arc_predictions);
-            pooled_checkpoints.push(path.display().to_string());
-        }
-        let solutions = crate::eval::arc_solutions(&data)?;
-        Some(datasets::score::score_arc(&pooled, &solutions, &[1, 2]))
-    } else {
-        None
+        _ => None,
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     datasets::npy::write(
@@ -158,7 +135,6 @@ pub fn run(args: EvalArgs) -> Result<u8> {
         ema,
         scores: e.clone(),
         arc_pooled_over_checkpoints: arc_pooled,
-        pooled_checkpoints,
     };
     write_json(&out.join("scores.json"), &record)?;
     println!(
@@ -185,12 +161,14 @@ pub fn run(args: EvalArgs) -> Result<u8> {
             a.strict[&1].value, a.strict[&2].value, a.fractional[&2]
         );
     }
-    if let Some(a) = &record.arc_pooled_over_checkpoints {
+    if let Some(p) = &record.arc_pooled_over_checkpoints {
         println!(
-            "  pooled over {} checkpoints: pass@2 {:.4} (strict), {:.4} (ARC rule)",
-            record.pooled_checkpoints.len(),
-            a.strict[&2].value,
-            a.fractional[&2]
+            "  pooled over {} checkpoints (steps {:?}), each on all {} test inputs: pass@2 {:.4} (strict), {:.4} (ARC rule)",
+            p.checkpoints.len(),
+            p.checkpoints,
+            e.examples,
+            p.scores.strict[&2].value,
+            p.scores.fractional[&2]
         );
     }
     let steps: Vec<String> = e

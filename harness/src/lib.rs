@@ -12,9 +12,15 @@ pub mod eval;
 mod eval_cmd;
 mod parity_cmd;
 pub mod plot;
+pub mod pooled;
 mod progress;
 pub mod report;
 pub mod results;
+pub mod run_dir;
+pub mod setting;
+pub mod table;
+#[cfg(test)]
+mod test_support;
 pub mod train;
 mod train_cmd;
 

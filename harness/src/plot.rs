@@ -42,7 +42,7 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
         r0.task,
         r0.preset,
         r0.budget_match,
-        &r0.dataset_hash[..r0.dataset_hash.len().min(12)],
+        crate::results::short_hash(&r0.dataset_hash, 12),
         r0.preset_label
     );
     let groups = by_model(records);
@@ -167,10 +167,10 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
     for (name, title, svg_text) in charts {
         let svg = dir.join(format!("{name}.svg"));
         let png = dir.join(format!("{name}.png"));
-        std::fs::write(&svg, &svg_text).with_context(|| format!("writing {}", svg.display()))?;
+        datasets::fsio::write_atomic(&svg, svg_text.as_bytes())?;
         let bytes = plots::png::svg_to_png(&svg_text)
             .map_err(|e| anyhow::anyhow!("rendering {}: {e}", png.display()))?;
-        std::fs::write(&png, bytes).with_context(|| format!("writing {}", png.display()))?;
+        datasets::fsio::write_atomic(&png, &bytes)?;
         out.push(PlotFile {
             title,
             svg,

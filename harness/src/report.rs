@@ -4,7 +4,7 @@
 
 use crate::plot::PlotFile;
 use crate::results::{by_model, ResultRecord};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -130,7 +130,7 @@ pub fn write_report(
     let r0 = &records[0];
     let groups = by_model(records);
     let models: Vec<&str> = groups.iter().map(|(m, _)| *m).collect();
-    let scaled_down = r0.preset != "paper";
+    let scaled_down = records.iter().any(|r| !r.setting.is_papers_setting());
     let audit = match datasets::audit::audit_dir(dataset_dir) {
         Ok(report) => {
             let violations = report.violations();
@@ -179,11 +179,7 @@ pub fn write_report(
         esc(&r0.preset_label)
     ));
     if scaled_down {
-        html.push_str(&format!(
-            "<p class=banner><b>Not the papers' setting.</b> This run used the <b>{}</b> preset: {}. Its numbers compare the models with each other under that preset only; they must not be read beside the published numbers.</p>\n",
-            esc(&r0.preset),
-            esc(&r0.preset_label)
-        ));
+        html.push_str(&setting_banner(records));
     }
     let commits: std::collections::BTreeSet<&str> =
         records.iter().map(|r| r.git_commit.as_str()).collect();
@@ -235,7 +231,44 @@ pub fn write_report(
     html.push_str("<h2>Configurations side by side</h2>\n");
     html.push_str(&config_html(records));
     html.push_str("</body></html>\n");
-    let tmp = path.with_extension("html.tmp");
-    std::fs::write(&tmp, html).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    Ok(datasets::fsio::write_atomic(path, html.as_bytes())?)
+}
+
+/// Why the runs are not the papers' setting: the data source, the overrides and every
+/// difference from the official recipe, per model.
+fn setting_banner(records: &[ResultRecord]) -> String {
+    let r0 = &records[0];
+    let overrides = if r0.setting.overrides.is_empty() {
+        "none".to_string()
+    } else {
+        r0.setting
+            .overrides
+            .iter()
+            .map(|o| format!("<code>--set {}</code>", esc(o)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut s = format!(
+        "<div class=banner><p><b>Not the papers' setting.</b> Preset <b>{}</b>, data from the <b>{}</b> source, overrides: {overrides}. These numbers compare the models with each other under this setting only; they must not be read beside the published numbers. Differences from the official recipe:</p><ul>",
+        esc(&r0.preset),
+        esc(&r0.setting.data_source)
+    );
+    for (model, runs) in by_model(records) {
+        let deviations = &runs[0].setting.deviations;
+        if deviations.is_empty() {
+            s.push_str(&format!("<li>{}: none</li>", esc(model)));
+        } else {
+            s.push_str(&format!(
+                "<li>{}: {}</li>",
+                esc(model),
+                deviations
+                    .iter()
+                    .map(|d| esc(d))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+    }
+    s.push_str("</ul></div>\n");
+    s
 }

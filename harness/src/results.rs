@@ -4,27 +4,38 @@
 //! `results/README.md`; `SCHEMA_VERSION` changes whenever a field changes meaning.
 
 use crate::eval::Evaluation;
-use crate::train::{pooled_arc_scores, ResolvedRun, TrainOutcome};
+use crate::pooled::PooledArc;
+use crate::setting::Setting;
+use crate::table::opt6;
+use crate::train::{ResolvedRun, TrainOutcome};
 use anyhow::{Context, Result};
-use datasets::score::ArcScores;
+use datasets::format::LoadedDataset;
 use models::flops::{parameter_counts, step_flops};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::Path;
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: the setting (data source, overrides, differences from the recipe) decides the label;
+/// the commit is the one that created the run; pooled ARC names its checkpoints.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRecord {
     pub schema_version: u32,
     /// Seconds since the Unix epoch when the record was written.
     pub created_unix: u64,
+    /// The commit (`-dirty` when its code differed) of the binary that created the run.
     pub git_commit: String,
+    /// Every code version that trained the run, the creating one first.
+    pub code_versions: Vec<String>,
     pub harness_version: String,
     pub task: String,
     pub model: String,
     pub preset: String,
+    /// The preset's description, the data source, the overrides and whether this is the
+    /// papers' setting (derived from `setting`).
     pub preset_label: String,
+    /// Where the data came from, the overrides, and every difference from the recipe.
+    pub setting: Setting,
     pub seed: u64,
     /// How the training budget was matched across models: `steps`, `flops` or `recipe`.
     pub budget_match: String,
@@ -45,8 +56,8 @@ pub struct ResultRecord {
     pub train_wall_seconds: f64,
     /// The final evaluation of the last checkpoint on the whole test split.
     pub metrics: Evaluation,
-    /// ARC: votes pooled over every checkpoint of the run, as the official evaluator does.
-    pub arc_pooled_over_checkpoints: Option<ArcScores>,
+    /// ARC: votes of every checkpoint pooled, each scored on the whole test split.
+    pub arc_pooled_over_checkpoints: Option<PooledArc>,
     /// Evaluations during training: (step, exact accuracy on the examples evaluated then).
     pub learning_curve: Vec<(u64, datasets::score::Proportion)>,
     pub run_dir: String,
@@ -54,36 +65,38 @@ pub struct ResultRecord {
 }
 
 impl ResultRecord {
-    /// The record of a completed training run in `run_dir`.
+    /// The record of a completed training run in `run_dir` on `data`.
     pub fn new(
         outcome: &TrainOutcome,
         run_dir: &Path,
         budget_match: &str,
         device: &str,
+        data: &LoadedDataset,
     ) -> Result<Self> {
         let run = &outcome.run;
         let metrics = outcome
             .final_eval
             .clone()
             .context("a completed run has a final evaluation")?;
-        let evals = &outcome.evals;
         let steps = outcome.steps;
         let kind = run.config.kind();
         let counts = parameter_counts(&run.model_config, kind);
         let flops = step_flops(&run.model_config, kind);
         let batch = run.config.train.global_batch_size;
-        let arc_pooled_over_checkpoints = pooled_arc_scores(run_dir, &run.dataset_dir)?;
+        let setting = Setting::of(run, data)?;
         Ok(ResultRecord {
             schema_version: SCHEMA_VERSION,
             created_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
-            git_commit: git_commit(),
+            git_commit: run.code_version.clone(),
+            code_versions: outcome.code_versions.clone(),
             harness_version: env!("CARGO_PKG_VERSION").to_string(),
             task: run.config.task.clone(),
             model: run.config.model.clone(),
             preset: run.config.preset.clone(),
-            preset_label: run.config.label.clone(),
+            preset_label: setting.label(&run.config.preset, &run.config.label),
+            setting,
             seed: run.config.seed,
             budget_match: budget_match.to_string(),
             device: device.to_string(),
@@ -98,73 +111,44 @@ impl ResultRecord {
             inference_flops_per_puzzle: flops.eval_puzzle,
             train_wall_seconds: outcome.wall_seconds,
             metrics,
-            arc_pooled_over_checkpoints,
-            learning_curve: evals.iter().map(|p| (p.step, p.evaluation.exact)).collect(),
+            arc_pooled_over_checkpoints: outcome.arc_pooled.clone(),
+            learning_curve: outcome
+                .evals
+                .iter()
+                .map(|p| (p.step, p.evaluation.exact))
+                .collect(),
             run_dir: run_dir.display().to_string(),
             config: run.clone(),
         })
     }
 }
 
-/// The commit of the working tree the binary runs in (`-dirty` with uncommitted changes to
-/// tracked files outside `results/`), or `unknown` outside a git checkout.
-pub fn git_commit() -> String {
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    match run(&["rev-parse", "HEAD"]) {
-        Some(head) if !head.is_empty() => {
-            // Result files the harness itself appends to do not make the code dirty.
-            let dirty = run(&[
-                "status",
-                "--porcelain",
-                "--untracked-files=no",
-                "--",
-                ".",
-                ":(exclude)results",
-                ":(exclude)*/results",
-            ])
-            .is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!("{head}-dirty")
-            } else {
-                head
-            }
-        }
-        _ => "unknown".into(),
-    }
+/// The first `n` characters of a hash for display (a hand-edited manifest may hold any text,
+/// so this never slices inside a character).
+pub fn short_hash(hash: &str, n: usize) -> String {
+    hash.chars().take(n).collect()
 }
 
-pub const CSV_HEADER: &str = "created_unix,task,model,preset,preset_label,seed,budget_match,device,dataset_hash,train_steps,global_batch_size,trainable_parameters,buffer_parameters,train_flops,inference_flops_per_puzzle,test_examples,exact,exact_low,exact_high,token,token_low,token_high,mean_halting_step,exact_at_halt,maze_valid_path,maze_valid_path_low,maze_valid_path_high,arc_pass1,arc_pass2,arc_pass2_fractional,arc_pooled_pass2,train_wall_seconds,git_commit,run_dir";
+pub const CSV_HEADER: &str = "created_unix,task,model,preset,preset_label,data_source,overrides,papers_setting,seed,budget_match,device,dataset_hash,train_steps,global_batch_size,trainable_parameters,buffer_parameters,train_flops,inference_flops_per_puzzle,test_examples,exact,exact_low,exact_high,token,token_low,token_high,mean_halting_step,exact_at_halt,maze_valid_path,maze_valid_path_low,maze_valid_path_high,arc_pass1,arc_pass2,arc_pass2_fractional,arc_pooled_pass2,arc_pooled_pass2_fractional,arc_pooled_checkpoints,train_wall_seconds,git_commit,run_dir";
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-pub fn csv_row(r: &ResultRecord) -> String {
+pub fn csv_row(r: &ResultRecord) -> Vec<String> {
     let m = &r.metrics;
-    let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
     let valid = m.maze_valid_path;
-    let arc_strict = |k: usize| opt(m.arc.as_ref().map(|a| a.strict[&k].value));
-    let fields: Vec<String> = vec![
+    let arc_strict = |k: usize| opt6(m.arc.as_ref().map(|a| a.strict[&k].value));
+    let pooled = r.arc_pooled_over_checkpoints.as_ref();
+    vec![
         r.created_unix.to_string(),
-        csv_field(&r.task),
-        csv_field(&r.model),
-        csv_field(&r.preset),
-        csv_field(&r.preset_label),
+        r.task.clone(),
+        r.model.clone(),
+        r.preset.clone(),
+        r.preset_label.clone(),
+        r.setting.data_source.clone(),
+        r.setting.overrides.join(" "),
+        r.setting.is_papers_setting().to_string(),
         r.seed.to_string(),
-        csv_field(&r.budget_match),
-        csv_field(&r.device),
-        csv_field(&r.dataset_hash),
+        r.budget_match.clone(),
+        r.device.clone(),
+        r.dataset_hash.clone(),
         r.train_steps.to_string(),
         r.global_batch_size.to_string(),
         r.trainable_parameters.to_string(),
@@ -180,67 +164,37 @@ pub fn csv_row(r: &ResultRecord) -> String {
         format!("{:.6}", m.token.high),
         format!("{:.4}", m.mean_halting_step),
         format!("{:.6}", m.exact_at_halt.value),
-        opt(valid.map(|v| v.value)),
-        opt(valid.map(|v| v.low)),
-        opt(valid.map(|v| v.high)),
+        opt6(valid.map(|v| v.value)),
+        opt6(valid.map(|v| v.low)),
+        opt6(valid.map(|v| v.high)),
         arc_strict(1),
         arc_strict(2),
-        opt(m.arc.as_ref().map(|a| a.fractional[&2])),
-        opt(r
-            .arc_pooled_over_checkpoints
-            .as_ref()
-            .map(|a| a.strict[&2].value)),
+        opt6(m.arc.as_ref().map(|a| a.fractional[&2])),
+        opt6(pooled.map(|p| p.scores.strict[&2].value)),
+        opt6(pooled.map(|p| p.scores.fractional[&2])),
+        pooled.map_or(String::new(), |p| p.checkpoints.len().to_string()),
         format!("{:.1}", r.train_wall_seconds),
-        csv_field(&r.git_commit),
-        csv_field(&r.run_dir),
-    ];
-    fields.join(",")
+        r.git_commit.clone(),
+        r.run_dir.clone(),
+    ]
 }
 
 /// Writes exactly these rows (header first), replacing the file atomically.
 pub fn write_csv(path: &Path, records: &[ResultRecord]) -> Result<()> {
-    let mut text = format!("{CSV_HEADER}\n");
-    for r in records {
-        text.push_str(&csv_row(r));
-        text.push('\n');
-    }
-    let tmp = path.with_extension("csv.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    let rows: Vec<Vec<String>> = records.iter().map(csv_row).collect();
+    crate::table::write(path, CSV_HEADER, &rows)
 }
 
 /// Appends rows to a CSV table, writing the header first when the file is new; refuses a file
 /// whose header belongs to another schema rather than mixing columns.
 pub fn append_csv(path: &Path, records: &[ResultRecord]) -> Result<()> {
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    if path.exists() {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        if text.lines().next() != Some(CSV_HEADER) {
-            anyhow::bail!(
-                "{} has another header than this harness writes (schema {SCHEMA_VERSION}); move it aside",
-                path.display()
-            );
-        }
-    }
-    let mut text = String::new();
-    if !path.exists() {
-        text.push_str(CSV_HEADER);
-        text.push('\n');
-    }
-    for r in records {
-        text.push_str(&csv_row(r));
-        text.push('\n');
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+    let rows: Vec<Vec<String>> = records.iter().map(csv_row).collect();
+    crate::table::append(path, CSV_HEADER, &rows)
+        .with_context(|| format!("schema {SCHEMA_VERSION}"))
+        .map(|_| ())
 }
 
 /// Records grouped by model, models in the order they first appear (records come seed by
@@ -327,7 +281,13 @@ pub fn comparison_table(records: &[ResultRecord]) -> (Vec<&'static str>, Vec<Vec
                 row.push(
                     r.arc_pooled_over_checkpoints
                         .as_ref()
-                        .map(|a| pct(&a.strict[&2]))
+                        .map(|p| {
+                            format!(
+                                "{} ({} checkpoints)",
+                                pct(&p.scores.strict[&2]),
+                                p.checkpoints.len()
+                            )
+                        })
                         .unwrap_or_default(),
                 );
             }
@@ -363,7 +323,7 @@ pub fn comparison_table(records: &[ResultRecord]) -> (Vec<&'static str>, Vec<Vec
 
 #[cfg(test)]
 mod tests {
-    use super::{by_model, csv_field, ResultRecord};
+    use super::{by_model, ResultRecord};
 
     #[test]
     fn runs_group_by_model_in_first_appearance_order() {
@@ -383,9 +343,9 @@ mod tests {
     }
 
     #[test]
-    fn csv_fields_with_commas_or_quotes_are_quoted() {
-        assert_eq!(csv_field("cpu"), "cpu");
-        assert_eq!(csv_field("a, b"), "\"a, b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    fn short_hashes_never_split_a_character() {
+        assert_eq!(super::short_hash("abcdef", 4), "abcd");
+        assert_eq!(super::short_hash("é✓ünïcödé-hash", 3), "é✓ü");
+        assert_eq!(super::short_hash("ab", 12), "ab");
     }
 }

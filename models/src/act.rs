@@ -131,11 +131,7 @@ pub fn act_step<R: Rng>(
         let qh = q_halt.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         let qc = q_continue.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         for (i, h) in new_halted.iter_mut().enumerate() {
-            *h |= if model.learns_continue() {
-                qh[i] > qc[i]
-            } else {
-                qh[i] > 0.0
-            };
+            *h |= model.halts(qh[i], qc[i]);
         }
         if cfg.halt_exploration_prob > 0.0 {
             for (i, h) in new_halted.iter_mut().enumerate() {

@@ -36,12 +36,10 @@ pub fn load_state_dict(path: &Path, device: &Device) -> Result<HashMap<String, T
         .collect())
 }
 
-/// Writes a training state atomically (temporary file, then rename) as safetensors.
-pub fn save(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
-    let tmp = path.with_extension("safetensors.tmp");
+/// Writes tensors as safetensors at `path` (callers that need atomicity write to a temporary
+/// path and rename).
+pub fn write(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let map: HashMap<String, Tensor> = tensors.iter().cloned().collect();
-    candle_core::safetensors::save(&map, &tmp)
-        .map_err(|e| candle_core::Error::msg(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path)
+    candle_core::safetensors::save(&map, path)
         .map_err(|e| candle_core::Error::msg(format!("{}: {e}", path.display())))
 }

@@ -1,5 +1,6 @@
 //! Model configuration under the official field names, so an official `config.json` /
-//! yaml arch section deserialises unchanged. Unknown keys are ignored, as pydantic does.
+//! yaml arch section deserialises unchanged. Unknown keys are ignored here, as pydantic does
+//! for official files; the harness's own configs check their keys against `field_names`.
 
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +112,15 @@ impl ModelConfig {
 }
 
 impl ModelConfig {
+    /// Every field name, as a config file spells it (one list, derived from the struct).
+    pub fn field_names() -> Vec<String> {
+        let example = ModelConfig::sudoku_paper(crate::model::ModelKind::Trm, false, 64);
+        match serde_json::to_value(example) {
+            Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+            _ => unreachable!("a struct serialises to a JSON object"),
+        }
+    }
+
     /// The official Sudoku-Extreme recipe's architecture (specs: TRM `trm.yaml` with T = 3,
     /// n = 6, 2 layers, 16 prefix positions; HRM `hrm_v1.yaml` with H = L = 2 cycles, 4 + 4
     /// layers), at width `hidden` (512 in the papers).

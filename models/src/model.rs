@@ -13,6 +13,16 @@ pub trait RecursiveModel {
     /// HRM (and TRM with `no_ACT_continue = false`): halt when q_halt > q_continue and learn
     /// q_continue from a bootstrapped target; otherwise halt when q_halt > 0.
     fn learns_continue(&self) -> bool;
+    /// The model's own halting rule on one slot's logits (before the step cap and the
+    /// exploration floor): `q_halt > q_continue` when it learns q_continue, else `q_halt > 0`.
+    /// Training and evaluation both ask this, so they cannot disagree.
+    fn halts(&self, q_halt: f32, q_continue: f32) -> bool {
+        if self.learns_continue() {
+            q_halt > q_continue
+        } else {
+            q_halt > 0.0
+        }
+    }
     /// The recurrent modules, low level first (TRM: its one net; HRM: L then H), for
     /// layer-level comparisons with the official code.
     fn levels(&self) -> Vec<&crate::layers::ReasoningModule>;

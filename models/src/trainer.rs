@@ -28,6 +28,14 @@ pub struct OptimConfig {
     pub ema: Option<f64>,
 }
 
+/// One step's gradients on the host, checked finite.
+struct StepGradients {
+    /// In the order of `Trainer::trainable`.
+    params: Vec<Vec<f32>>,
+    /// `[slots, puzzle_emb_ndim]` rows of the puzzle table the batch used.
+    puzzle_rows: Option<Vec<f32>>,
+}
+
 pub struct Trainer {
     pub model: Box<dyn RecursiveModel>,
     pub varmap: VarMap,
@@ -158,16 +166,70 @@ impl Trainer {
             self.call(self.model.as_ref(), &carry, batch, table.as_tensor(), opts)?;
         let batch_size = batch.inputs.dim(0)? as f64;
         let grads = (&loss.total * (1.0 / batch_size))?.backward()?;
+        let grads = self.checked_gradients(&loss.metrics, &grads, out.puzzle_rows.as_ref())?;
         self.step += 1;
-        let lr = self.optim.adam.lr * lr_scale;
-        for (i, (_, var, moments)) in self.trainable.iter_mut().enumerate() {
-            let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+        self.apply(&grads, lr_scale, &next.data.puzzle_identifiers)?;
+        self.carry = Some(next);
+        Ok(loss.metrics)
+    }
+
+    /// The gradients of this step, provided the loss and every one of them are finite:
+    /// nothing is applied otherwise, since one NaN reaches every weight in a step.
+    fn checked_gradients(
+        &self,
+        metrics: &Metrics,
+        grads: &candle_core::backprop::GradStore,
+        puzzle_rows: Option<&Var>,
+    ) -> Result<StepGradients> {
+        if !metrics.lm_loss.is_finite() || !metrics.q_halt_loss.is_finite() {
+            return Err(candle_core::Error::msg(format!(
+                "the loss is not finite (lm_loss {}, q_halt_loss {})",
+                metrics.lm_loss, metrics.q_halt_loss
+            )));
+        }
+        let host = |name: &str, t: Option<&Tensor>, n: usize| -> Result<Vec<f32>> {
             // A parameter the loss does not reach still decays, as in the official optimiser.
-            let g = match grads.get(var.as_tensor()) {
-                Some(grad) => grad.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?,
-                None => vec![0.0; p.len()],
+            let g = match t {
+                Some(g) => g.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?,
+                None => vec![0.0; n],
             };
-            adam_atan2_step(&self.optim.adam, lr, self.step, &mut p, &g, moments);
+            match g.iter().find(|v| !v.is_finite()) {
+                Some(bad) => Err(candle_core::Error::msg(format!(
+                    "the gradient of {name} is not finite ({bad})"
+                ))),
+                None => Ok(g),
+            }
+        };
+        let params = self
+            .trainable
+            .iter()
+            .map(|(name, var, _)| {
+                host(
+                    name,
+                    grads.get(var.as_tensor()),
+                    var.as_tensor().elem_count(),
+                )
+            })
+            .collect::<Result<_>>()?;
+        // Sign-SGD reads only signs, where a NaN would pass as 0: checked too.
+        let puzzle_rows = match puzzle_rows.and_then(|rows| grads.get(rows.as_tensor())) {
+            Some(g) => Some(host(PUZZLE_TABLE, Some(g), 0)?),
+            None => None,
+        };
+        Ok(StepGradients {
+            params,
+            puzzle_rows,
+        })
+    }
+
+    /// AdamATan2 (and EMA) on the trainable parameters, sign-SGD on the batch's rows of the
+    /// puzzle table (`ids`, one per slot).
+    fn apply(&mut self, grads: &StepGradients, lr_scale: f64, ids: &Tensor) -> Result<()> {
+        let lr = self.optim.adam.lr * lr_scale;
+        for (i, ((_, var, moments), g)) in self.trainable.iter_mut().zip(&grads.params).enumerate()
+        {
+            let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            adam_atan2_step(&self.optim.adam, lr, self.step, &mut p, g, moments);
             if let (Some(shadows), Some(mu)) = (&mut self.ema, self.optim.ema) {
                 crate::optim::ema_update(&mut shadows[i], &p, mu);
             }
@@ -177,30 +239,25 @@ impl Trainer {
                 var.as_tensor().device(),
             )?)?;
         }
-        if let Some(rows) = &out.puzzle_rows {
-            if let Some(local) = grads.get(rows.as_tensor()) {
-                let (n, width) = table.as_tensor().dims2()?;
-                let mut w = table.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-                let ids = next.data.puzzle_identifiers.to_vec1::<u32>()?;
-                let local = local.flatten_all()?.to_vec1::<f32>()?;
-                let puzzle_lr = self.optim.puzzle_emb_lr * lr_scale;
-                sparse_sign_sgd_step(
-                    &mut w,
-                    width,
-                    &ids,
-                    &local,
-                    puzzle_lr,
-                    self.optim.puzzle_emb_weight_decay,
-                );
-                table.set(&Tensor::from_vec(
-                    w,
-                    (n, width),
-                    table.as_tensor().device(),
-                )?)?;
-            }
+        if let Some(local) = &grads.puzzle_rows {
+            let table = self.puzzle_table();
+            let (n, width) = table.as_tensor().dims2()?;
+            let mut w = table.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            sparse_sign_sgd_step(
+                &mut w,
+                width,
+                &ids.to_vec1::<u32>()?,
+                local,
+                self.optim.puzzle_emb_lr * lr_scale,
+                self.optim.puzzle_emb_weight_decay,
+            );
+            table.set(&Tensor::from_vec(
+                w,
+                (n, width),
+                table.as_tensor().device(),
+            )?)?;
         }
-        self.carry = Some(next);
-        Ok(loss.metrics)
+        Ok(())
     }
 
     /// Every tensor of the state dict (weights and buffers), detached (shared storage).

@@ -1,20 +1,13 @@
 //! Parity with the official PyTorch code on every golden folder in `../shared/golden`
 //! (skipped, saying so, when the folder is absent).
 
+use datasets::shared::shared_dir;
 use models::flops::parameter_counts;
 use models::parity::{run_golden, Golden, Tolerances};
 use std::path::PathBuf;
 
 fn golden(name: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/golden")
-        .join(name);
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED golden parity {name}: ../shared/golden is not present in this checkout");
-        None
-    }
+    shared_dir(&format!("golden/{name}"), &format!("golden parity {name}"))
 }
 
 fn open(dir: &std::path::Path, weights: &str) -> Golden {

@@ -113,7 +113,7 @@ fn resume_is_bit_for_bit() {
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.safetensors");
-        models::checkpoint::save(&path, &first.state_tensors().unwrap()).unwrap();
+        models::checkpoint::write(&path, &first.state_tensors().unwrap()).unwrap();
         let word_pos = rng.get_word_pos();
         drop(first);
 

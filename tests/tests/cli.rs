@@ -1,7 +1,7 @@
 //! The `harness` command line end to end: build every task, inspect, audit; bad input ends
 //! in a clear error with no output directory left behind.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn harness(args: &[&str]) -> anyhow_free::Outcome {
     let mut full = vec!["harness"];
@@ -47,11 +47,6 @@ const SMALL_SUDOKU: [&str; 8] = [
     "--seed",
     "1",
 ];
-
-fn shared_data() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    p.is_dir().then_some(p)
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -211,8 +206,7 @@ fn bad_input_leaves_no_output() {
 
 #[test]
 fn arc_from_shared_data() {
-    let Some(data) = shared_data() else {
-        eprintln!("SKIPPED arc_from_shared_data: ../shared/data is not present in this checkout");
+    let Some(data) = datasets::shared::shared_dir("data", "arc_from_shared_data") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -235,11 +229,10 @@ fn arc_from_shared_data() {
 
 #[test]
 fn parity_against_the_golden_folders() {
-    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden");
-    if !golden.is_dir() {
-        eprintln!("SKIPPED parity_against_the_golden_folders: ../shared/golden is not present in this checkout");
+    let Some(golden) = datasets::shared::shared_dir("golden", "parity_against_the_golden_folders")
+    else {
         return;
-    }
+    };
     let hrm = golden.join("hrm");
     assert_eq!(
         harness(&["parity", "--golden", s(&hrm), "--weights", "weights.pt"]),
@@ -252,4 +245,96 @@ fn parity_against_the_golden_folders() {
     );
     let e = harness(&["parity", "--golden", s(&golden.join("missing"))]).error();
     assert!(e.contains("missing"), "{e}");
+}
+
+/// The fields of the official `PuzzleDatasetMetadata`: TRM's (`dataset/common.py`), which
+/// HRM's (the same without `total_puzzles`) is a subset of.
+const TRM_METADATA_FIELDS: [&str; 10] = [
+    "pad_id",
+    "ignore_label_id",
+    "blank_identifier_id",
+    "vocab_size",
+    "seq_len",
+    "num_puzzle_identifiers",
+    "total_groups",
+    "mean_puzzle_examples",
+    "total_puzzles",
+    "sets",
+];
+
+/// The field names of the pydantic class `PuzzleDatasetMetadata` in the official source.
+fn official_metadata_fields(common_py: &str) -> Vec<String> {
+    common_py
+        .split("class PuzzleDatasetMetadata(pydantic.BaseModel):")
+        .nth(1)
+        .expect("the class is defined")
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+        .filter_map(|l| l.trim().split_once(':').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_task_writes_the_fields_both_official_loaders_require() {
+    if let Some(reference) =
+        datasets::shared::shared_dir("reference/trm-official", "official metadata fields")
+    {
+        let text = std::fs::read_to_string(reference.join("dataset/common.py")).unwrap();
+        assert_eq!(official_metadata_fields(&text), TRM_METADATA_FIELDS);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let arc = tmp.path().join("arc-src");
+    for (dir, name, input) in [
+        ("training", "aaaa0001", 1),
+        ("training", "aaaa0002", 2),
+        ("evaluation", "bbbb0001", 3),
+    ] {
+        std::fs::create_dir_all(arc.join(dir)).unwrap();
+        let pair = format!(r#"{{"input": [[{input}, 0]], "output": [[0, {input}]]}}"#);
+        let task = format!(r#"{{"train": [{pair}, {pair}], "test": [{pair}]}}"#);
+        std::fs::write(arc.join(dir).join(format!("{name}.json")), task).unwrap();
+    }
+    let builds: [(&str, Vec<&str>, usize); 3] = [
+        ("sudoku-extreme", SMALL_SUDOKU.to_vec(), 40),
+        (
+            "maze-hard",
+            vec![
+                "--side",
+                "5",
+                "--min-path",
+                "3",
+                "--train-size",
+                "6",
+                "--test-size",
+                "4",
+            ],
+            6,
+        ),
+        ("arc-agi-1", vec!["--from", s(&arc), "--num-aug", "1"], 0),
+    ];
+    for (task, args, groups) in builds {
+        let out = tmp.path().join(task);
+        assert_eq!(build(task, s(&out), &args), Outcome::Code(0), "{task}");
+        let meta: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(out.join("train/dataset.json")).unwrap())
+                .unwrap();
+        let mut keys: Vec<&str> = meta.keys().map(String::as_str).collect();
+        let mut expected = TRM_METADATA_FIELDS.to_vec();
+        keys.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(keys, expected, "{task}");
+        // The official builders' value: groups for Sudoku and Maze, puzzles for ARC.
+        let total = meta["total_puzzles"].as_u64().unwrap() as usize;
+        if groups > 0 {
+            assert_eq!(total, groups, "{task}");
+        } else {
+            let puzzles = datasets::format::load_dataset(&out)
+                .unwrap()
+                .data
+                .train
+                .num_puzzles();
+            assert_eq!(total, puzzles, "{task}");
+        }
+    }
 }

@@ -95,13 +95,14 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
     for row in &lines[1..] {
         assert_eq!(row.split(',').count(), columns, "{row}");
     }
-    assert!(
-        lines[1].contains(
-            ",trm-att,smoke,smoke test (tiny task and models; numbers are meaningless),0,steps,"
-        ),
-        "{}",
-        lines[1]
-    );
+    // The label says the preset, the data source, the overrides and the verdict, derived
+    // from the run (generated data: never the papers' setting).
+    for needle in [
+        ",trm-att,smoke,smoke: smoke test (tiny task and models; numbers are meaningless) | data: generator | no overrides | NOT the papers' setting (",
+        ",generator,,false,0,steps,",
+    ] {
+        assert!(lines[1].contains(needle), "{needle} not in {}", lines[1]);
+    }
     let json_records = std::fs::read_dir(results.join("records")).unwrap().count();
     assert_eq!(json_records, 2);
 
@@ -233,7 +234,7 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
         .filter(|(k, _)| k.starts_with("model."))
         .collect();
     let bare = tmp.path().join("weights.safetensors");
-    models::checkpoint::save(&bare, &weights).unwrap();
+    models::checkpoint::write(&bare, &weights).unwrap();
     let out2 = tmp.path().join("eval2");
     let eval_bare = |model: &str| {
         let mut args = vec!["eval", "--checkpoint", s(&bare), "--task", "maze-hard"];
@@ -349,7 +350,11 @@ fn arc_compare_scores_pass_at_k_per_checkpoint_and_pooled() {
         .arc_pooled_over_checkpoints
         .as_ref()
         .expect("pooled scores");
-    assert_eq!(pooled.tasks, 2);
+    // Every checkpoint's votes, each over the whole test split (9 inputs): reading one
+    // checkpoint, or a training-time subset, gives other counts.
+    assert_eq!(pooled.checkpoints, [2, 4]);
+    assert_eq!(pooled.predictions, 2 * 9);
+    assert_eq!(pooled.scores.tasks, 2);
     // Each evaluation's votes are written once beside the run, not into its state file.
     let run = tmp.path().join("out/runs/trm-att-seed0");
     for step in [2, 4] {
