@@ -1,3 +1,9 @@
+/// Training allocates and frees activation-sized buffers thousands of times a step; the
+/// system allocator hands large ones back to the kernel each time (page faults, zeroing),
+/// mimalloc keeps them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     // Piping into `head` must end the program quietly, as it does for other Unix tools,
     // instead of a panic on the broken pipe.

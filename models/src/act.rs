@@ -53,7 +53,20 @@ pub fn initial_carry(model: &dyn RecursiveModel, batch: &Batch) -> Result<Carry>
     })
 }
 
-fn select_rows(mask: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
+/// Rows of `on_true` where `rows` is set, of `on_false` elsewhere (no work when all or none
+/// are set: most steps reset no slot, the first resets all).
+fn select_rows(
+    rows: &[bool],
+    mask: &Tensor,
+    on_true: &Tensor,
+    on_false: &Tensor,
+) -> Result<Tensor> {
+    if rows.iter().all(|&r| r) {
+        return Ok(on_true.clone());
+    }
+    if !rows.iter().any(|&r| r) {
+        return Ok(on_false.clone());
+    }
     let mut shape = vec![on_true.dim(0)?];
     shape.extend(std::iter::repeat_n(1, on_true.rank() - 1));
     mask.reshape(shape)?
@@ -85,17 +98,22 @@ pub fn act_step<R: Rng>(
         carry.halted.len(),
         device,
     )?;
-    let fresh = model
-        .shell()
-        .initial_carry(carry.halted.len(), cfg.full_seq_len())?;
+    let fresh = if carry.halted.iter().any(|&h| h) {
+        model
+            .shell()
+            .initial_carry(carry.halted.len(), cfg.full_seq_len())?
+    } else {
+        carry.inner.clone()
+    };
     let inner = InnerCarry {
-        z_h: select_rows(&halted, &fresh.z_h, &carry.inner.z_h)?,
-        z_l: select_rows(&halted, &fresh.z_l, &carry.inner.z_l)?,
+        z_h: select_rows(&carry.halted, &halted, &fresh.z_h, &carry.inner.z_h)?,
+        z_l: select_rows(&carry.halted, &halted, &fresh.z_l, &carry.inner.z_l)?,
     };
     let data = Batch {
-        inputs: select_rows(&halted, &batch.inputs, &carry.data.inputs)?,
-        labels: select_rows(&halted, &batch.labels, &carry.data.labels)?,
+        inputs: select_rows(&carry.halted, &halted, &batch.inputs, &carry.data.inputs)?,
+        labels: select_rows(&carry.halted, &halted, &batch.labels, &carry.data.labels)?,
         puzzle_identifiers: select_rows(
+            &carry.halted,
             &halted,
             &batch.puzzle_identifiers,
             &carry.data.puzzle_identifiers,
@@ -145,8 +163,11 @@ pub fn act_step<R: Rng>(
         }
         if model.learns_continue() {
             // Q-learning target from one more step on the new carry, without a graph.
-            let next = model.supervision_step(&new_inner, &x.detach())?;
-            let (_, next_halt, next_continue) = model.shell().heads(&next.z_h)?;
+            let (next_halt, next_continue) = crate::layers::no_grad(|| -> Result<_> {
+                let next = model.supervision_step(&new_inner, &x.detach())?;
+                let (_, halt, cont) = model.shell().heads(&next.z_h)?;
+                Ok((halt, cont))
+            })?;
             let last = Tensor::from_vec(
                 is_last.iter().map(|&l| l as u8).collect::<Vec<_>>(),
                 is_last.len(),

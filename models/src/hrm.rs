@@ -6,7 +6,7 @@
 //! supervision step build a graph (the "one-step gradient").
 
 use crate::config::ModelConfig;
-use crate::layers::{BlockShape, ReasoningModule};
+use crate::layers::{no_grad, BlockShape, ReasoningModule};
 use crate::model::RecursiveModel;
 use crate::shell::{InnerCarry, Shell};
 use candle_core::{Device, Result, Tensor};
@@ -45,19 +45,24 @@ impl RecursiveModel for Hrm {
     fn supervision_step(&self, carry: &InnerCarry, x: &Tensor) -> Result<InnerCarry> {
         let rotary = self.shell.rotary.as_ref();
         let (h_cycles, l_cycles) = (self.cfg.H_cycles, self.cfg.L_cycles);
-        let (mut z_h, mut z_l) = (carry.z_h.clone(), carry.z_l.clone());
         // Every update but the last L and the last H step, without a graph.
-        for h_step in 0..h_cycles {
-            for l_step in 0..l_cycles {
-                if !(h_step == h_cycles - 1 && l_step == l_cycles - 1) {
-                    z_l = self.l_level.forward(&z_l, &(&z_h + x)?, rotary)?;
+        let (z_h, z_l) = no_grad(|| -> Result<(Tensor, Tensor)> {
+            let (mut z_h, mut z_l) = (carry.z_h.detach(), carry.z_l.detach());
+            let x = x.detach();
+            for h_step in 0..h_cycles {
+                // z_H is fixed during the L updates, so their injection is too.
+                let injection = (&z_h + &x)?;
+                for l_step in 0..l_cycles {
+                    if !(h_step == h_cycles - 1 && l_step == l_cycles - 1) {
+                        z_l = self.l_level.forward(&z_l, &injection, rotary)?;
+                    }
+                }
+                if h_step != h_cycles - 1 {
+                    z_h = self.h_level.forward(&z_h, &z_l, rotary)?;
                 }
             }
-            if h_step != h_cycles - 1 {
-                z_h = self.h_level.forward(&z_h, &z_l, rotary)?;
-            }
-        }
-        let (z_h, z_l) = (z_h.detach(), z_l.detach());
+            Ok((z_h, z_l))
+        })?;
         let z_l = self.l_level.forward(&z_l, &(&z_h + x)?, rotary)?;
         let z_h = self.h_level.forward(&z_h, &z_l, rotary)?;
         Ok(InnerCarry { z_h, z_l })

@@ -3,11 +3,55 @@
 //! attention without mask, SwiGLU with the official inner-width rule, post-norm blocks, and the
 //! reasoning module that adds its injection before the first block.
 //!
-//! Every op here has a backward in candle (the fused `softmax_last_dim`, `rms_norm` and `rope`
-//! kernels do not), so the same code serves training and inference.
+//! On the CPU, in f32 or f64, the hot spots run as fused kernels with their own backward
+//! (`kernels`: attention with RoPE, RMSNorm of a residual sum, SwiGLU's gate); elsewhere, and
+//! as the reference the tests compare them with, as compositions of candle ops that all have
+//! a backward (candle's own fused `softmax_last_dim`, `rms_norm` and `rope` do not).
 
+use crate::kernels;
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::VarBuilder;
+
+thread_local! {
+    static NO_GRAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` without recording a graph, as the official code's `torch.no_grad()` blocks:
+/// parameters are read through detached views, so nothing `f` computes from detached inputs
+/// keeps its intermediates alive for a backward pass that will never come.
+pub fn no_grad<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            NO_GRAD.with(|g| g.set(self.0));
+        }
+    }
+    let _restore = Restore(NO_GRAD.with(|g| g.replace(true)));
+    f()
+}
+
+/// A parameter as the current mode reads it.
+fn parameter(t: &Tensor) -> Tensor {
+    if NO_GRAD.with(|g| g.get()) {
+        t.detach()
+    } else {
+        t.clone()
+    }
+}
+
+/// Whether `t` can use the fused CPU kernels.
+fn fused(t: &Tensor) -> bool {
+    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+/// `rms_norm(h + delta)`: the post-norm residual step.
+pub fn rms_norm_residual(h: &Tensor, delta: &Tensor, eps: f64) -> Result<Tensor> {
+    if fused(h) {
+        kernels::rms_norm::rms_norm_residual(h, delta, eps)
+    } else {
+        rms_norm(&(h + delta)?, eps)
+    }
+}
 
 /// `x @ w.T` with `w` in PyTorch's `[out, in]` layout.
 #[derive(Debug, Clone)]
@@ -27,12 +71,26 @@ impl Linear {
         Ok(Linear { weight, bias })
     }
 
+    /// One GEMM over every leading position (`[.., in] -> [.., out]`): broadcasting the
+    /// weight over the batch instead would run one small GEMM per batch row, and sum the
+    /// weight's gradient over them in the backward pass.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.broadcast_matmul(&self.weight.t()?)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
+        let mut shape = x.dims().to_vec();
+        let fan_in = shape.pop().expect("at least one axis");
+        let rows: usize = shape.iter().product();
+        let x = x.reshape((rows, fan_in))?;
+        let weight = parameter(&self.weight);
+        let y = if fused(&x) {
+            kernels::linear::linear(&x, &weight)?
+        } else {
+            x.matmul(&weight.t()?)?
+        };
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(&parameter(b))?,
+            None => y,
+        };
+        shape.push(y.dim(1)?);
+        y.reshape(shape)
     }
 }
 
@@ -55,6 +113,8 @@ pub fn rms_norm(x: &Tensor, eps: f64) -> Result<Tensor> {
 pub struct Rotary {
     pub cos: Tensor,
     pub sin: Tensor,
+    /// The same tables in host memory, for the fused attention kernel.
+    pub tables: kernels::attention::RotaryTables,
 }
 
 impl Rotary {
@@ -70,9 +130,17 @@ impl Rotary {
             .reshape((seq_len, 1))?;
         let freqs = positions.broadcast_mul(&inv_freq)?;
         let emb = Tensor::cat(&[&freqs, &freqs], D::Minus1)?;
+        let (cos, sin) = (emb.cos()?, emb.sin()?);
+        let host = |t: &Tensor| -> Result<std::sync::Arc<Vec<f32>>> {
+            Ok(std::sync::Arc::new(t.flatten_all()?.to_vec1::<f32>()?))
+        };
         Ok(Rotary {
-            cos: emb.cos()?,
-            sin: emb.sin()?,
+            tables: kernels::attention::RotaryTables {
+                cos: host(&cos)?,
+                sin: host(&sin)?,
+            },
+            cos,
+            sin,
         })
     }
 
@@ -130,23 +198,42 @@ impl Attention {
     }
 
     pub fn forward(&self, x: &Tensor, rotary: Option<&Rotary>) -> Result<Tensor> {
-        let (b, s, _) = x.dims3()?;
-        let (h, hd) = (self.num_heads, self.head_dim);
-        let qkv = self.qkv_proj.forward(x)?.reshape((b, s, 3 * h, hd))?;
-        let mut q = qkv.narrow(2, 0, h)?;
-        let mut k = qkv.narrow(2, h, h)?;
-        let v = qkv.narrow(2, 2 * h, h)?;
-        if let Some(r) = rotary {
-            q = r.apply(&q)?;
-            k = r.apply(&k)?;
-        }
-        let heads_first = |t: Tensor| t.transpose(1, 2)?.contiguous();
-        let (q, k, v) = (heads_first(q)?, heads_first(k)?, heads_first(v)?);
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-        let out = softmax_last_dim(&scores)?.matmul(&v)?;
-        let out = out.transpose(1, 2)?.reshape((b, s, h * hd))?;
+        let qkv = self.qkv_proj.forward(x)?;
+        let out = if fused(&qkv) {
+            let op = kernels::attention::AttentionCore {
+                heads: self.num_heads,
+                head_dim: self.head_dim,
+                rotary: rotary.map(|r| r.tables.clone()),
+            };
+            kernels::attention::attention(&qkv, op)?
+        } else {
+            attention_reference(&qkv, self.num_heads, self.head_dim, rotary)?
+        };
         self.o_proj.forward(&out)
     }
+}
+
+/// The heads' outputs `[B, S, H D]` from `qkv` `[B, S, 3 H D]` in plain candle ops.
+pub fn attention_reference(
+    qkv: &Tensor,
+    h: usize,
+    hd: usize,
+    rotary: Option<&Rotary>,
+) -> Result<Tensor> {
+    let (b, s, _) = qkv.dims3()?;
+    let qkv = qkv.reshape((b, s, 3 * h, hd))?;
+    let mut q = qkv.narrow(2, 0, h)?;
+    let mut k = qkv.narrow(2, h, h)?;
+    let v = qkv.narrow(2, 2 * h, h)?;
+    if let Some(r) = rotary {
+        q = r.apply(&q)?;
+        k = r.apply(&k)?;
+    }
+    let heads_first = |t: Tensor| t.transpose(1, 2)?.contiguous();
+    let (q, k, v) = (heads_first(q)?, heads_first(k)?, heads_first(v)?);
+    let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
+    let out = softmax_last_dim(&scores)?.matmul(&v)?;
+    out.transpose(1, 2)?.reshape((b, s, h * hd))
 }
 
 /// The official SwiGLU inner width: `round(expansion * width * 2 / 3)` rounded up to 256.
@@ -175,10 +262,20 @@ impl SwiGlu {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gate_up = self.gate_up_proj.forward(x)?;
-        let gate = gate_up.narrow(D::Minus1, 0, self.inner)?;
-        let up = gate_up.narrow(D::Minus1, self.inner, self.inner)?;
-        self.down_proj.forward(&(gate.silu()? * up)?)
+        let hidden = if fused(&gate_up) {
+            kernels::swiglu::swiglu_gate(&gate_up)?
+        } else {
+            swiglu_gate_reference(&gate_up, self.inner)?
+        };
+        self.down_proj.forward(&hidden)
     }
+}
+
+/// `silu(gate) * up` of the halves of `gate_up` in plain candle ops.
+pub fn swiglu_gate_reference(gate_up: &Tensor, inner: usize) -> Result<Tensor> {
+    let gate = gate_up.narrow(D::Minus1, 0, inner)?;
+    let up = gate_up.narrow(D::Minus1, inner, inner)?;
+    gate.silu()? * up
 }
 
 /// How a block mixes information across positions.
@@ -243,15 +340,17 @@ impl Block {
 
     pub fn forward(&self, h: &Tensor, rotary: Option<&Rotary>) -> Result<Tensor> {
         let h = match &self.mixer {
-            TokenMixer::Attention(attn) => rms_norm(&(h + attn.forward(h, rotary)?)?, self.eps)?,
+            TokenMixer::Attention(attn) => {
+                rms_norm_residual(h, &attn.forward(h, rotary)?, self.eps)?
+            }
             TokenMixer::SequenceMlp(mlp) => {
                 let t = h.transpose(1, 2)?.contiguous()?;
-                rms_norm(&(&t + mlp.forward(&t)?)?, self.eps)?
+                rms_norm_residual(&t, &mlp.forward(&t)?, self.eps)?
                     .transpose(1, 2)?
                     .contiguous()?
             }
         };
-        rms_norm(&(&h + self.mlp.forward(&h)?)?, self.eps)
+        rms_norm_residual(&h, &self.mlp.forward(&h)?, self.eps)
     }
 }
 

@@ -31,8 +31,56 @@ impl Moments {
     }
 }
 
+/// The scalars of one AdamATan2 step, rounded to f32 as the CUDA kernel receives them.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamScalars {
+    step_size: f32,
+    wd_alpha: f32,
+    bc1_recip: f32,
+    bc2_sqrt: f32,
+    mb1: f32,
+    mb2: f32,
+}
+
+impl AdamScalars {
+    /// At step number `t` (1-based) with learning rate `lr` (already scheduled).
+    pub fn new(cfg: &AdamAtan2Config, lr: f64, t: u64) -> Self {
+        AdamScalars {
+            step_size: lr as f32,
+            wd_alpha: (1.0 - lr * cfg.weight_decay) as f32,
+            bc1_recip: (1.0 / (1.0 - cfg.beta1.powi(t as i32))) as f32,
+            bc2_sqrt: (1.0 - cfg.beta2.powi(t as i32)).sqrt() as f32,
+            mb1: (1.0 - cfg.beta1) as f32,
+            mb2: (1.0 - cfg.beta2) as f32,
+        }
+    }
+
+    /// `m += (1 - b1)(g - m)`, `v += (1 - b2)(g^2 - v)`.
+    pub fn update_moments(&self, m: &mut [f32], v: &mut [f32], g: &[f32]) {
+        assert!(
+            m.len() == g.len() && v.len() == g.len(),
+            "moment and gradient sizes differ"
+        );
+        for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
+            *m += self.mb1 * (g - *m);
+            *v += self.mb2 * (g * g - *v);
+        }
+    }
+
+    /// Decoupled decay, then `p -= lr * atan2(m_hat, sqrt(v_hat))`.
+    pub fn apply(&self, p: &mut [f32], m: &[f32], v: &[f32]) {
+        assert!(
+            m.len() == p.len() && v.len() == p.len(),
+            "moment and parameter sizes differ"
+        );
+        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+            let decayed = *p * self.wd_alpha;
+            *p = decayed - self.step_size * (m * self.bc1_recip).atan2(v.sqrt() / self.bc2_sqrt);
+        }
+    }
+}
+
 /// One AdamATan2 step at step number `t` (1-based) with learning rate `lr` (already scheduled).
-/// The scalars are rounded to f32 first, as the CUDA kernel receives them.
 pub fn adam_atan2_step(
     cfg: &AdamAtan2Config,
     lr: f64,
@@ -42,20 +90,9 @@ pub fn adam_atan2_step(
     state: &mut Moments,
 ) {
     assert_eq!(p.len(), g.len(), "parameter and gradient sizes differ");
-    let step_size = lr as f32;
-    let wd_alpha = (1.0 - lr * cfg.weight_decay) as f32;
-    let bc1_recip = (1.0 / (1.0 - cfg.beta1.powi(t as i32))) as f32;
-    let bc2_sqrt = (1.0 - cfg.beta2.powi(t as i32)).sqrt() as f32;
-    let mb1 = (1.0 - cfg.beta1) as f32;
-    let mb2 = (1.0 - cfg.beta2) as f32;
-    for i in 0..p.len() {
-        let m = state.m[i] + mb1 * (g[i] - state.m[i]);
-        let v = state.v[i] + mb2 * (g[i] * g[i] - state.v[i]);
-        state.m[i] = m;
-        state.v[i] = v;
-        let decayed = p[i] * wd_alpha;
-        p[i] = decayed - step_size * (m * bc1_recip).atan2(v.sqrt() / bc2_sqrt);
-    }
+    let s = AdamScalars::new(cfg, lr, t);
+    s.update_moments(&mut state.m, &mut state.v, g);
+    s.apply(p, &state.m, &state.v);
 }
 
 /// `torch.sign`: 0 stays 0 (unlike `f32::signum`).

@@ -8,7 +8,8 @@ use crate::hrm::Hrm;
 use crate::init::init_varmap;
 use crate::loss::{act_loss, LossType, Metrics};
 use crate::model::{ModelKind, RecursiveModel};
-use crate::optim::{adam_atan2_step, sparse_sign_sgd_step, AdamAtan2Config, Moments};
+use crate::optim::{sparse_sign_sgd_step, AdamAtan2Config, AdamScalars};
+use crate::params::Parameters;
 use crate::trm::Trm;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
@@ -28,21 +29,19 @@ pub struct OptimConfig {
     pub ema: Option<f64>,
 }
 
-/// One step's gradients on the host, checked finite.
+/// One step's gradients, checked finite.
 struct StepGradients {
-    /// In the order of `Trainer::trainable`.
-    params: Vec<Vec<f32>>,
+    /// In the order of `Trainer::params`.
+    params: Vec<Tensor>,
     /// `[slots, puzzle_emb_ndim]` rows of the puzzle table the batch used.
-    puzzle_rows: Option<Vec<f32>>,
+    puzzle_rows: Option<Tensor>,
 }
 
 pub struct Trainer {
     pub model: Box<dyn RecursiveModel>,
     pub varmap: VarMap,
-    /// Trainable parameters in name order, with their moments.
-    trainable: Vec<(String, Var, Moments)>,
-    /// EMA shadows of the trainable parameters, in the same order.
-    pub ema: Option<Vec<Vec<f32>>>,
+    /// Trainable parameters in name order, with their moments and EMA shadows.
+    params: Parameters,
     pub optim: OptimConfig,
     /// Optimiser steps taken.
     pub step: u64,
@@ -79,36 +78,19 @@ impl Trainer {
             kind,
             device,
         )?;
-        let mut trainable: Vec<(String, Var, Moments)> = varmap
+        let trainable: Vec<(String, Var)> = varmap
             .data()
             .lock()
             .expect("varmap")
             .iter()
             .filter(|(name, _)| !BUFFERS.contains(&name.as_str()))
-            .map(|(name, var)| {
-                (
-                    name.clone(),
-                    var.clone(),
-                    Moments::zeros(var.as_tensor().elem_count()),
-                )
-            })
+            .map(|(name, var)| (name.clone(), var.clone()))
             .collect();
-        trainable.sort_by(|a, b| a.0.cmp(&b.0));
-        // The shadow starts as a copy of the initial parameters (no zero start, no bias fix).
-        let ema = match optim.ema {
-            Some(_) => Some(
-                trainable
-                    .iter()
-                    .map(|(_, v, _)| v.as_tensor().flatten_all()?.to_vec1::<f32>())
-                    .collect::<Result<Vec<_>>>()?,
-            ),
-            None => None,
-        };
+        let params = Parameters::new(trainable, optim.ema.is_some())?;
         Ok(Trainer {
             model,
             varmap,
-            trainable,
-            ema,
+            params,
             optim,
             step: 0,
             carry: None,
@@ -187,35 +169,40 @@ impl Trainer {
                 metrics.lm_loss, metrics.q_halt_loss
             )));
         }
-        let host = |name: &str, t: Option<&Tensor>, n: usize| -> Result<Vec<f32>> {
-            // A parameter the loss does not reach still decays, as in the official optimiser.
-            let g = match t {
-                Some(g) => g.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?,
-                None => vec![0.0; n],
-            };
-            match g.iter().find(|v| !v.is_finite()) {
-                Some(bad) => Err(candle_core::Error::msg(format!(
-                    "the gradient of {name} is not finite ({bad})"
-                ))),
-                None => Ok(g),
-            }
-        };
+        // A parameter the loss does not reach still decays, as in the official optimiser.
         let params = self
-            .trainable
+            .params
             .iter()
-            .map(|(name, var, _)| {
-                host(
-                    name,
-                    grads.get(var.as_tensor()),
-                    var.as_tensor().elem_count(),
-                )
+            .map(|p| match grads.get(p.var.as_tensor()) {
+                Some(g) => g.to_dtype(DType::F32),
+                None => p.var.as_tensor().zeros_like(),
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<_>>>()?;
         // Sign-SGD reads only signs, where a NaN would pass as 0: checked too.
-        let puzzle_rows = match puzzle_rows.and_then(|rows| grads.get(rows.as_tensor())) {
-            Some(g) => Some(host(PUZZLE_TABLE, Some(g), 0)?),
-            None => None,
-        };
+        let puzzle_rows = puzzle_rows
+            .and_then(|rows| grads.get(rows.as_tensor()))
+            .map(|g| g.to_dtype(DType::F32))
+            .transpose()?;
+        // One sum per tensor and one download: a NaN or an infinity anywhere shows in it.
+        let named = self
+            .params
+            .iter()
+            .map(|p| p.name.as_str())
+            .chain(puzzle_rows.iter().map(|_| PUZZLE_TABLE));
+        let tensors: Vec<&Tensor> = params.iter().chain(&puzzle_rows).collect();
+        let sums = Tensor::stack(
+            &tensors
+                .iter()
+                .map(|t| t.sum_all())
+                .collect::<Result<Vec<_>>>()?,
+            0,
+        )?;
+        let sums = sums.to_vec1::<f32>()?;
+        if let Some((name, sum)) = named.zip(&sums).find(|(_, s)| !s.is_finite()) {
+            return Err(candle_core::Error::msg(format!(
+                "the gradient of {name} is not finite (its sum is {sum})"
+            )));
+        }
         Ok(StepGradients {
             params,
             puzzle_rows,
@@ -223,39 +210,30 @@ impl Trainer {
     }
 
     /// AdamATan2 (and EMA) on the trainable parameters, sign-SGD on the batch's rows of the
-    /// puzzle table (`ids`, one per slot).
+    /// puzzle table (`ids`, one per slot); in place on the CPU.
     fn apply(&mut self, grads: &StepGradients, lr_scale: f64, ids: &Tensor) -> Result<()> {
         let lr = self.optim.adam.lr * lr_scale;
-        for (i, ((_, var, moments), g)) in self.trainable.iter_mut().zip(&grads.params).enumerate()
-        {
-            let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-            adam_atan2_step(&self.optim.adam, lr, self.step, &mut p, g, moments);
-            if let (Some(shadows), Some(mu)) = (&mut self.ema, self.optim.ema) {
-                crate::optim::ema_update(&mut shadows[i], &p, mu);
-            }
-            var.set(&Tensor::from_vec(
-                p,
-                var.as_tensor().shape(),
-                var.as_tensor().device(),
-            )?)?;
-        }
+        let scalars = AdamScalars::new(&self.optim.adam, lr, self.step);
+        self.params.step(&grads.params, scalars, self.optim.ema)?;
         if let Some(local) = &grads.puzzle_rows {
             let table = self.puzzle_table();
-            let (n, width) = table.as_tensor().dims2()?;
-            let mut w = table.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-            sparse_sign_sgd_step(
-                &mut w,
-                width,
-                &ids.to_vec1::<u32>()?,
-                local,
+            let (lr, wd) = (
                 self.optim.puzzle_emb_lr * lr_scale,
                 self.optim.puzzle_emb_weight_decay,
             );
-            table.set(&Tensor::from_vec(
-                w,
-                (n, width),
-                table.as_tensor().device(),
-            )?)?;
+            if table.as_tensor().device().is_cpu() {
+                crate::kernels::optim::sparse_sign_sgd(table.as_tensor(), ids, local, lr, wd)?;
+            } else {
+                let (n, width) = table.as_tensor().dims2()?;
+                let mut w = table.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+                let local = local.flatten_all()?.to_vec1::<f32>()?;
+                sparse_sign_sgd_step(&mut w, width, &ids.to_vec1::<u32>()?, &local, lr, wd);
+                table.set(&Tensor::from_vec(
+                    w,
+                    (n, width),
+                    table.as_tensor().device(),
+                )?)?;
+            }
         }
         Ok(())
     }
@@ -284,13 +262,8 @@ impl Trainer {
         let device = self.puzzle_table().as_tensor().device().clone();
         let mut tensors: std::collections::HashMap<String, Tensor> =
             self.detached_tensors().into_iter().collect();
-        if let (true, Some(shadows)) = (use_ema, &self.ema) {
-            for ((name, var, _), shadow) in self.trainable.iter().zip(shadows) {
-                tensors.insert(
-                    name.clone(),
-                    Tensor::from_vec(shadow.clone(), var.as_tensor().shape(), &device)?,
-                );
-            }
+        if let (true, Some(shadows)) = (use_ema, self.params.ema_weights()?) {
+            tensors.extend(shadows);
         }
         build_model(
             &VarBuilder::from_tensors(tensors, DType::F32, &device),
@@ -300,23 +273,42 @@ impl Trainer {
         )
     }
 
-    /// One evaluation call (no halting on q) of `model` (see `inference_model`) from `carry`,
-    /// with its raw outputs (logits, halting logits) and the loss head's predictions.
+    /// One evaluation call (no halting on q) of `model` (see `inference_model`) from
+    /// `carry`: the argmax predictions and the halting logits, without the training loss.
     pub fn eval_step(
         &self,
         model: &dyn RecursiveModel,
         carry: &Carry,
         batch: &Batch,
-        rng: &mut ChaCha8Rng,
-    ) -> Result<(Carry, crate::act::StepOutput, crate::loss::LossOutput)> {
+    ) -> Result<(Carry, EvalStep)> {
         let table = self.puzzle_table();
+        // Exploration is off outside training; the stream is never drawn from.
+        let mut unused = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
         let opts = ActOptions {
             training: false,
             puzzle_grad: false,
-            rng,
+            rng: &mut unused,
         };
-        self.call(model, carry, batch, &table.as_tensor().detach(), opts)
+        let (next, out) = act_step(model, carry, batch, &table.as_tensor().detach(), opts)?;
+        let logits = |t: &Tensor| t.to_dtype(DType::F32)?.to_vec1::<f32>();
+        let step = EvalStep {
+            preds: out
+                .logits
+                .argmax(candle_core::D::Minus1)?
+                .to_vec2::<u32>()?,
+            q_halt: logits(&out.q_halt)?,
+            q_continue: logits(&out.q_continue)?,
+        };
+        Ok((next, step))
     }
+}
+
+/// What one evaluation call returns per slot.
+pub struct EvalStep {
+    /// Argmax predictions `[B][S]`.
+    pub preds: Vec<Vec<u32>>,
+    pub q_halt: Vec<f32>,
+    pub q_continue: Vec<f32>,
 }
 
 /// Everything a run needs to continue exactly where it stopped.
@@ -326,23 +318,7 @@ impl Trainer {
     pub fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
         let device = self.puzzle_table().as_tensor().device().clone();
         let mut out: Vec<(String, Tensor)> = self.detached_tensors().into_iter().collect();
-        for (i, (name, var, m)) in self.trainable.iter().enumerate() {
-            let shape = var.as_tensor().shape();
-            out.push((
-                format!("optim.m.{name}"),
-                Tensor::from_vec(m.m.clone(), shape, &device)?,
-            ));
-            out.push((
-                format!("optim.v.{name}"),
-                Tensor::from_vec(m.v.clone(), shape, &device)?,
-            ));
-            if let Some(shadows) = &self.ema {
-                out.push((
-                    format!("ema.{name}"),
-                    Tensor::from_vec(shadows[i].clone(), shape, &device)?,
-                ));
-            }
-        }
+        out.extend(self.params.state_tensors()?);
         out.push((
             "optim.step".into(),
             Tensor::new(&[self.step as i64], &device)?,
@@ -406,11 +382,7 @@ impl Trainer {
             }
             var.set(&t.to_dtype(DType::F32)?)?;
         }
-        if let Some(shadows) = &mut self.ema {
-            for (shadow, (_, var, _)) in shadows.iter_mut().zip(&self.trainable) {
-                *shadow = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-            }
-        }
+        self.params.reset_ema()?;
         Ok(())
     }
 
@@ -424,19 +396,7 @@ impl Trainer {
         for (name, var) in self.varmap.data().lock().expect("varmap").iter() {
             var.set(&get(name)?.to_dtype(DType::F32)?)?;
         }
-        for (i, (name, _, m)) in self.trainable.iter_mut().enumerate() {
-            m.m = get(&format!("optim.m.{name}"))?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            m.v = get(&format!("optim.v.{name}"))?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            if let Some(shadows) = &mut self.ema {
-                shadows[i] = get(&format!("ema.{name}"))?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?;
-            }
-        }
+        self.params.restore(state)?;
         self.step = get("optim.step")?.to_vec1::<i64>()?[0] as u64;
         self.carry = match state.get("carry.z_H") {
             None => None,

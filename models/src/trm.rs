@@ -6,7 +6,7 @@
 //! the last builds a graph. Official names: y = `z_H`, z = `z_L`, T = `H_cycles`, n = `L_cycles`.
 
 use crate::config::ModelConfig;
-use crate::layers::{BlockShape, ReasoningModule};
+use crate::layers::{no_grad, BlockShape, ReasoningModule};
 use crate::model::RecursiveModel;
 use crate::shell::{InnerCarry, Shell};
 use candle_core::{Device, Result, Tensor};
@@ -34,8 +34,10 @@ impl Trm {
     /// One round: n latent updates with x injected, then one answer update without x.
     fn recursion(&self, y: Tensor, mut z: Tensor, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let rotary = self.shell.rotary.as_ref();
+        // y does not change during the latent updates, so neither does their injection.
+        let injection = (&y + x)?;
         for _ in 0..self.cfg.L_cycles {
-            z = self.net.forward(&z, &(&y + x)?, rotary)?;
+            z = self.net.forward(&z, &injection, rotary)?;
         }
         let y = self.net.forward(&y, &z, rotary)?;
         Ok((y, z))
@@ -52,12 +54,12 @@ impl RecursiveModel for Trm {
     }
 
     fn supervision_step(&self, carry: &InnerCarry, x: &Tensor) -> Result<InnerCarry> {
-        let (mut y, mut z) = (carry.z_h.clone(), carry.z_l.clone());
-        // T - 1 rounds whose graph is cut: detaching their results keeps the backward pass to
-        // the last round (the official `torch.no_grad()` block).
+        let (mut y, mut z) = (carry.z_h.detach(), carry.z_l.detach());
+        // T - 1 rounds without a graph (the official `torch.no_grad()` block): the backward
+        // pass reaches the last round only.
+        let frozen_x = x.detach();
         for _ in 0..self.cfg.H_cycles - 1 {
-            (y, z) = self.recursion(y, z, x)?;
-            (y, z) = (y.detach(), z.detach());
+            (y, z) = no_grad(|| self.recursion(y, z, &frozen_x))?;
         }
         let (y, z) = self.recursion(y, z, x)?;
         Ok(InnerCarry { z_h: y, z_l: z })

@@ -1,0 +1,354 @@
+//! Non-causal multi-head attention from the fused projection `qkv` `[B, S, 3 H D]` (heads
+//! q 0..H, k H..2H, v 2H..3H) to the heads' outputs `[B, S, H D]`, ready for `o_proj`:
+//! rotary embedding on q and k, `softmax(q k^T / sqrt(D)) v`, with no transposed copies and
+//! one `[S, S]` score block per head at a time (never `[B, H, S, S]`). Parallel over batch
+//! entries.
+//!
+//! Backward (flash-style, recomputing the scores): `dV = P^T dO`, `dP = dO V^T`,
+//! `dS = P (dP - rowsum(dP P))`, `dQ = dS K / sqrt(D)`, `dK = dS^T Q / sqrt(D)`, then the
+//! rotation undone on dQ and dK.
+
+use super::{for_float, matmul, slice, Real};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Rotary tables `[positions, D]` (cos, sin) in the rotate-half layout, f32 as the official
+/// code computes them.
+#[derive(Debug, Clone)]
+pub struct RotaryTables {
+    pub cos: Arc<Vec<f32>>,
+    pub sin: Arc<Vec<f32>>,
+}
+
+#[derive(Clone)]
+pub struct AttentionCore {
+    pub heads: usize,
+    pub head_dim: usize,
+    pub rotary: Option<RotaryTables>,
+}
+
+struct Shape3 {
+    seq: usize,
+    heads: usize,
+    dim: usize,
+}
+
+impl Shape3 {
+    fn qkv_row(&self) -> usize {
+        3 * self.heads * self.dim
+    }
+    fn out_row(&self) -> usize {
+        self.heads * self.dim
+    }
+}
+
+impl AttentionCore {
+    fn shape(&self, l: &Layout) -> Result<(usize, Shape3)> {
+        let dims = l.dims();
+        let (b, s, w) = match dims {
+            &[b, s, w] => (b, s, w),
+            _ => {
+                candle_core::bail!("attention: qkv must be [batch, seq, 3 heads dim], got {dims:?}")
+            }
+        };
+        if w != 3 * self.heads * self.head_dim {
+            candle_core::bail!(
+                "attention: qkv width {w} is not 3 x {} heads x {}",
+                self.heads,
+                self.head_dim
+            );
+        }
+        if let Some(r) = &self.rotary {
+            if r.cos.len() < s * self.head_dim {
+                candle_core::bail!("attention: rotary tables are shorter than {s} positions");
+            }
+        }
+        Ok((
+            b,
+            Shape3 {
+                seq: s,
+                heads: self.heads,
+                dim: self.head_dim,
+            },
+        ))
+    }
+
+    /// Head `h` of q or k (`slot` 0 or 1) of one batch entry, rotated, into `dst` `[S, D]`.
+    fn load_rotated<T: Real>(&self, qkv: &[T], sh: &Shape3, slot: usize, h: usize, dst: &mut [T]) {
+        let (d, half) = (sh.dim, sh.dim / 2);
+        for s in 0..sh.seq {
+            let src = &qkv[s * sh.qkv_row() + (slot * sh.heads + h) * d..][..d];
+            let row = &mut dst[s * d..(s + 1) * d];
+            match &self.rotary {
+                None => row.copy_from_slice(src),
+                Some(r) => {
+                    let (cos, sin) = (&r.cos[s * d..(s + 1) * d], &r.sin[s * d..(s + 1) * d]);
+                    for j in 0..d {
+                        let rotated = if j < half {
+                            -src[j + half]
+                        } else {
+                            src[j - half]
+                        };
+                        row[j] =
+                            src[j] * T::from(cos[j]).unwrap() + rotated * T::from(sin[j]).unwrap();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Undoes the rotation on a gradient `[S, D]` and writes it into head `h`, slot `slot`
+    /// of the qkv gradient of one batch entry.
+    fn store_unrotated<T: Real>(
+        &self,
+        grad: &[T],
+        sh: &Shape3,
+        slot: usize,
+        h: usize,
+        dqkv: &mut [T],
+    ) {
+        let (d, half) = (sh.dim, sh.dim / 2);
+        for s in 0..sh.seq {
+            let g = &grad[s * d..(s + 1) * d];
+            let dst = &mut dqkv[s * sh.qkv_row() + (slot * sh.heads + h) * d..][..d];
+            match &self.rotary {
+                None => dst.copy_from_slice(g),
+                Some(r) => {
+                    let (cos, sin) = (&r.cos[s * d..(s + 1) * d], &r.sin[s * d..(s + 1) * d]);
+                    let gs = |j: usize| g[j] * T::from(sin[j]).unwrap();
+                    for j in 0..d {
+                        let back = if j < half {
+                            gs(j + half)
+                        } else {
+                            -gs(j - half)
+                        };
+                        dst[j] = g[j] * T::from(cos[j]).unwrap() + back;
+                    }
+                }
+            }
+        }
+    }
+}
+
+super::simd_targets! {
+    /// Row-wise softmax of a `[S, S]` block in place.
+    fn softmax_rows<T: Real>(p: &mut [T], seq: usize) {
+        for row in p.chunks_mut(seq) {
+            let max = row.iter().copied().fold(T::neg_infinity(), num_traits::Float::max);
+            let mut sum = T::zero();
+            for v in row.iter_mut() {
+                *v = (*v - max).exp_fast();
+                sum += *v;
+            }
+            let inv = sum.recip();
+            row.iter_mut().for_each(|v| *v *= inv);
+        }
+    }
+
+    /// `dS = P (dP - rowsum(dP P))`, in place of `dP`.
+    fn softmax_backward_rows<T: Real>(dp: &mut [T], p: &[T], seq: usize) {
+        for (dp, p) in dp.chunks_mut(seq).zip(p.chunks(seq)) {
+            let dot: T = dp.iter().zip(p).map(|(&a, &b)| a * b).sum();
+            dp.iter_mut().zip(p).for_each(|(g, &p)| *g = p * (*g - dot));
+        }
+    }
+}
+
+/// Per batch entry: the rotated q and k of one head and its probabilities `P` `[S, S]`.
+struct HeadScratch<T> {
+    q: Vec<T>,
+    k: Vec<T>,
+    p: Vec<T>,
+}
+
+impl<T: Real> HeadScratch<T> {
+    fn new(sh: &Shape3) -> Self {
+        HeadScratch {
+            q: vec![T::zero(); sh.seq * sh.dim],
+            k: vec![T::zero(); sh.seq * sh.dim],
+            p: vec![T::zero(); sh.seq * sh.seq],
+        }
+    }
+
+    /// Loads head `h` and computes its probabilities.
+    fn probabilities(&mut self, op: &AttentionCore, qkv: &[T], sh: &Shape3, h: usize) {
+        op.load_rotated(qkv, sh, 0, h, &mut self.q);
+        op.load_rotated(qkv, sh, 1, h, &mut self.k);
+        let scale = T::from(1.0 / (sh.dim as f64).sqrt()).unwrap();
+        let (s, d) = (sh.seq, sh.dim);
+        matmul(
+            (s, s, d),
+            &self.q,
+            false,
+            d,
+            &self.k,
+            true,
+            d,
+            &mut self.p,
+            s,
+            scale,
+            false,
+        );
+        softmax_rows(&mut self.p, s);
+    }
+}
+
+fn forward<T: Real>(op: &AttentionCore, qkv: &[T], sh: &Shape3) -> Vec<T> {
+    let (s, d) = (sh.seq, sh.dim);
+    let mut out = vec![T::zero(); qkv.len() / 3];
+    out.par_chunks_mut(s * sh.out_row())
+        .zip(qkv.par_chunks(s * sh.qkv_row()))
+        .for_each(|(out, qkv)| {
+            let mut scratch = HeadScratch::new(sh);
+            for h in 0..sh.heads {
+                scratch.probabilities(op, qkv, sh, h);
+                let v = &qkv[(2 * sh.heads + h) * d..];
+                let o = &mut out[h * d..];
+                matmul(
+                    (s, d, s),
+                    &scratch.p,
+                    false,
+                    s,
+                    v,
+                    false,
+                    sh.qkv_row(),
+                    o,
+                    sh.out_row(),
+                    T::one(),
+                    false,
+                );
+            }
+        });
+    out
+}
+
+fn backward<T: Real>(op: &AttentionCore, qkv: &[T], grad: &[T], sh: &Shape3) -> Vec<T> {
+    let (s, d) = (sh.seq, sh.dim);
+    let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
+    let mut dqkv = vec![T::zero(); qkv.len()];
+    dqkv.par_chunks_mut(s * sh.qkv_row())
+        .zip(
+            qkv.par_chunks(s * sh.qkv_row())
+                .zip(grad.par_chunks(s * sh.out_row())),
+        )
+        .for_each(|(dqkv, (qkv, grad))| {
+            let mut scratch = HeadScratch::new(sh);
+            let mut dp = vec![T::zero(); s * s];
+            let mut dq = vec![T::zero(); s * d];
+            let mut dk = vec![T::zero(); s * d];
+            for h in 0..sh.heads {
+                scratch.probabilities(op, qkv, sh, h);
+                let v = &qkv[(2 * sh.heads + h) * d..];
+                let d_out = &grad[h * d..];
+                // dV = P^T dO, straight into the v slot.
+                let dv = &mut dqkv[(2 * sh.heads + h) * d..];
+                matmul(
+                    (s, d, s),
+                    &scratch.p,
+                    true,
+                    s,
+                    d_out,
+                    false,
+                    sh.out_row(),
+                    dv,
+                    sh.qkv_row(),
+                    T::one(),
+                    false,
+                );
+                // dP = dO V^T, then dS = P (dP - rowsum(dP P)).
+                matmul(
+                    (s, s, d),
+                    d_out,
+                    false,
+                    sh.out_row(),
+                    v,
+                    true,
+                    sh.qkv_row(),
+                    &mut dp,
+                    s,
+                    T::one(),
+                    false,
+                );
+                softmax_backward_rows(&mut dp, &scratch.p, s);
+                matmul(
+                    (s, d, s),
+                    &dp,
+                    false,
+                    s,
+                    &scratch.k,
+                    false,
+                    d,
+                    &mut dq,
+                    d,
+                    scale,
+                    false,
+                );
+                matmul(
+                    (s, d, s),
+                    &dp,
+                    true,
+                    s,
+                    &scratch.q,
+                    false,
+                    d,
+                    &mut dk,
+                    d,
+                    scale,
+                    false,
+                );
+                op.store_unrotated(&dq, sh, 0, h, dqkv);
+                op.store_unrotated(&dk, sh, 1, h, dqkv);
+            }
+        });
+    dqkv
+}
+
+impl CustomOp1 for AttentionCore {
+    fn name(&self) -> &'static str {
+        "attention"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, sh) = self.shape(l)?;
+        let out_shape = Shape::from((b, sh.seq, sh.out_row()));
+        for_float!(st, T => {
+            let out = forward::<T>(self, slice(st, l)?, &sh);
+            Ok((candle_core::WithDType::to_cpu_storage_owned(out), out_shape))
+        })
+    }
+
+    fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(qkv.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &AttentionBackward(self.clone()),
+        )?))
+    }
+}
+
+struct AttentionBackward(AttentionCore);
+
+impl CustomOp2 for AttentionBackward {
+    fn name(&self) -> &'static str {
+        "attention-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, sh) = self.0.shape(l1)?;
+        for_float!(s1, T => {
+            let out = backward::<T>(&self.0, slice(s1, l1)?, slice(s2, l2)?, &sh);
+            Ok((candle_core::WithDType::to_cpu_storage_owned(out), l1.shape().clone()))
+        })
+    }
+}
+
+/// Attention from `qkv` `[B, S, 3 H D]` to `[B, S, H D]` with the fused kernel (CPU).
+pub fn attention(qkv: &Tensor, op: AttentionCore) -> Result<Tensor> {
+    qkv.contiguous()?.apply_op1(op)
+}

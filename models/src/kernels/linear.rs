@@ -1,0 +1,153 @@
+//! `y = x w^T` for `x` `[N, in]` and `w` `[out, in]` (PyTorch's layout) as one GEMM whose
+//! output is never zero-filled first, and a backward that produces `dw` `[out, in]`
+//! directly (`g^T x`) instead of a transposed gradient that is then copied into place.
+
+use super::{for_float, slice, Real};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use std::mem::MaybeUninit;
+
+pub struct Linear;
+
+/// `c [m, n] = a @ b` with the given (row, column) strides of `a` and `b`, over all
+/// threads, into a fresh buffer that gemm fills entirely.
+fn gemm_new<T: Real>(
+    (m, n, k): (usize, usize, usize),
+    a: &[T],
+    (a_rs, a_cs): (usize, usize),
+    b: &[T],
+    (b_rs, b_cs): (usize, usize),
+) -> Vec<T> {
+    let mut c: Vec<MaybeUninit<T>> = Vec::with_capacity(m * n);
+    if k == 0 {
+        return vec![T::zero(); m * n];
+    }
+    debug_assert!(m == 0 || (m - 1) * a_rs + (k - 1) * a_cs < a.len());
+    debug_assert!(n == 0 || (k - 1) * b_rs + (n - 1) * b_cs < b.len());
+    // SAFETY: gemm writes every one of the m * n elements of `c` (read_dst is false, k > 0)
+    // and reads only within `a` and `b` (checked above in debug builds); the buffer is
+    // reinterpreted as initialised only after that.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr() as *mut T,
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            T::zero(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+        );
+        c.set_len(m * n);
+        let mut c = std::mem::ManuallyDrop::new(c);
+        Vec::from_raw_parts(c.as_mut_ptr() as *mut T, c.len(), c.capacity())
+    }
+}
+
+fn dims2(l: &Layout, what: &str) -> Result<(usize, usize)> {
+    match l.dims() {
+        &[r, c] => Ok((r, c)),
+        d => candle_core::bail!("linear: {what} must be 2-d, got {d:?}"),
+    }
+}
+
+impl CustomOp2 for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((rows, fan_in), (fan_out, w_in)) = (dims2(l1, "x")?, dims2(l2, "w")?);
+        if fan_in != w_in {
+            candle_core::bail!("linear: x has {fan_in} features, w takes {w_in}");
+        }
+        for_float!(s1, T => {
+            let (x, w) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
+            // w^T as the right operand: element (k, j) of w^T is w[j, k].
+            let y = gemm_new((rows, fan_out, fan_in), x, (fan_in, 1), w, (1, fan_in));
+            Ok((candle_core::WithDType::to_cpu_storage_owned(y), Shape::from((rows, fan_out))))
+        })
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dx = grad.apply_op2_no_bwd(w, &InputGrad)?;
+        let dw = grad.apply_op2_no_bwd(x, &WeightGrad)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// `dx [N, in] = g [N, out] @ w [out, in]`.
+struct InputGrad;
+
+impl CustomOp2 for InputGrad {
+    fn name(&self) -> &'static str {
+        "linear-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((rows, fan_out), (_, fan_in)) = (dims2(l1, "g")?, dims2(l2, "w")?);
+        for_float!(s1, T => {
+            let (g, w) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
+            let dx = gemm_new((rows, fan_in, fan_out), g, (fan_out, 1), w, (fan_in, 1));
+            Ok((candle_core::WithDType::to_cpu_storage_owned(dx), Shape::from((rows, fan_in))))
+        })
+    }
+}
+
+/// `dw [out, in] = g^T [out, N] @ x [N, in]`.
+struct WeightGrad;
+
+impl CustomOp2 for WeightGrad {
+    fn name(&self) -> &'static str {
+        "linear-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((rows, fan_out), (_, fan_in)) = (dims2(l1, "g")?, dims2(l2, "x")?);
+        for_float!(s1, T => {
+            let (g, x) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
+            let dw = gemm_new((fan_out, fan_in, rows), g, (1, fan_out), x, (fan_in, 1));
+            Ok((candle_core::WithDType::to_cpu_storage_owned(dw), Shape::from((fan_out, fan_in))))
+        })
+    }
+}
+
+/// `x @ w^T` for `x` `[N, in]`, `w` `[out, in]` (CPU tensors).
+pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(&w.contiguous()?, Linear)
+}

@@ -1,0 +1,229 @@
+//! The optimisers' updates in place on the CPU tensors themselves (`optim` holds their
+//! arithmetic): nothing is copied out of or back into a parameter, a moment, an EMA shadow or
+//! the puzzle-embedding table, of which sign-SGD touches only the rows of the batch.
+
+use crate::optim::{ema_update, sparse_sign_sgd_step, AdamScalars};
+use candle_core::{bail, CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
+
+fn f32_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
+        _ => bail!("in-place optimiser updates take contiguous f32 tensors"),
+    }
+}
+
+fn f32_ref<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    super::slice::<f32>(s, l)
+}
+
+/// On the moments `[m | v]` (one tensor of twice the parameter's size), given the gradient.
+struct UpdateMoments(AdamScalars);
+
+impl InplaceOp2 for UpdateMoments {
+    fn name(&self) -> &'static str {
+        "adam-atan2-moments"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        let moments = f32_mut(s1, l1)?;
+        let (m, v) = moments.split_at_mut(moments.len() / 2);
+        self.0.update_moments(m, v, f32_ref(s2, l2)?);
+        Ok(())
+    }
+}
+
+/// On the parameter, given its updated moments `[m | v]`.
+struct ApplyStep(AdamScalars);
+
+impl InplaceOp2 for ApplyStep {
+    fn name(&self) -> &'static str {
+        "adam-atan2-step"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        let moments = f32_ref(s2, l2)?;
+        let (m, v) = moments.split_at(moments.len() / 2);
+        self.0.apply(f32_mut(s1, l1)?, m, v);
+        Ok(())
+    }
+}
+
+/// One AdamATan2 step of `param`, with its moments `[m | v]` and gradient, all in place.
+pub fn adam_atan2(param: &Tensor, moments: &Tensor, grad: &Tensor, s: AdamScalars) -> Result<()> {
+    moments.inplace_op2(&grad.contiguous()?, &UpdateMoments(s))?;
+    param.inplace_op2(moments, &ApplyStep(s))
+}
+
+struct Ema(f64);
+
+impl InplaceOp2 for Ema {
+    fn name(&self) -> &'static str {
+        "ema"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        ema_update(f32_mut(s1, l1)?, f32_ref(s2, l2)?, self.0);
+        Ok(())
+    }
+}
+
+/// `shadow = (1 - mu) param + mu shadow`, in place.
+pub fn ema(shadow: &Tensor, param: &Tensor, mu: f64) -> Result<()> {
+    shadow.inplace_op2(param, &Ema(mu))
+}
+
+struct SignSgd {
+    lr: f64,
+    weight_decay: f64,
+}
+
+impl InplaceOp3 for SignSgd {
+    fn name(&self) -> &'static str {
+        "sparse-sign-sgd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        table: &mut CpuStorage,
+        lt: &Layout,
+        ids: &CpuStorage,
+        li: &Layout,
+        grads: &CpuStorage,
+        lg: &Layout,
+    ) -> Result<()> {
+        let width = *lt.dims().last().expect("a 2-d table");
+        let ids = super::slice::<u32>(ids, li)?;
+        let rows = lt.dims()[0];
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= rows) {
+            bail!("sign-SGD: puzzle identifier {bad} is beyond the table's {rows} rows");
+        }
+        let table = f32_mut(table, lt)?;
+        sparse_sign_sgd_step(
+            table,
+            width,
+            ids,
+            f32_ref(grads, lg)?,
+            self.lr,
+            self.weight_decay,
+        );
+        Ok(())
+    }
+}
+
+/// Sign-SGD on the rows `ids` of `table` from their local gradients `[ids, width]`.
+pub fn sparse_sign_sgd(
+    table: &Tensor,
+    ids: &Tensor,
+    grads: &Tensor,
+    lr: f64,
+    weight_decay: f64,
+) -> Result<()> {
+    table.inplace_op3(
+        &ids.contiguous()?,
+        &grads.contiguous()?,
+        &SignSgd { lr, weight_decay },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::{adam_atan2_step, AdamAtan2Config, Moments};
+    use crate::params::Parameters;
+    use candle_core::{Device, Var};
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn in_place_updates_equal_the_reference_arithmetic() {
+        let cfg = AdamAtan2Config {
+            lr: 1e-2,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.95,
+        };
+        let dev = Device::Cpu;
+        let var =
+            Var::from_tensor(&Tensor::from_vec(values(12, 1), (3, 4), &dev).unwrap()).unwrap();
+        let params = Parameters::new(vec![("w".into(), var.clone())], true).unwrap();
+        let (mut p, mut state, mut shadow) = (values(12, 1), Moments::zeros(12), values(12, 1));
+        for t in 1..=3u64 {
+            let g = values(12, 7 + t as u32);
+            let s = AdamScalars::new(&cfg, cfg.lr, t);
+            params
+                .step(
+                    &[Tensor::from_vec(g.clone(), (3, 4), &dev).unwrap()],
+                    s,
+                    Some(0.9),
+                )
+                .unwrap();
+            adam_atan2_step(&cfg, cfg.lr, t, &mut p, &g, &mut state);
+            ema_update(&mut shadow, &p, 0.9);
+        }
+        assert_eq!(
+            var.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            p
+        );
+        let ema = params.ema_weights().unwrap().unwrap();
+        assert_eq!(
+            ema[0].1.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            shadow
+        );
+
+        // Sign-SGD on rows 2 and 0 (row 2 twice), the rest untouched.
+        let table = Tensor::from_vec(values(20, 3), (5, 4), &dev).unwrap();
+        let ids = Tensor::new(&[2u32, 0, 2], &dev).unwrap();
+        let grads = values(12, 9);
+        sparse_sign_sgd(
+            &table,
+            &ids,
+            &Tensor::from_vec(grads.clone(), (3, 4), &dev).unwrap(),
+            0.1,
+            0.5,
+        )
+        .unwrap();
+        let mut expected = values(20, 3);
+        sparse_sign_sgd_step(&mut expected, 4, &[2, 0, 2], &grads, 0.1, 0.5);
+        assert_eq!(
+            table.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            expected
+        );
+        let beyond = Tensor::new(&[5u32], &dev).unwrap();
+        assert!(sparse_sign_sgd(
+            &table,
+            &beyond,
+            &Tensor::zeros((1, 4), candle_core::DType::F32, &dev).unwrap(),
+            0.1,
+            0.5
+        )
+        .is_err());
+    }
+}
