@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{path}: {source}")]
+    /// The I/O error is part of the message, not a `source`: reported both ways, chains
+    /// printed with `{:#}` said it twice.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: {what}")]
     Format { path: PathBuf, what: String },
@@ -27,7 +28,7 @@ impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DataError::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
     pub fn format(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {

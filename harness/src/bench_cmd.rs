@@ -1,10 +1,17 @@
 //! `harness bench`: wall time of one training step (ACT call + backward + AdamATan2 +
-//! sign-SGD) and one evaluation step, against the f32 GEMM rate measured in the same run and
-//! the official PyTorch code's times on this machine class (DESIGN.md: PyTorch 2.15 eager, f32,
-//! 2 threads, Sudoku shape, batch 64).
+//! sign-SGD) and one evaluation step (one supervision step without a graph), beside the f32
+//! GEMM rate measured in the same run at the models' projection shape and the step's matmul
+//! FLOPs. Either a preset's shape on its own data (`--preset cpu --task maze-hard`) or the
+//! Sudoku shape at given widths (`--hidden 128,512`). The official PyTorch code is timed
+//! beside it by `bench/side_by_side.py`, which calls this command with `--json`.
 
-use anyhow::Result;
+use crate::config::Preset;
+use crate::datastore::ensure_dataset;
+use crate::eval::to_batch;
+use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
+use datasets::loader::TrainSampler;
+use datasets::sample::stream_rng;
 use models::act::{initial_carry, Batch};
 use models::config::ModelConfig;
 use models::flops::step_flops;
@@ -13,50 +20,166 @@ use models::model::ModelKind;
 use models::optim::AdamAtan2Config;
 use models::trainer::{OptimConfig, Trainer};
 use rand::{Rng, SeedableRng};
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Hidden sizes to time (paper size 512; 128 for a quick run).
+    /// Time this preset's shape (architecture, batch, data) instead of the Sudoku shape.
+    #[arg(long)]
+    preset: Option<String>,
+    /// The preset's task (with --preset).
+    #[arg(long)]
+    task: Option<String>,
+    /// Overrides of the preset (with --preset), e.g. `arch.hidden_size=128`.
+    #[arg(long = "set")]
+    overrides: Vec<String>,
+    /// Models to time (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "trm-att,hrm")]
+    models: Vec<String>,
+    /// Without --preset: hidden sizes of the Sudoku shape (paper size 512).
     #[arg(long, value_delimiter = ',', default_values_t = vec![128, 512])]
     hidden: Vec<usize>,
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
+    /// Batch size (default: the preset's, or 64 for the Sudoku shape).
+    #[arg(long)]
+    batch: Option<usize>,
     /// Timed repetitions after one warm-up step.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Where the preset's data is built and reused.
+    #[arg(long, default_value = "data")]
+    data_root: PathBuf,
     /// Also write the rows as JSON.
     #[arg(long)]
-    json: Option<std::path::PathBuf>,
+    json: Option<PathBuf>,
 }
 
-/// Seconds per step of the official code (DESIGN.md), keyed by (model, hidden).
-fn pytorch_seconds(kind: ModelKind, hidden: usize) -> Option<(f64, f64)> {
-    match (kind, hidden) {
-        (ModelKind::Trm, 512) => Some((15.7, 8.8)),
-        (ModelKind::Hrm, 512) => Some((11.9, 4.1)),
-        (ModelKind::Trm, 128) => Some((1.95, 0.99)),
-        (ModelKind::Hrm, 128) => Some((1.40, 0.48)),
-        _ => None,
+/// One shape to time: a model's architecture, optimiser and a batch of its data.
+struct Case {
+    model: String,
+    shape: String,
+    kind: ModelKind,
+    cfg: ModelConfig,
+    optim: OptimConfig,
+    batch: Batch,
+}
+
+#[derive(serde::Serialize)]
+struct Row {
+    model: String,
+    shape: String,
+    hidden: usize,
+    batch: usize,
+    seq_len: usize,
+    /// f32 GEMM rate at the models' projection shape (tokens x D x 3D).
+    gemm_gflops: f64,
+    /// f32 GEMM rate at 2048^3 (the shape PyTorch's rate is quoted at).
+    gemm_2048_gflops: f64,
+    train_seconds: f64,
+    train_gflop: f64,
+    eval_seconds: f64,
+    eval_gflop: f64,
+    /// The process's peak resident memory after this row (getrusage).
+    peak_rss_mb: f64,
+    /// The architecture under the official names (what the side-by-side script builds).
+    model_config: ModelConfig,
+}
+
+fn paper_optim(kind: ModelKind) -> OptimConfig {
+    OptimConfig {
+        adam: AdamAtan2Config {
+            lr: 1e-4,
+            weight_decay: 1.0,
+            beta1: 0.9,
+            beta2: 0.95,
+        },
+        puzzle_emb_lr: 1e-4,
+        puzzle_emb_weight_decay: 1.0,
+        loss: LossType::StablemaxCrossEntropy,
+        ema: (kind == ModelKind::Trm).then_some(0.999),
     }
 }
 
-fn sudoku_config(kind: ModelKind, hidden: usize, batch: usize) -> ModelConfig {
-    ModelConfig {
-        batch_size: batch,
-        forward_dtype: "float32".into(),
-        ..ModelConfig::sudoku_paper(kind, false, hidden)
-    }
+fn kind_of(model: &str) -> Result<(ModelKind, bool)> {
+    Ok(match model {
+        "trm-att" => (ModelKind::Trm, false),
+        "trm-mlp" => (ModelKind::Trm, true),
+        "hrm" => (ModelKind::Hrm, false),
+        other => bail!("unknown model {other:?} (trm-att, trm-mlp or hrm)"),
+    })
 }
 
-/// GFLOP/s of f32 matmuls shaped like the models' projections (batch * seq x D x 3D).
-fn gemm_rate(hidden: usize, rows: usize) -> Result<f64> {
-    let device = Device::Cpu;
-    let a = Tensor::randn(0f32, 1.0, (rows, hidden), &device)?;
-    let b = Tensor::randn(0f32, 1.0, (hidden, 3 * hidden), &device)?;
+/// The Sudoku shape (paper architecture at width `hidden`) with random tokens.
+fn sudoku_cases(args: &BenchArgs, device: &Device) -> Result<Vec<Case>> {
+    let batch = args.batch.unwrap_or(64);
+    let mut cases = Vec::new();
+    for &hidden in &args.hidden {
+        for model in &args.models {
+            let (kind, mlp_t) = kind_of(model)?;
+            let cfg = ModelConfig {
+                batch_size: batch,
+                forward_dtype: "float32".into(),
+                ..ModelConfig::sudoku_paper(kind, mlp_t, hidden)
+            };
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+            let tokens: Vec<u32> = (0..batch * 81).map(|_| rng.random_range(1..11)).collect();
+            let labels: Vec<i64> = (0..batch * 81).map(|_| rng.random_range(2..11)).collect();
+            cases.push(Case {
+                model: model.clone(),
+                shape: format!("sudoku d={hidden}"),
+                kind,
+                cfg,
+                optim: paper_optim(kind),
+                batch: Batch {
+                    inputs: Tensor::from_vec(tokens, (batch, 81), device)?,
+                    labels: Tensor::from_vec(labels, (batch, 81), device)?,
+                    puzzle_identifiers: Tensor::zeros(batch, DType::U32, device)?,
+                },
+            });
+        }
+    }
+    Ok(cases)
+}
+
+/// A preset's architecture and optimiser for each model, with a batch drawn from its data.
+fn preset_cases(args: &BenchArgs, preset: &str, device: &Device) -> Result<Vec<Case>> {
+    let Some(task) = &args.task else {
+        bail!("--preset needs --task");
+    };
+    let preset = Preset::load(preset)?;
+    let mut cases = Vec::new();
+    for model in &args.models {
+        let mut overrides = args.overrides.clone();
+        if let Some(b) = args.batch {
+            overrides.push(format!("train.global_batch_size={b}"));
+        }
+        let cfg = preset.resolve(task, model, &overrides)?;
+        let data = ensure_dataset(&args.data_root, task, &cfg.data)?;
+        let run = crate::train::resolve_run(&cfg, &data)?;
+        let meta = data.metadata("train");
+        let batch_size = cfg.train.global_batch_size;
+        let mut sampler =
+            TrainSampler::new(&data.data.train, meta, batch_size, stream_rng(cfg.seed, 1))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", data.dir.display()))?;
+        cases.push(Case {
+            model: model.clone(),
+            shape: format!("{} {task}", preset.name),
+            kind: cfg.kind(),
+            optim: crate::train::optim_config(&cfg)?,
+            cfg: run.model_config,
+            batch: to_batch(&sampler.next_batch(), device)?,
+        });
+    }
+    Ok(cases)
+}
+
+/// GFLOP/s of f32 matmuls `[m, k] @ [k, n]`.
+fn gemm_rate((m, k, n): (usize, usize, usize), device: &Device) -> Result<f64> {
+    let a = Tensor::randn(0f32, 1.0, (m, k), device)?;
+    let b = Tensor::randn(0f32, 1.0, (k, n), device)?;
     a.matmul(&b)?;
-    let flops_each = 2.0 * rows as f64 * hidden as f64 * 3.0 * hidden as f64;
-    let reps = ((4e10 / flops_each).ceil() as usize).max(3);
+    let flops_each = 2.0 * m as f64 * k as f64 * n as f64;
+    let reps = ((2e10 / flops_each).ceil() as usize).max(3);
     let t = Instant::now();
     for _ in 0..reps {
         a.matmul(&b)?;
@@ -64,115 +187,104 @@ fn gemm_rate(hidden: usize, rows: usize) -> Result<f64> {
     Ok(flops_each * reps as f64 / t.elapsed().as_secs_f64() / 1e9)
 }
 
-#[derive(serde::Serialize)]
-struct Row {
-    model: &'static str,
-    hidden: usize,
-    batch: usize,
-    gemm_gflops: f64,
-    train_seconds: f64,
-    train_gflop: f64,
-    eval_seconds: f64,
-    eval_gflop: f64,
-    pytorch_train_seconds: Option<f64>,
-    pytorch_eval_seconds: Option<f64>,
+fn peak_rss_mb() -> f64 {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrusage fills the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+            return usage.ru_maxrss as f64 / 1024.0;
+        }
+    }
+    0.0
+}
+
+/// Seconds per call of `f`, after one warm-up call.
+fn seconds_per(repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let t = Instant::now();
+    for _ in 0..repeats {
+        f()?;
+    }
+    Ok(t.elapsed().as_secs_f64() / repeats.max(1) as f64)
+}
+
+fn time_case(case: &Case, repeats: usize, device: &Device) -> Result<Row> {
+    let (batch, seq) = case.batch.inputs.dims2()?;
+    let d = case.cfg.hidden_size;
+    let gemm = gemm_rate((batch * case.cfg.full_seq_len(), d, 3 * d), device)?;
+    let mut trainer = Trainer::new(&case.cfg, case.kind, case.optim, 0, device)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let train_seconds = seconds_per(repeats, || {
+        trainer.train_step(&case.batch, 1.0, &mut rng)?;
+        Ok(())
+    })?;
+    let inference = trainer.inference_model(&case.cfg, case.kind, case.optim.ema.is_some())?;
+    let carry = initial_carry(inference.as_ref(), &case.batch)?;
+    let eval_seconds = seconds_per(repeats, || {
+        trainer.eval_step(inference.as_ref(), &carry, &case.batch)?;
+        Ok(())
+    })?;
+    let f = step_flops(&case.cfg, case.kind);
+    Ok(Row {
+        model: case.model.clone(),
+        shape: case.shape.clone(),
+        hidden: case.cfg.hidden_size,
+        batch,
+        seq_len: seq,
+        gemm_gflops: gemm,
+        train_seconds,
+        train_gflop: f.train_step * batch as f64 / 1e9,
+        eval_seconds,
+        eval_gflop: f.eval_step * batch as f64 / 1e9,
+        peak_rss_mb: peak_rss_mb(),
+        model_config: case.cfg.clone(),
+        gemm_2048_gflops: gemm_rate((2048, 2048, 2048), device)?,
+    })
 }
 
 pub fn run(args: BenchArgs) -> Result<u8> {
-    let device = Device::Cpu;
-    let mut rows = Vec::new();
+    let device = crate::device::default_device()?;
+    let cases = match &args.preset {
+        Some(p) => preset_cases(&args, p, &device)?,
+        None => sudoku_cases(&args, &device)?,
+    };
     println!(
-        "{:<8} {:>6} {:>9} | {:>9} {:>8} {:>7} {:>6} {:>8} | {:>9} {:>8} {:>7} {:>6} {:>8}",
+        "{:<8} {:<22} {:>9} | {:>9} {:>8} {:>7} {:>6} | {:>9} {:>8} {:>7} {:>6} | {:>8}",
         "model",
-        "hidden",
+        "shape",
         "GEMM GF/s",
         "train s",
         "GFLOP",
         "GF/s",
         "/GEMM",
-        "/PyTorch",
         "eval s",
         "GFLOP",
         "GF/s",
         "/GEMM",
-        "/PyTorch"
+        "peak MB"
     );
-    for &hidden in &args.hidden {
-        let gemm = gemm_rate(hidden, args.batch * 97)?;
-        for (name, kind) in [("trm-att", ModelKind::Trm), ("hrm", ModelKind::Hrm)] {
-            let cfg = sudoku_config(kind, hidden, args.batch);
-            let optim = OptimConfig {
-                adam: AdamAtan2Config {
-                    lr: 1e-4,
-                    weight_decay: 1.0,
-                    beta1: 0.9,
-                    beta2: 0.95,
-                },
-                puzzle_emb_lr: 1e-4,
-                puzzle_emb_weight_decay: 1.0,
-                loss: LossType::StablemaxCrossEntropy,
-                ema: (kind == ModelKind::Trm).then_some(0.999),
-            };
-            let mut trainer = Trainer::new(&cfg, kind, optim, 0, &device)?;
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-            let tokens: Vec<u32> = (0..args.batch * 81)
-                .map(|_| rng.random_range(1..11))
-                .collect();
-            let labels: Vec<i64> = (0..args.batch * 81)
-                .map(|_| rng.random_range(2..11))
-                .collect();
-            let batch = Batch {
-                inputs: Tensor::from_vec(tokens, (args.batch, 81), &device)?,
-                labels: Tensor::from_vec(labels, (args.batch, 81), &device)?,
-                puzzle_identifiers: Tensor::zeros(args.batch, DType::U32, &device)?,
-            };
-            trainer.train_step(&batch, 1.0, &mut rng)?;
-            let t = Instant::now();
-            for _ in 0..args.repeats {
-                trainer.train_step(&batch, 1.0, &mut rng)?;
-            }
-            let train_seconds = t.elapsed().as_secs_f64() / args.repeats as f64;
-            let inference = trainer.inference_model(&cfg, kind, true)?;
-            let carry = initial_carry(inference.as_ref(), &batch)?;
-            trainer.eval_step(inference.as_ref(), &carry, &batch, &mut rng)?;
-            let t = Instant::now();
-            for _ in 0..args.repeats {
-                trainer.eval_step(inference.as_ref(), &carry, &batch, &mut rng)?;
-            }
-            let eval_seconds = t.elapsed().as_secs_f64() / args.repeats as f64;
-            let f = step_flops(&cfg, kind);
-            let (train_gflop, eval_gflop) = (
-                f.train_step * args.batch as f64 / 1e9,
-                f.eval_step * args.batch as f64 / 1e9,
-            );
-            let reference = pytorch_seconds(kind, hidden).filter(|_| args.batch == 64);
-            let ratio = |ours: f64, theirs: Option<f64>| {
-                theirs.map_or("-".to_string(), |p| format!("{:.2}x", ours / p))
-            };
-            println!(
-                "{name:<8} {hidden:>6} {gemm:>9.1} | {train_seconds:>9.2} {train_gflop:>8.0} {:>7.1} {:>6.2} {:>8} | {eval_seconds:>9.2} {eval_gflop:>8.0} {:>7.1} {:>6.2} {:>8}",
-                train_gflop / train_seconds,
-                train_gflop / train_seconds / gemm,
-                ratio(train_seconds, reference.map(|r| r.0)),
-                eval_gflop / eval_seconds,
-                eval_gflop / eval_seconds / gemm,
-                ratio(eval_seconds, reference.map(|r| r.1)),
-            );
-            rows.push(Row {
-                model: name,
-                hidden,
-                batch: args.batch,
-                gemm_gflops: gemm,
-                train_seconds,
-                train_gflop,
-                eval_seconds,
-                eval_gflop,
-                pytorch_train_seconds: reference.map(|r| r.0),
-                pytorch_eval_seconds: reference.map(|r| r.1),
-            });
-        }
+    let mut rows = Vec::new();
+    for case in &cases {
+        let r = time_case(case, args.repeats, &device)?;
+        println!(
+            "{:<8} {:<22} {:>9.1} | {:>9.4} {:>8.2} {:>7.1} {:>6.2} | {:>9.4} {:>8.2} {:>7.1} {:>6.2} | {:>8.0}",
+            r.model,
+            r.shape,
+            r.gemm_gflops,
+            r.train_seconds,
+            r.train_gflop,
+            r.train_gflop / r.train_seconds,
+            r.train_gflop / r.train_seconds / r.gemm_gflops,
+            r.eval_seconds,
+            r.eval_gflop,
+            r.eval_gflop / r.eval_seconds,
+            r.eval_gflop / r.eval_seconds / r.gemm_gflops,
+            r.peak_rss_mb
+        );
+        rows.push(r);
     }
-    println!("/GEMM: fraction of the measured f32 GEMM rate; /PyTorch: our time over the official code's (DESIGN.md), below 1 is faster");
+    println!("GF/s: matmul FLOPs per second of the step; /GEMM: that over the f32 GEMM rate measured at the projection shape in this run");
     if let Some(path) = &args.json {
         datasets::format::write_json(path, &rows)?;
     }

@@ -15,8 +15,6 @@ use datasets::score::{self, ArcPrediction, ArcScores, Proportion};
 use models::act::{initial_carry, Batch};
 use models::model::RecursiveModel;
 use models::trainer::Trainer;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -72,7 +70,6 @@ pub fn evaluate(
     let limit = max_examples.unwrap_or(usize::MAX).min(split.num_examples());
     let steps = model.config().halt_max_steps;
     let device = trainer.puzzle_table().as_tensor().device().clone();
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut correct_by_step = vec![0u64; steps];
     let (mut halt_step_sum, mut correct_at_halt) = (0u64, 0u64);
     let mut predictions: Vec<Vec<u8>> = Vec::with_capacity(limit);
@@ -89,19 +86,19 @@ pub fn evaluate(
         let mut answer_at_halt: Vec<bool> = vec![false; rows];
         let mut last = None;
         for (step, correct) in correct_by_step.iter_mut().enumerate() {
-            let (next, out, loss) = trainer.eval_step(model, &carry, &batch, &mut rng)?;
-            let logits = |t: &Tensor| t.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>();
-            let (q_halt, q_continue) = (logits(&out.q_halt)?, logits(&out.q_continue)?);
+            let (next, out) = trainer.eval_step(model, &carry, &batch)?;
             for r in 0..rows {
-                *correct += loss.seq_is_correct[r] as u64;
-                let halts = model.halts(q_halt[r], q_continue[r]);
+                let labels = &host.labels[r * host.seq_len..(r + 1) * host.seq_len];
+                let right = is_exact(&out.preds[r], labels);
+                *correct += right as u64;
+                let halts = model.halts(out.q_halt[r], out.q_continue[r]);
                 if halted_at[r].is_none() && (halts || step + 1 == steps) {
                     halted_at[r] = Some(step + 1);
-                    answer_at_halt[r] = loss.seq_is_correct[r];
+                    answer_at_halt[r] = right;
                 }
             }
             carry = next;
-            last = Some((q_halt, loss.preds));
+            last = Some((out.q_halt, out.preds));
         }
         let (q_halt, preds) = last.context("halt_max_steps is at least 1")?;
         for r in 0..rows {
@@ -144,6 +141,14 @@ pub fn evaluate(
         predictions,
         arc_predictions,
     })
+}
+
+/// Every supervised position of a sequence predicted right (ignored labels are `IGNORE_LABEL`).
+fn is_exact(preds: &[u32], labels: &[i64]) -> bool {
+    preds
+        .iter()
+        .zip(labels)
+        .all(|(&p, &l)| l == models::act::IGNORE_LABEL || l == p as i64)
 }
 
 /// Evaluates a checkpoint file of `run` on the whole test split: ours (the full training

@@ -107,7 +107,7 @@ fn install_interrupt_handler() {
 #[cfg(not(unix))]
 fn install_interrupt_handler() {}
 
-fn optim_config(cfg: &RunConfig) -> Result<OptimConfig> {
+pub fn optim_config(cfg: &RunConfig) -> Result<OptimConfig> {
     let t = &cfg.train;
     Ok(OptimConfig {
         adam: AdamAtan2Config {

@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Times the official PyTorch TRM/HRM code and `harness bench` at the same shapes, in one run
+on one machine, and prints (and writes) one table of ratios with both GEMM rates.
+
+Used only for benchmarking; the project never needs Python. `bench/side-by-side.sh` makes the
+virtual environment and builds the harness, then runs this script.
+
+The official code is imported, unchanged, from a checkout of
+SamsungSAILMontreal/TinyRecursiveModels given with --official (never copied into this
+project). Its training step is `pretrain.train_batch` on the CPU: the ACT model with its loss
+head, backward of loss / batch, AdamATan2 on the weights and the official sign-SGD on the
+puzzle embedding. The `adam-atan2` package is CUDA-only, so AdamATan2 is the same update in a
+few lines of torch (`AdamAtan2` below). The evaluation step is one supervision step under
+`torch.inference_mode()`, loss head included, as `pretrain.evaluate` calls it.
+
+Every (shape, model, implementation) runs in a fresh process so that its peak resident memory
+is its own.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+SHAPES = {
+    # name: (harness bench arguments, label)
+    "cpu": (["--preset", "cpu", "--task", "maze-hard"], "cpu preset (5x5 maze, width 64)"),
+    "d128": (["--hidden", "128"], "Sudoku, width 128"),
+    "d512": (["--hidden", "512"], "Sudoku, width 512"),
+}
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# --- the official code -------------------------------------------------------------------
+
+
+def torch_gemm_rate(torch, n=2048, seconds=2.0):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def adam_atan2_class(torch):
+    class AdamAtan2(torch.optim.Optimizer):
+        """The update of the official `adam_atan2` CUDA kernel: decoupled decay, no epsilon,
+        p -= lr * atan2(m_hat, sqrt(v_hat))."""
+
+        def __init__(self, params, lr, weight_decay, betas):
+            super().__init__(params, dict(lr=lr, weight_decay=weight_decay, betas=betas))
+
+        @torch.no_grad()
+        def step(self):
+            for group in self.param_groups:
+                b1, b2 = group["betas"]
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state[p]
+                    if not state:
+                        state["step"] = 0
+                        state["m"] = torch.zeros_like(p)
+                        state["v"] = torch.zeros_like(p)
+                    state["step"] += 1
+                    t = state["step"]
+                    p.mul_(1 - group["lr"] * group["weight_decay"])
+                    state["m"].lerp_(p.grad, 1 - b1)
+                    state["v"].lerp_(p.grad.square(), 1 - b2)
+                    m_hat = state["m"] / (1 - b1**t)
+                    v_hat = state["v"] / (1 - b2**t)
+                    p.sub_(group["lr"] * torch.atan2(m_hat, v_hat.sqrt()))
+
+    return AdamAtan2
+
+
+def official_case(args, row):
+    """Times the official model at the architecture `row["model_config"]` (harness names,
+    which are the official ones)."""
+    sys.path.insert(0, os.path.abspath(args.official))
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    from models.losses import ACTLossHead
+    from models.sparse_embedding import CastedSparseEmbeddingSignSGD_Distributed
+
+    cfg = {k: v for k, v in row["model_config"].items() if v is not None}
+    cfg["forward_dtype"] = "float32"
+    cfg["causal"] = False
+    if row["model"] == "hrm":
+        from models.recursive_reasoning.hrm import HierarchicalReasoningModel_ACTV1 as Model
+    else:
+        from models.recursive_reasoning.trm import TinyRecursiveReasoningModel_ACTV1 as Model
+    model = ACTLossHead(Model(cfg), loss_type="stablemax_cross_entropy")
+    if args.compile:
+        model = torch.compile(model)
+    b, s, v = cfg["batch_size"], cfg["seq_len"], cfg["vocab_size"]
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "inputs": torch.randint(1, v, (b, s), generator=g, dtype=torch.int32),
+        "labels": torch.randint(1, v, (b, s), generator=g, dtype=torch.int64),
+        "puzzle_identifiers": torch.zeros(b, dtype=torch.int32),
+    }
+    inner = model._orig_mod if args.compile else model
+    adam = adam_atan2_class(torch)(inner.parameters(), lr=1e-4, weight_decay=1.0, betas=(0.9, 0.95))
+    sign = CastedSparseEmbeddingSignSGD_Distributed(
+        inner.model.inner.puzzle_emb.buffers(), world_size=1, lr=1e-4, weight_decay=1.0
+    )
+    carry = inner.initial_carry(batch)
+
+    def train_step():
+        nonlocal carry
+        carry, loss, _, _, _ = model(carry=carry, batch=batch, return_keys=[])
+        ((1 / b) * loss).backward()
+        for opt in (adam, sign):
+            opt.step()
+            opt.zero_grad()
+
+    def eval_step():
+        with torch.inference_mode():
+            model(carry=inner.initial_carry(batch), batch=batch, return_keys=["preds"])
+
+    model.train()
+    train = seconds_per(train_step, args.repeats)
+    model.eval()
+    evaluation = seconds_per(eval_step, args.repeats)
+    return dict(train_seconds=train, eval_seconds=evaluation, peak_rss_mb=peak_rss_mb(), gemm_2048_gflops=torch_gemm_rate(torch))
+
+
+def seconds_per(step, repeats):
+    step()  # warm-up (and, compiled, the compilation)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return (time.perf_counter() - start) / repeats
+
+
+# --- the harness -------------------------------------------------------------------------
+
+
+def harness_case(args, shape, model):
+    out = os.path.join(args.work, f"harness-{shape}-{model}.json")
+    cmd = [args.harness, "bench", *SHAPES[shape][0], "--models", model, "--repeats", str(args.repeats), "--json", out]
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), CANDLE_NUM_THREADS=str(args.threads))
+    subprocess.run(cmd, check=True, env=env, cwd=args.work, stdout=subprocess.DEVNULL)
+    return json.load(open(out))[0]
+
+
+def in_subprocess(args, case):
+    """Runs one official case in a fresh interpreter; returns its JSON line."""
+    cmd = [sys.executable, __file__, "--case", json.dumps(case), "--official", args.official,
+           "--threads", str(args.threads), "--repeats", str(args.repeats)]
+    if case.get("compile"):
+        cmd.append("--compile")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--official", required=True, help="checkout of the official TRM repository")
+    p.add_argument("--harness", default="target/release/harness")
+    p.add_argument("--shapes", default="cpu,d128,d512")
+    p.add_argument("--models", default="trm-att,hrm")
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--compile", action="store_true", help="(with --case) torch.compile the model")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile row at width 512")
+    p.add_argument("--work", default="target/side-by-side")
+    p.add_argument("--out", default="results/bench-side-by-side.md")
+    p.add_argument("--case", help=argparse.SUPPRESS)
+    args = p.parse_args()
+
+    if args.case:
+        print(json.dumps(official_case(args, json.loads(args.case))))
+        return
+
+    args.harness = os.path.abspath(args.harness)
+    args.work = os.path.abspath(args.work)
+    os.makedirs(args.work, exist_ok=True)
+    rows = []
+    for shape in args.shapes.split(","):
+        for model in args.models.split(","):
+            ours = harness_case(args, shape, model)
+            theirs = in_subprocess(args, dict(ours))
+            row = dict(shape=shape, model=model, ours=ours, eager=theirs)
+            if shape == "d512" and model == "trm-att" and not args.no_compile:
+                row["compiled"] = in_subprocess(args, dict(ours, compile=True))
+            rows.append(row)
+            print(f"{shape} {model}: ours {ours['train_seconds']:.3f}/{ours['eval_seconds']:.3f} s, "
+                  f"PyTorch {theirs['train_seconds']:.3f}/{theirs['eval_seconds']:.3f} s", file=sys.stderr)
+    text = render(rows, args)
+    print(text)
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(text)
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump(dict(cpu=cpu_model(), threads=args.threads, rows=rows), f, indent=1)
+
+
+def render(rows, args):
+    import torch
+
+    lines = [
+        "# Training and evaluation step: the harness against the official PyTorch code",
+        "",
+        f"One run of `bench/side-by-side.sh` on {cpu_model()}, {args.threads} threads, f32, PyTorch {torch.__version__} eager"
+        " (and `torch.compile` for TRM-Att at width 512), `harness bench` at the same architecture and batch.",
+        "Ratios below 1 mean the harness is faster. GEMM rates: f32 2048^3 in each library, and candle's at the",
+        "models' projection shape (tokens x D x 3D); the fraction of GEMM is the step's matmul FLOPs per second over",
+        "the harness's 2048^3 rate.",
+        "",
+        "| shape | model | PyTorch train s | ours train s | ours / PyTorch | PyTorch eval s | ours eval s | ours / PyTorch "
+        "| ours train GFLOP/s (of GEMM) | peak RSS MB PyTorch / ours |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        o, e = r["ours"], r["eager"]
+        frac = o["train_gflop"] / o["train_seconds"]
+        lines.append(
+            f"| {SHAPES[r['shape']][1]} | {r['model']} | {e['train_seconds']:.3f} | {o['train_seconds']:.3f} "
+            f"| {o['train_seconds'] / e['train_seconds']:.2f} | {e['eval_seconds']:.3f} | {o['eval_seconds']:.3f} "
+            f"| {o['eval_seconds'] / e['eval_seconds']:.2f} | {frac:.1f} ({frac / o['gemm_2048_gflops']:.2f}) "
+            f"| {e['peak_rss_mb']:.0f} / {o['peak_rss_mb']:.0f} |"
+        )
+        if "compiled" in r:
+            c = r["compiled"]
+            lines.append(
+                f"| {SHAPES[r['shape']][1]} | {r['model']} (`torch.compile`) | {c['train_seconds']:.3f} | {o['train_seconds']:.3f} "
+                f"| {o['train_seconds'] / c['train_seconds']:.2f} | {c['eval_seconds']:.3f} | {o['eval_seconds']:.3f} "
+                f"| {o['eval_seconds'] / c['eval_seconds']:.2f} | | {c['peak_rss_mb']:.0f} / {o['peak_rss_mb']:.0f} |"
+            )
+    g_torch = [r["eager"]["gemm_2048_gflops"] for r in rows]
+    g_ours = [r["ours"]["gemm_2048_gflops"] for r in rows]
+    g_proj = [f"{r['ours']['gemm_gflops']:.0f}" for r in rows]
+    lines += [
+        "",
+        f"f32 GEMM 2048^3: PyTorch {min(g_torch):.0f}-{max(g_torch):.0f} GFLOP/s, candle (ours) {min(g_ours):.0f}-{max(g_ours):.0f} GFLOP/s;"
+        f" candle at each row's projection shape: {', '.join(g_proj)} GFLOP/s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
