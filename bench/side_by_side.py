@@ -28,10 +28,10 @@ import sys
 import time
 
 SHAPES = {
-    # name: (harness bench arguments, label)
-    "cpu": (["--preset", "cpu", "--task", "maze-hard"], "cpu preset (5x5 maze, width 64)"),
-    "d128": (["--hidden", "128"], "Sudoku, width 128"),
-    "d512": (["--hidden", "512"], "Sudoku, width 512"),
+    # name: (harness bench arguments, label, timed repetitions)
+    "cpu": (["--preset", "cpu", "--task", "maze-hard"], "cpu preset (5x5 maze, width 64)", 20),
+    "d128": (["--hidden", "128"], "Sudoku, width 128", 5),
+    "d512": (["--hidden", "512"], "Sudoku, width 512", 2),
 }
 
 
@@ -149,11 +149,15 @@ def official_case(args, row):
 
 
 def seconds_per(step, repeats):
-    step()  # warm-up (and, compiled, the compilation)
-    start = time.perf_counter()
-    for _ in range(repeats):
+    """The median of `repeats` timings after a warm-up (and, compiled, the compilation), as
+    `harness bench` reports."""
+    step()
+    times = []
+    for _ in range(max(repeats, 1)):
+        start = time.perf_counter()
         step()
-    return (time.perf_counter() - start) / repeats
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
 
 
 # --- the harness -------------------------------------------------------------------------
@@ -161,16 +165,20 @@ def seconds_per(step, repeats):
 
 def harness_case(args, shape, model):
     out = os.path.join(args.work, f"harness-{shape}-{model}.json")
-    cmd = [args.harness, "bench", *SHAPES[shape][0], "--models", model, "--repeats", str(args.repeats), "--json", out]
+    cmd = [args.harness, "bench", *SHAPES[shape][0], "--models", model, "--repeats", str(repeats(args, shape)), "--json", out]
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), CANDLE_NUM_THREADS=str(args.threads))
     subprocess.run(cmd, check=True, env=env, cwd=args.work, stdout=subprocess.DEVNULL)
     return json.load(open(out))[0]
 
 
-def in_subprocess(args, case):
+def repeats(args, shape):
+    return args.repeats or SHAPES[shape][2]
+
+
+def in_subprocess(args, shape, case):
     """Runs one official case in a fresh interpreter; returns its JSON line."""
     cmd = [sys.executable, __file__, "--case", json.dumps(case), "--official", args.official,
-           "--threads", str(args.threads), "--repeats", str(args.repeats)]
+           "--threads", str(args.threads), "--repeats", str(repeats(args, shape))]
     if case.get("compile"):
         cmd.append("--compile")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -184,7 +192,7 @@ def main():
     p.add_argument("--shapes", default="cpu,d128,d512")
     p.add_argument("--models", default="trm-att,hrm")
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=0, help="timed repetitions (default: per shape)")
     p.add_argument("--compile", action="store_true", help="(with --case) torch.compile the model")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile row at width 512")
     p.add_argument("--work", default="target/side-by-side")
@@ -203,10 +211,10 @@ def main():
     for shape in args.shapes.split(","):
         for model in args.models.split(","):
             ours = harness_case(args, shape, model)
-            theirs = in_subprocess(args, dict(ours))
+            theirs = in_subprocess(args, shape, dict(ours))
             row = dict(shape=shape, model=model, ours=ours, eager=theirs)
             if shape == "d512" and model == "trm-att" and not args.no_compile:
-                row["compiled"] = in_subprocess(args, dict(ours, compile=True))
+                row["compiled"] = in_subprocess(args, shape, dict(ours, compile=True))
             rows.append(row)
             print(f"{shape} {model}: ours {ours['train_seconds']:.3f}/{ours['eval_seconds']:.3f} s, "
                   f"PyTorch {theirs['train_seconds']:.3f}/{theirs['eval_seconds']:.3f} s", file=sys.stderr)
@@ -227,37 +235,36 @@ def render(rows, args):
         "",
         f"One run of `bench/side-by-side.sh` on {cpu_model()}, {args.threads} threads, f32, PyTorch {torch.__version__} eager"
         " (and `torch.compile` for TRM-Att at width 512), `harness bench` at the same architecture and batch.",
-        "Ratios below 1 mean the harness is faster. GEMM rates: f32 2048^3 in each library, and candle's at the",
-        "models' projection shape (tokens x D x 3D); the fraction of GEMM is the step's matmul FLOPs per second over",
-        "the harness's 2048^3 rate.",
+        "Times are medians of repeated steps after a warm-up. Ratios below 1 mean the harness is faster.",
+        "GEMM rates: f32 2048^3 in each library (ours through the models' linear kernel on the gemm crate), and ours at",
+        "the models' projection shape (tokens x D x 3D). \"of best GEMM\": the step's matmul FLOPs per second over the",
+        "faster of the two 2048^3 rates measured in that row's processes.",
         "",
         "| shape | model | PyTorch train s | ours train s | ours / PyTorch | PyTorch eval s | ours eval s | ours / PyTorch "
-        "| ours train GFLOP/s (of GEMM) | peak RSS MB PyTorch / ours |",
+        "| train GFLOP/s PyTorch / ours (of best GEMM) | peak RSS MB PyTorch / ours |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        o, e = r["ours"], r["eager"]
-        frac = o["train_gflop"] / o["train_seconds"]
-        lines.append(
-            f"| {SHAPES[r['shape']][1]} | {r['model']} | {e['train_seconds']:.3f} | {o['train_seconds']:.3f} "
-            f"| {o['train_seconds'] / e['train_seconds']:.2f} | {e['eval_seconds']:.3f} | {o['eval_seconds']:.3f} "
-            f"| {o['eval_seconds'] / e['eval_seconds']:.2f} | {frac:.1f} ({frac / o['gemm_2048_gflops']:.2f}) "
-            f"| {e['peak_rss_mb']:.0f} / {o['peak_rss_mb']:.0f} |"
-        )
-        if "compiled" in r:
-            c = r["compiled"]
+        o = r["ours"]
+        for key, suffix in [("eager", ""), ("compiled", " (`torch.compile`)")]:
+            if key not in r:
+                continue
+            e = r[key]
+            best = max(e["gemm_2048_gflops"], o["gemm_2048_gflops"])
+            theirs, ours = o["train_gflop"] / e["train_seconds"], o["train_gflop"] / o["train_seconds"]
             lines.append(
-                f"| {SHAPES[r['shape']][1]} | {r['model']} (`torch.compile`) | {c['train_seconds']:.3f} | {o['train_seconds']:.3f} "
-                f"| {o['train_seconds'] / c['train_seconds']:.2f} | {c['eval_seconds']:.3f} | {o['eval_seconds']:.3f} "
-                f"| {o['eval_seconds'] / c['eval_seconds']:.2f} | | {c['peak_rss_mb']:.0f} / {o['peak_rss_mb']:.0f} |"
+                f"| {SHAPES[r['shape']][1]} | {r['model']}{suffix} | {e['train_seconds']:.3f} | {o['train_seconds']:.3f} "
+                f"| {o['train_seconds'] / e['train_seconds']:.2f} | {e['eval_seconds']:.3f} | {o['eval_seconds']:.3f} "
+                f"| {o['eval_seconds'] / e['eval_seconds']:.2f} | {theirs:.0f} / {ours:.0f} ({ours / best:.2f}) "
+                f"| {e['peak_rss_mb']:.0f} / {o['peak_rss_mb']:.0f} |"
             )
     g_torch = [r["eager"]["gemm_2048_gflops"] for r in rows]
     g_ours = [r["ours"]["gemm_2048_gflops"] for r in rows]
-    g_proj = [f"{r['ours']['gemm_gflops']:.0f}" for r in rows]
+    g_proj = [f"{r['shape']} {r['model']} {r['ours']['gemm_gflops']:.0f}" for r in rows]
     lines += [
         "",
-        f"f32 GEMM 2048^3: PyTorch {min(g_torch):.0f}-{max(g_torch):.0f} GFLOP/s, candle (ours) {min(g_ours):.0f}-{max(g_ours):.0f} GFLOP/s;"
-        f" candle at each row's projection shape: {', '.join(g_proj)} GFLOP/s.",
+        f"f32 GEMM 2048^3 across the rows' processes: PyTorch {min(g_torch):.0f}-{max(g_torch):.0f} GFLOP/s, ours {min(g_ours):.0f}-{max(g_ours):.0f} GFLOP/s;"
+        f" ours at each row's projection shape: {', '.join(g_proj)} GFLOP/s.",
         "",
     ]
     return "\n".join(lines)

@@ -43,7 +43,7 @@ pub struct BenchArgs {
     /// Batch size (default: the preset's, or 64 for the Sudoku shape).
     #[arg(long)]
     batch: Option<usize>,
-    /// Timed repetitions after one warm-up step.
+    /// Timed repetitions after one warm-up step (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
     /// Where the preset's data is built and reused.
@@ -173,18 +173,18 @@ fn preset_cases(args: &BenchArgs, preset: &str, device: &Device) -> Result<Vec<C
     Ok(cases)
 }
 
-/// GFLOP/s of f32 matmuls `[m, k] @ [k, n]`.
+/// GFLOP/s of f32 `[m, k] @ [k, n]` through the models' linear layer (the GEMM a step runs
+/// on this device), the median of several timings.
 fn gemm_rate((m, k, n): (usize, usize, usize), device: &Device) -> Result<f64> {
-    let a = Tensor::randn(0f32, 1.0, (m, k), device)?;
-    let b = Tensor::randn(0f32, 1.0, (k, n), device)?;
-    a.matmul(&b)?;
+    let x = Tensor::randn(0f32, 1.0, (m, k), device)?;
+    let linear = models::layers::Linear {
+        weight: Tensor::randn(0f32, 1.0, (n, k), device)?,
+        bias: None,
+    };
     let flops_each = 2.0 * m as f64 * k as f64 * n as f64;
-    let reps = ((2e10 / flops_each).ceil() as usize).max(3);
-    let t = Instant::now();
-    for _ in 0..reps {
-        a.matmul(&b)?;
-    }
-    Ok(flops_each * reps as f64 / t.elapsed().as_secs_f64() / 1e9)
+    let reps = ((2e10 / flops_each).ceil() as usize).clamp(5, 50);
+    let seconds = median_seconds(reps, || linear.forward(&x).map(|_| ()).map_err(Into::into))?;
+    Ok(flops_each / seconds / 1e9)
 }
 
 fn peak_rss_mb() -> f64 {
@@ -199,14 +199,18 @@ fn peak_rss_mb() -> f64 {
     0.0
 }
 
-/// Seconds per call of `f`, after one warm-up call.
-fn seconds_per(repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+/// The median seconds of `repeats` calls of `f`, after one warm-up call (the median, not the
+/// mean: a virtual machine's occasional stalls would otherwise decide the figure).
+fn median_seconds(repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
-    let t = Instant::now();
-    for _ in 0..repeats {
+    let mut times = Vec::with_capacity(repeats.max(1));
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
         f()?;
+        times.push(t.elapsed().as_secs_f64());
     }
-    Ok(t.elapsed().as_secs_f64() / repeats.max(1) as f64)
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
 }
 
 fn time_case(case: &Case, repeats: usize, device: &Device) -> Result<Row> {
@@ -215,13 +219,13 @@ fn time_case(case: &Case, repeats: usize, device: &Device) -> Result<Row> {
     let gemm = gemm_rate((batch * case.cfg.full_seq_len(), d, 3 * d), device)?;
     let mut trainer = Trainer::new(&case.cfg, case.kind, case.optim, 0, device)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let train_seconds = seconds_per(repeats, || {
+    let train_seconds = median_seconds(repeats, || {
         trainer.train_step(&case.batch, 1.0, &mut rng)?;
         Ok(())
     })?;
     let inference = trainer.inference_model(&case.cfg, case.kind, case.optim.ema.is_some())?;
     let carry = initial_carry(inference.as_ref(), &case.batch)?;
-    let eval_seconds = seconds_per(repeats, || {
+    let eval_seconds = median_seconds(repeats, || {
         trainer.eval_step(inference.as_ref(), &carry, &case.batch)?;
         Ok(())
     })?;

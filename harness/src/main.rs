@@ -4,7 +4,15 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in `mimalloc.h` (v2 and v3): -1 never returns freed pages to the
+/// kernel, which would zero them again on the next step's first touch.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> std::process::ExitCode {
+    // SAFETY: sets a process-wide allocator option, before any thread is started.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+    }
     // Piping into `head` must end the program quietly, as it does for other Unix tools,
     // instead of a panic on the broken pipe.
     #[cfg(unix)]

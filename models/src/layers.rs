@@ -131,14 +131,9 @@ impl Rotary {
         let freqs = positions.broadcast_mul(&inv_freq)?;
         let emb = Tensor::cat(&[&freqs, &freqs], D::Minus1)?;
         let (cos, sin) = (emb.cos()?, emb.sin()?);
-        let host = |t: &Tensor| -> Result<std::sync::Arc<Vec<f32>>> {
-            Ok(std::sync::Arc::new(t.flatten_all()?.to_vec1::<f32>()?))
-        };
+        let host = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
         Ok(Rotary {
-            tables: kernels::attention::RotaryTables {
-                cos: host(&cos)?,
-                sin: host(&sin)?,
-            },
+            tables: kernels::attention::RotaryTables::new(host(&cos)?, host(&sin)?),
             cos,
             sin,
         })

@@ -8,17 +8,70 @@
 //! `dS = P (dP - rowsum(dP P))`, `dQ = dS K / sqrt(D)`, `dK = dS^T Q / sqrt(D)`, then the
 //! rotation undone on dQ and dK.
 
-use super::{for_float, matmul, slice, Real};
+use super::{for_float, matmul, max_of, slice, sum_of, Real};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Arc;
 
 /// Rotary tables `[positions, D]` (cos, sin) in the rotate-half layout, f32 as the official
-/// code computes them.
+/// code computes them (and widened to f64 for runs in f64).
 #[derive(Debug, Clone)]
 pub struct RotaryTables {
     pub cos: Arc<Vec<f32>>,
     pub sin: Arc<Vec<f32>>,
+    cos64: Arc<Vec<f64>>,
+    sin64: Arc<Vec<f64>>,
+}
+
+impl RotaryTables {
+    pub fn new(cos: Vec<f32>, sin: Vec<f32>) -> Self {
+        let widen = |v: &[f32]| Arc::new(v.iter().map(|&x| x as f64).collect::<Vec<f64>>());
+        RotaryTables {
+            cos64: widen(&cos),
+            sin64: widen(&sin),
+            cos: Arc::new(cos),
+            sin: Arc::new(sin),
+        }
+    }
+}
+
+/// The tables in a kernel's float type.
+pub trait RotaryFloat: Real {
+    fn tables(t: &RotaryTables) -> (&[Self], &[Self]);
+}
+
+impl RotaryFloat for f32 {
+    fn tables(t: &RotaryTables) -> (&[f32], &[f32]) {
+        (&t.cos, &t.sin)
+    }
+}
+
+impl RotaryFloat for f64 {
+    fn tables(t: &RotaryTables) -> (&[f64], &[f64]) {
+        (&t.cos64, &t.sin64)
+    }
+}
+
+super::simd_targets! {
+    /// `out = x cos + rotate_half(x) sin` for one `[D]` row (`rotate_half([a, b]) = [-b, a]`).
+    fn rotate_row<T: Real>(out: &mut [T], x: &[T], cos: &[T], sin: &[T]) {
+        let half = x.len() / 2;
+        let (lo, hi) = out.split_at_mut(half);
+        for j in 0..half {
+            lo[j] = x[j] * cos[j] - x[j + half] * sin[j];
+            hi[j] = x[j + half] * cos[j + half] + x[j] * sin[j + half];
+        }
+    }
+
+    /// The transpose of `rotate_row`: `dx = g cos + rotate_half^T(g sin)`.
+    fn unrotate_row<T: Real>(out: &mut [T], g: &[T], cos: &[T], sin: &[T]) {
+        let half = g.len() / 2;
+        let (lo, hi) = out.split_at_mut(half);
+        for j in 0..half {
+            lo[j] = g[j] * cos[j] + g[j + half] * sin[j + half];
+            hi[j] = g[j + half] * cos[j + half] - g[j] * sin[j];
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -75,24 +128,23 @@ impl AttentionCore {
     }
 
     /// Head `h` of q or k (`slot` 0 or 1) of one batch entry, rotated, into `dst` `[S, D]`.
-    fn load_rotated<T: Real>(&self, qkv: &[T], sh: &Shape3, slot: usize, h: usize, dst: &mut [T]) {
-        let (d, half) = (sh.dim, sh.dim / 2);
+    fn load_rotated<T: RotaryFloat>(
+        &self,
+        qkv: &[T],
+        sh: &Shape3,
+        slot: usize,
+        h: usize,
+        dst: &mut [T],
+    ) {
+        let d = sh.dim;
         for s in 0..sh.seq {
             let src = &qkv[s * sh.qkv_row() + (slot * sh.heads + h) * d..][..d];
             let row = &mut dst[s * d..(s + 1) * d];
             match &self.rotary {
                 None => row.copy_from_slice(src),
                 Some(r) => {
-                    let (cos, sin) = (&r.cos[s * d..(s + 1) * d], &r.sin[s * d..(s + 1) * d]);
-                    for j in 0..d {
-                        let rotated = if j < half {
-                            -src[j + half]
-                        } else {
-                            src[j - half]
-                        };
-                        row[j] =
-                            src[j] * T::from(cos[j]).unwrap() + rotated * T::from(sin[j]).unwrap();
-                    }
+                    let (cos, sin) = T::tables(r);
+                    rotate_row(row, src, &cos[s * d..(s + 1) * d], &sin[s * d..(s + 1) * d]);
                 }
             }
         }
@@ -100,7 +152,7 @@ impl AttentionCore {
 
     /// Undoes the rotation on a gradient `[S, D]` and writes it into head `h`, slot `slot`
     /// of the qkv gradient of one batch entry.
-    fn store_unrotated<T: Real>(
+    fn store_unrotated<T: RotaryFloat>(
         &self,
         grad: &[T],
         sh: &Shape3,
@@ -108,23 +160,15 @@ impl AttentionCore {
         h: usize,
         dqkv: &mut [T],
     ) {
-        let (d, half) = (sh.dim, sh.dim / 2);
+        let d = sh.dim;
         for s in 0..sh.seq {
             let g = &grad[s * d..(s + 1) * d];
             let dst = &mut dqkv[s * sh.qkv_row() + (slot * sh.heads + h) * d..][..d];
             match &self.rotary {
                 None => dst.copy_from_slice(g),
                 Some(r) => {
-                    let (cos, sin) = (&r.cos[s * d..(s + 1) * d], &r.sin[s * d..(s + 1) * d]);
-                    let gs = |j: usize| g[j] * T::from(sin[j]).unwrap();
-                    for j in 0..d {
-                        let back = if j < half {
-                            gs(j + half)
-                        } else {
-                            -gs(j - half)
-                        };
-                        dst[j] = g[j] * T::from(cos[j]).unwrap() + back;
-                    }
+                    let (cos, sin) = T::tables(r);
+                    unrotate_row(dst, g, &cos[s * d..(s + 1) * d], &sin[s * d..(s + 1) * d]);
                 }
             }
         }
@@ -135,13 +179,9 @@ super::simd_targets! {
     /// Row-wise softmax of a `[S, S]` block in place.
     fn softmax_rows<T: Real>(p: &mut [T], seq: usize) {
         for row in p.chunks_mut(seq) {
-            let max = row.iter().copied().fold(T::neg_infinity(), num_traits::Float::max);
-            let mut sum = T::zero();
-            for v in row.iter_mut() {
-                *v = (*v - max).exp_fast();
-                sum += *v;
-            }
-            let inv = sum.recip();
+            let max = max_of(row);
+            row.iter_mut().for_each(|v| *v = (*v - max).exp_fast());
+            let inv = sum_of(row.len(), |i| row[i]).recip();
             row.iter_mut().for_each(|v| *v *= inv);
         }
     }
@@ -149,7 +189,7 @@ super::simd_targets! {
     /// `dS = P (dP - rowsum(dP P))`, in place of `dP`.
     fn softmax_backward_rows<T: Real>(dp: &mut [T], p: &[T], seq: usize) {
         for (dp, p) in dp.chunks_mut(seq).zip(p.chunks(seq)) {
-            let dot: T = dp.iter().zip(p).map(|(&a, &b)| a * b).sum();
+            let dot = sum_of(dp.len(), |i| dp[i] * p[i]);
             dp.iter_mut().zip(p).for_each(|(g, &p)| *g = p * (*g - dot));
         }
     }
@@ -162,7 +202,7 @@ struct HeadScratch<T> {
     p: Vec<T>,
 }
 
-impl<T: Real> HeadScratch<T> {
+impl<T: RotaryFloat> HeadScratch<T> {
     fn new(sh: &Shape3) -> Self {
         HeadScratch {
             q: vec![T::zero(); sh.seq * sh.dim],
@@ -194,7 +234,7 @@ impl<T: Real> HeadScratch<T> {
     }
 }
 
-fn forward<T: Real>(op: &AttentionCore, qkv: &[T], sh: &Shape3) -> Vec<T> {
+fn forward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], sh: &Shape3) -> Vec<T> {
     let (s, d) = (sh.seq, sh.dim);
     let mut out = vec![T::zero(); qkv.len() / 3];
     out.par_chunks_mut(s * sh.out_row())
@@ -223,7 +263,7 @@ fn forward<T: Real>(op: &AttentionCore, qkv: &[T], sh: &Shape3) -> Vec<T> {
     out
 }
 
-fn backward<T: Real>(op: &AttentionCore, qkv: &[T], grad: &[T], sh: &Shape3) -> Vec<T> {
+fn backward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], grad: &[T], sh: &Shape3) -> Vec<T> {
     let (s, d) = (sh.seq, sh.dim);
     let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
     let mut dqkv = vec![T::zero(); qkv.len()];

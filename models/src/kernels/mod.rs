@@ -42,7 +42,11 @@ impl Real for f32 {
             * r
             + 0.5;
         let e = p * r * r + r + 1.0;
-        e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+        // 2^n from the exponent bits: n + 127 lies in [1, 255), so adding 2^23 leaves it as
+        // the low mantissa bits (a float add and integer ops, where `as i32` would be a
+        // saturating, NaN-checking conversion that keeps loops scalar).
+        let biased = ((n + 127.0) + 8_388_608.0).to_bits() - 0x4B00_0000;
+        e * f32::from_bits(biased << 23)
     }
 }
 
@@ -51,6 +55,43 @@ impl Real for f64 {
     fn exp_fast(self) -> f64 {
         self.exp()
     }
+}
+
+/// Lanes of the partial sums below: without reassociation (which Rust never does for
+/// floats) a single running sum is a serial chain no loop can vectorise.
+const LANES: usize = 16;
+
+/// `sum_i f(i)` for `i < n`, in `LANES` interleaved partial sums.
+#[inline(always)]
+pub(crate) fn sum_of<T: Real>(n: usize, f: impl Fn(usize) -> T) -> T {
+    let mut acc = [T::zero(); LANES];
+    let full = n - n % LANES;
+    for base in (0..full).step_by(LANES) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(base + l);
+        }
+    }
+    let mut total = (full..n).map(&f).fold(T::zero(), |a, b| a + b);
+    for a in acc {
+        total += a;
+    }
+    total
+}
+
+/// `max_i x[i]` in `LANES` interleaved partial maxima.
+#[inline(always)]
+pub(crate) fn max_of<T: Real>(x: &[T]) -> T {
+    let mut acc = [T::neg_infinity(); LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    let tail = chunks.remainder().iter().copied();
+    acc.into_iter()
+        .chain(tail)
+        .fold(T::neg_infinity(), |a, b| if b > a { b } else { a })
 }
 
 /// The contiguous elements of a CPU tensor.

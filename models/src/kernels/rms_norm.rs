@@ -3,7 +3,7 @@
 //! and the output gradient `g` (x and r recomputed): `dx = r (g - y mean(g y))`, the same for
 //! `a` and `b`.
 
-use super::{for_float, rows_per_task, slice, Real};
+use super::{for_float, rows_per_task, slice, sum_of, Real};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
@@ -14,11 +14,10 @@ pub struct RmsNormResidual {
 /// Writes `x = a + b` of one row into `x` and returns `r`.
 #[inline(always)]
 fn normalise<T: Real>(a: &[T], b: &[T], x: &mut [T], eps: f64) -> T {
-    let mut sum = T::zero();
     for ((x, &a), &b) in x.iter_mut().zip(a).zip(b) {
         *x = a + b;
-        sum += *x * *x;
     }
+    let sum = sum_of(x.len(), |i| x[i] * x[i]);
     let n = T::from(x.len()).expect("a row length");
     (sum / n + T::from(eps).expect("eps")).sqrt().recip()
 }
@@ -41,7 +40,7 @@ super::simd_targets! {
         {
             // dx holds x until it is overwritten with the gradient.
             let r = normalise(a, b, dx, eps);
-            let gy: T = dx.iter().zip(g).map(|(&x, &g)| g * x * r).sum();
+            let gy = sum_of(width, |i| g[i] * dx[i] * r);
             let mean = gy / n;
             for (d, &g) in dx.iter_mut().zip(g) {
                 let y = *d * r;
