@@ -327,7 +327,8 @@ mod tests {
 
     #[test]
     fn runs_group_by_model_in_first_appearance_order() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/records");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../results/reference/maze-hard-cpu/records");
         // The committed reference run: 3 seeds x 2 models, written seed by seed.
         let mut records: Vec<ResultRecord> = std::fs::read_dir(&path)
             .unwrap()
