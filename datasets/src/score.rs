@@ -73,18 +73,16 @@ pub fn sequence_accuracy<P: AsRef<[u8]>, L: AsRef<[u8]>>(
     )
 }
 
-/// The share of predicted mazes that mark a valid shortest path (any of them, not only the
-/// stored one).
-pub fn maze_valid_path_rate<I: AsRef<[u8]>, P: AsRef<[u8]>>(
+/// Which predicted mazes mark a valid shortest path (any of them, not only the stored one).
+pub fn maze_valid_paths<I: AsRef<[u8]>, P: AsRef<[u8]>>(
     inputs: &[I],
     predictions: &[P],
-) -> Proportion {
-    let ok = inputs
+) -> Vec<bool> {
+    inputs
         .iter()
         .zip(predictions)
-        .filter(|(i, p)| crate::maze::is_valid_shortest_path(i.as_ref(), p.as_ref()))
-        .count();
-    wilson(ok as u64, inputs.len() as u64)
+        .map(|(i, p)| crate::maze::is_valid_shortest_path(i.as_ref(), p.as_ref()))
+        .collect()
 }
 
 /// One prediction for one version of one test input.
@@ -318,11 +316,11 @@ mod tests {
         let stored = parse("S  o  ooG");
         let other = parse("Soo  o  G");
         let invalid = parse("So      G");
-        let rate = maze_valid_path_rate(
+        let valid = maze_valid_paths(
             &[input.clone(), input.clone(), input],
             &[stored.clone(), other.clone(), invalid],
         );
-        assert_eq!((rate.successes, rate.total), (2, 3));
+        assert_eq!(valid, [true, true, false]);
         let (exact, _) = sequence_accuracy(&[other], &[stored], None);
         assert_eq!(exact.successes, 0);
     }

@@ -4,6 +4,7 @@
 
 use crate::config::{Preset, RunConfig};
 use crate::datastore::ensure_dataset;
+use crate::paired::paired_differences;
 use crate::results::{append_csv, write_csv, ResultRecord};
 use crate::train::{resolve_run, train, TrainOptions};
 use anyhow::{bail, Context, Result};
@@ -43,8 +44,9 @@ pub struct CompareArgs {
     /// Models to compare (comma-separated); the first sets the budget.
     #[arg(long, value_delimiter = ',', default_value = "trm-att,hrm")]
     pub models: Vec<String>,
-    /// Training seeds per model (0, 1, ...; added to the preset's seed).
-    #[arg(long, default_value_t = 1)]
+    /// Training seeds per model (0, 1, ...; added to the preset's seed), paired across
+    /// models for the statistics.
+    #[arg(long, default_value_t = 3)]
     pub seeds: u64,
     /// How the training budget is matched across models.
     #[arg(long = "match", value_enum, default_value = "steps")]
@@ -224,6 +226,18 @@ pub fn write_outputs(
     let task = &records[0].task;
     let preset = &records[0].preset;
     write_csv(&out.join("results.csv"), records)?;
+    crate::table::write(
+        &out.join("test_time.csv"),
+        crate::results::TEST_TIME_HEADER,
+        &crate::results::test_time_rows(records),
+    )?;
+    let paired = paired_differences(records);
+    datasets::format::write_json(&out.join("paired.json"), &paired)?;
+    crate::table::write(
+        &out.join("paired.csv"),
+        crate::paired::CSV_HEADER,
+        &crate::paired::csv_rows(&paired),
+    )?;
     append_csv(&results_dir.join(format!("{task}-{preset}.csv")), records)?;
     let records_dir = results_dir.join("records");
     std::fs::create_dir_all(&records_dir)
@@ -237,7 +251,13 @@ pub fn write_outputs(
     }
     let plots = crate::plot::write_plots(records, &out.join("plots"))?;
     datasets::fsio::write_atomic(&out.join("table.md"), render_table(records).as_bytes())?;
-    crate::report::write_report(&out.join("report.html"), records, &plots, dataset_dir)
+    crate::report::write_report(
+        &out.join("report.html"),
+        records,
+        &paired,
+        &plots,
+        dataset_dir,
+    )
 }
 
 /// The comparison as a Markdown table (also printed).
@@ -256,6 +276,13 @@ pub fn render_table(records: &[ResultRecord]) -> String {
     s.push_str(&format!("|{}\n", "---|".repeat(headers.len())));
     for row in rows {
         s.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    let paired = paired_differences(records);
+    if !paired.is_empty() {
+        s.push_str("\nPaired by seed:\n\n");
+        for d in paired {
+            s.push_str(&format!("- {}\n", d.verdict()));
+        }
     }
     s
 }

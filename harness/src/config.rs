@@ -85,6 +85,11 @@ pub struct EvalConfig {
     /// Evaluate on the first this many test examples during training (the final evaluation
     /// always uses them all); none = all.
     pub max_examples_during_training: Option<usize>,
+    /// Test-time compute: budgets of supervision steps at which the final evaluation also
+    /// scores the model, with halting off and on (beyond `halt_max_steps` the recursion
+    /// continues); the trained budget is always scored.
+    #[serde(default)]
+    pub test_time_steps: Vec<usize>,
 }
 
 impl RunConfig {
@@ -165,6 +170,9 @@ impl RunConfig {
         }
         if t.eval_interval == 0 || t.log_interval == 0 {
             bail!("train.eval_interval and train.log_interval must be at least 1");
+        }
+        if self.eval.test_time_steps.contains(&0) {
+            bail!("eval.test_time_steps must be budgets of at least 1 supervision step");
         }
         if t.lr <= 0.0 || t.puzzle_emb_lr < 0.0 {
             bail!("train.lr must be positive and train.puzzle_emb_lr not negative");

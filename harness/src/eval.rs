@@ -1,9 +1,12 @@
 //! The evaluation protocol, the same for every model: each test example runs all
 //! `halt_max_steps` supervision steps (as the official evaluation does), and we keep the
-//! prediction after every step, so the accuracy-against-inference-compute curve and the step
-//! at which the model would have halted (by its own rule, `RecursiveModel::halts`) come from
-//! the same pass.
+//! prediction after every step, so the step at which the model would have halted (by its own
+//! rule, `RecursiveModel::halts`) and the test-time compute curve come from the same pass.
+//! Test-time budgets beyond the trained `halt_max_steps` continue the same recursion (the
+//! carry is never reset), with halting off (every example runs the whole budget) and on
+//! (each stops where its model's rule first fires).
 
+use crate::paired::{ExampleBits, PerExample};
 use crate::train::ResolvedRun;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
@@ -23,12 +26,11 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     pub examples: usize,
-    /// Whole-sequence exact match after the last supervision step (the official metric).
+    /// Whole-sequence exact match after the last trained supervision step (the official
+    /// metric).
     pub exact: Proportion,
-    /// Supervised tokens right after the last step.
+    /// Supervised tokens right after the last trained step.
     pub token: Proportion,
-    /// Exact accuracy after each supervision step 1..=halt_max_steps.
-    pub exact_by_step: Vec<Proportion>,
     /// Mean step at which the model's halting rule first fires (TRM: q_halt > 0; HRM:
     /// q_halt > q_continue), halt_max_steps when it never does.
     pub mean_halting_step: f64,
@@ -38,6 +40,52 @@ pub struct Evaluation {
     pub maze_valid_path: Option<Proportion>,
     /// ARC: pass@k after de-augmenting and voting over all versions, for this checkpoint.
     pub arc: Option<ArcScores>,
+    /// Accuracy at each test-time budget of supervision steps, the trained one included.
+    pub test_time: Vec<TestTimePoint>,
+    /// Which examples were right, for paired statistics.
+    pub per_example: PerExample,
+}
+
+/// Accuracy when inference may run `steps` supervision steps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TestTimePoint {
+    pub steps: usize,
+    /// Halting off: every example runs all `steps`.
+    pub exact: Proportion,
+    pub inference_flops_per_puzzle: f64,
+    /// Halting on: each example stops at its model's halting rule, or at `steps`.
+    pub exact_halting: Proportion,
+    pub mean_steps_halting: f64,
+    pub inference_flops_per_puzzle_halting: f64,
+}
+
+/// How one evaluation runs.
+pub struct Protocol<'a> {
+    pub task: &'a str,
+    pub batch_size: usize,
+    /// The first this many test examples (all when `None`).
+    pub max_examples: Option<usize>,
+    /// Test-time budgets to score beside the trained `halt_max_steps`.
+    pub test_time_steps: &'a [usize],
+    /// Matmul FLOPs of one supervision step of one puzzle.
+    pub flops_per_step: f64,
+}
+
+impl<'a> Protocol<'a> {
+    /// The protocol of `run`'s evaluations: `last` is the final one, on the whole split and
+    /// at every test-time budget of the config.
+    pub fn of(run: &'a ResolvedRun, last: bool) -> Self {
+        let cfg = &run.config;
+        Protocol {
+            task: &cfg.task,
+            batch_size: cfg.eval.batch_size,
+            max_examples: (!last)
+                .then_some(cfg.eval.max_examples_during_training)
+                .flatten(),
+            test_time_steps: if last { &cfg.eval.test_time_steps } else { &[] },
+            flops_per_step: models::flops::step_flops(&run.model_config, cfg.kind()).eval_step,
+        }
+    }
 }
 
 /// What `evaluate` keeps beside the scores: the final prediction of every example, and for
@@ -56,25 +104,63 @@ pub fn to_batch(b: &HostBatch, device: &Device) -> Result<Batch> {
     })
 }
 
-/// Runs the protocol on the first `max_examples` test examples (all when `None`).
-pub fn evaluate(
+/// What one pass over the test examples saw: for each example, whether it was right after
+/// each step, and the first step at which the model's rule said halt.
+struct Pass {
+    right: Vec<Vec<bool>>,
+    first_halt: Vec<Option<usize>>,
+    /// Predictions and sigmoid(q_halt) after the trained number of steps.
+    predictions: Vec<Vec<u8>>,
+    halt_probability: Vec<f64>,
+}
+
+impl Pass {
+    /// The step at which an example stops under halting with a budget of `steps`.
+    fn stop(&self, e: usize, steps: usize) -> usize {
+        self.first_halt[e].map_or(steps, |h| h.min(steps))
+    }
+
+    fn bits(&self, f: impl Fn(usize) -> bool) -> ExampleBits {
+        ExampleBits((0..self.right.len()).map(f).collect())
+    }
+
+    fn point(&self, steps: usize, flops_per_step: f64) -> TestTimePoint {
+        let n = self.right.len();
+        let count = |bits: ExampleBits| bits.0.iter().filter(|&&b| b).count() as u64;
+        let off = count(self.bits(|e| self.right[e][steps - 1]));
+        let on = count(self.bits(|e| self.right[e][self.stop(e, steps) - 1]));
+        let mean_steps =
+            (0..n).map(|e| self.stop(e, steps)).sum::<usize>() as f64 / n.max(1) as f64;
+        TestTimePoint {
+            steps,
+            exact: score::wilson(off, n as u64),
+            inference_flops_per_puzzle: steps as f64 * flops_per_step,
+            exact_halting: score::wilson(on, n as u64),
+            mean_steps_halting: mean_steps,
+            inference_flops_per_puzzle_halting: mean_steps * flops_per_step,
+        }
+    }
+}
+
+/// Runs every batch of the test split for `max_steps` supervision steps.
+fn run_pass(
     trainer: &Trainer,
     model: &dyn RecursiveModel,
     data: &LoadedDataset,
-    task: &str,
+    limit: usize,
     batch_size: usize,
-    max_examples: Option<usize>,
-) -> Result<EvalOutput> {
+    max_steps: usize,
+) -> Result<Pass> {
     let split = &data.data.test;
-    let meta = data.metadata("test");
-    let limit = max_examples.unwrap_or(usize::MAX).min(split.num_examples());
-    let steps = model.config().halt_max_steps;
+    let trained = model.config().halt_max_steps;
     let device = trainer.puzzle_table().as_tensor().device().clone();
-    let mut correct_by_step = vec![0u64; steps];
-    let (mut halt_step_sum, mut correct_at_halt) = (0u64, 0u64);
-    let mut predictions: Vec<Vec<u8>> = Vec::with_capacity(limit);
-    let mut halt_probability: Vec<f64> = Vec::with_capacity(limit);
-    for host in test_batches(split, meta, batch_size) {
+    let mut pass = Pass {
+        right: Vec::with_capacity(limit),
+        first_halt: Vec::with_capacity(limit),
+        predictions: Vec::with_capacity(limit),
+        halt_probability: Vec::with_capacity(limit),
+    };
+    for host in test_batches(split, data.metadata("test"), batch_size) {
         let first = host.example_indices[0];
         if first >= limit {
             break;
@@ -82,63 +168,102 @@ pub fn evaluate(
         let rows = host.effective.min(limit - first);
         let batch = to_batch(&host, &device)?;
         let mut carry = initial_carry(model, &batch)?;
-        let mut halted_at: Vec<Option<usize>> = vec![None; rows];
-        let mut answer_at_halt: Vec<bool> = vec![false; rows];
-        let mut last = None;
-        for (step, correct) in correct_by_step.iter_mut().enumerate() {
-            let (next, out) = trainer.eval_step(model, &carry, &batch)?;
+        let mut right = vec![Vec::with_capacity(max_steps); rows];
+        let mut first_halt = vec![None; rows];
+        for step in 1..=max_steps {
+            let (mut next, out) = trainer.eval_step(model, &carry, &batch)?;
             for r in 0..rows {
                 let labels = &host.labels[r * host.seq_len..(r + 1) * host.seq_len];
-                let right = is_exact(&out.preds[r], labels);
-                *correct += right as u64;
-                let halts = model.halts(out.q_halt[r], out.q_continue[r]);
-                if halted_at[r].is_none() && (halts || step + 1 == steps) {
-                    halted_at[r] = Some(step + 1);
-                    answer_at_halt[r] = right;
+                right[r].push(is_exact(&out.preds[r], labels));
+                if first_halt[r].is_none() && model.halts(out.q_halt[r], out.q_continue[r]) {
+                    first_halt[r] = Some(step);
                 }
             }
+            if step == trained {
+                for r in 0..rows {
+                    pass.predictions
+                        .push(out.preds[r].iter().map(|&p| p as u8).collect());
+                    pass.halt_probability
+                        .push(1.0 / (1.0 + (-(out.q_halt[r] as f64)).exp()));
+                }
+            }
+            // Past the trained budget every slot counts as halted and would restart from the
+            // initial state; test-time compute continues the recursion instead.
+            next.halted.iter_mut().for_each(|h| *h = false);
             carry = next;
-            last = Some((out.q_halt, out.preds));
         }
-        let (q_halt, preds) = last.context("halt_max_steps is at least 1")?;
-        for r in 0..rows {
-            halt_step_sum += halted_at[r].unwrap_or(steps) as u64;
-            correct_at_halt += answer_at_halt[r] as u64;
-            predictions.push(preds[r].iter().map(|&p| p as u8).collect());
-            halt_probability.push(1.0 / (1.0 + (-(q_halt[r] as f64)).exp()));
-        }
+        pass.right.extend(right);
+        pass.first_halt.extend(first_halt);
     }
-    let n = predictions.len();
+    Ok(pass)
+}
+
+/// Runs the protocol with `model`'s weights.
+pub fn evaluate(
+    trainer: &Trainer,
+    model: &dyn RecursiveModel,
+    data: &LoadedDataset,
+    protocol: &Protocol,
+) -> Result<EvalOutput> {
+    let split = &data.data.test;
+    let meta = data.metadata("test");
+    let limit = protocol
+        .max_examples
+        .unwrap_or(usize::MAX)
+        .min(split.num_examples());
+    let trained = model.config().halt_max_steps;
+    let mut budgets: Vec<usize> = protocol
+        .test_time_steps
+        .iter()
+        .copied()
+        .chain([trained])
+        .filter(|&s| s >= 1)
+        .collect();
+    budgets.sort_unstable();
+    budgets.dedup();
+    let max_steps = *budgets.last().context("halt_max_steps is at least 1")?;
+    let pass = run_pass(trainer, model, data, limit, protocol.batch_size, max_steps)?;
+    let n = pass.predictions.len();
+    let predictions = &pass.predictions;
     let ignore = meta.ignore_label_id.map(|i| i as u8);
     // Test batches run in split order, so prediction e belongs to example e.
     let labels: Vec<&[u8]> = (0..n).map(|e| split.label(e)).collect();
-    let (exact, token) = score::sequence_accuracy(&predictions, &labels, ignore);
-    let maze_valid_path = (task == "maze-hard").then(|| {
+    let (exact, token) = score::sequence_accuracy(predictions, &labels, ignore);
+    let valid_path_bits = (protocol.task == "maze-hard").then(|| {
         let inputs: Vec<&[u8]> = (0..n).map(|e| split.input(e)).collect();
-        score::maze_valid_path_rate(&inputs, &predictions)
+        ExampleBits(score::maze_valid_paths(&inputs, predictions))
     });
-    let (arc, arc_predictions) = if task.starts_with("arc-") {
-        let preds = arc_predictions(data, &predictions, &halt_probability)?;
+    let (arc, arc_predictions) = if protocol.task.starts_with("arc-") {
+        let preds = arc_predictions(data, predictions, &pass.halt_probability)?;
         let solutions = arc_solutions(data)?;
         (Some(score::score_arc(&preds, &solutions, &[1, 2])), preds)
     } else {
         (None, Vec::new())
     };
+    let at_trained = pass.point(trained, protocol.flops_per_step);
+    let per_example = PerExample {
+        exact: pass.bits(|e| pass.right[e][trained - 1]),
+        exact_at_halt: pass.bits(|e| pass.right[e][pass.stop(e, trained) - 1]),
+        maze_valid_path: valid_path_bits.clone(),
+    };
+    let evaluation = Evaluation {
+        examples: n,
+        exact,
+        token,
+        mean_halting_step: at_trained.mean_steps_halting,
+        exact_at_halt: at_trained.exact_halting,
+        maze_valid_path: valid_path_bits
+            .map(|b| score::wilson(b.0.iter().filter(|&&v| v).count() as u64, n as u64)),
+        arc,
+        test_time: budgets
+            .iter()
+            .map(|&s| pass.point(s, protocol.flops_per_step))
+            .collect(),
+        per_example,
+    };
     Ok(EvalOutput {
-        evaluation: Evaluation {
-            examples: n,
-            exact,
-            token,
-            exact_by_step: correct_by_step
-                .iter()
-                .map(|&c| score::wilson(c, n as u64))
-                .collect(),
-            mean_halting_step: halt_step_sum as f64 / n.max(1) as f64,
-            exact_at_halt: score::wilson(correct_at_halt, n as u64),
-            maze_valid_path,
-            arc,
-        },
-        predictions,
+        evaluation,
+        predictions: pass.predictions,
         arc_predictions,
     })
 }
@@ -153,12 +278,14 @@ fn is_exact(preds: &[u32], labels: &[i64]) -> bool {
 
 /// Evaluates a checkpoint file of `run` on the whole test split: ours (the full training
 /// state, evaluated with the EMA weights where the recipe has them) or an official state dict
-/// (the model as saved). Returns the output and whether EMA weights were used.
+/// (the model as saved), scoring also the test-time budgets `test_time_steps`. Returns the
+/// output and whether EMA weights were used.
 pub fn evaluate_checkpoint(
     run: &ResolvedRun,
     data: &LoadedDataset,
     path: &Path,
     device: &Device,
+    test_time_steps: &[usize],
 ) -> Result<(EvalOutput, bool)> {
     let state = models::checkpoint::load_state_dict(path, device)?;
     let mut trainer = crate::train::new_trainer(run, device)?;
@@ -174,14 +301,11 @@ pub fn evaluate_checkpoint(
     }
     let use_ema = ours && run.config.train.ema;
     let model = trainer.inference_model(&run.model_config, run.config.kind(), use_ema)?;
-    let out = evaluate(
-        &trainer,
-        model.as_ref(),
-        data,
-        &run.config.task,
-        run.config.eval.batch_size,
-        None,
-    )?;
+    let protocol = Protocol {
+        test_time_steps,
+        ..Protocol::of(run, true)
+    };
+    let out = evaluate(&trainer, model.as_ref(), data, &protocol)?;
     Ok((out, use_ema))
 }
 
@@ -297,8 +421,34 @@ mod tests {
         for (kind, expected) in [(ModelKind::Hrm, 1.0), (ModelKind::Trm, 3.0)] {
             let (trainer, arch) = trainer(kind, [-1.0, -3.0]);
             let model = trainer.inference_model(&arch, kind, false).unwrap();
-            let out = evaluate(&trainer, model.as_ref(), &data, "sudoku-extreme", 2, None).unwrap();
-            assert_eq!(out.evaluation.mean_halting_step, expected, "{kind:?}");
+            let protocol = Protocol {
+                task: "sudoku-extreme",
+                batch_size: 2,
+                max_examples: None,
+                test_time_steps: &[1, 6],
+                flops_per_step: 10.0,
+            };
+            let out = evaluate(&trainer, model.as_ref(), &data, &protocol).unwrap();
+            let e = &out.evaluation;
+            assert_eq!(e.mean_halting_step, expected, "{kind:?}");
+            let budgets: Vec<(usize, f64, f64)> = e
+                .test_time
+                .iter()
+                .map(|p| (p.steps, p.mean_steps_halting, p.inference_flops_per_puzzle))
+                .collect();
+            // HRM stops at step 1 whatever the budget; TRM runs every step it is given.
+            let halting_steps = |s: usize| {
+                if kind == ModelKind::Hrm {
+                    1.0
+                } else {
+                    s as f64
+                }
+            };
+            assert_eq!(
+                budgets,
+                [1, 3, 6].map(|s| (s, halting_steps(s), 10.0 * s as f64)),
+                "{kind:?}"
+            );
         }
     }
 }

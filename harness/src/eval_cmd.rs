@@ -37,6 +37,10 @@ pub struct EvalArgs {
     /// Output folder (default: <run>/eval, or eval-<checkpoint name>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Test-time compute: budgets of supervision steps to score, with halting off and on,
+    /// e.g. `1,2,4,8,16,32` (default: the config's `eval.test_time_steps`).
+    #[arg(long, value_delimiter = ',')]
+    pub steps: Option<Vec<usize>>,
 }
 
 #[derive(serde::Serialize)]
@@ -100,7 +104,14 @@ pub fn run(args: EvalArgs) -> Result<u8> {
                 .unwrap_or_default()
         )),
     });
-    let (main, ema) = evaluate_checkpoint(&run, &data, &checkpoint, &device)?;
+    let steps = args
+        .steps
+        .clone()
+        .unwrap_or_else(|| run.config.eval.test_time_steps.clone());
+    if steps.contains(&0) {
+        bail!("--steps: a budget is at least 1 supervision step");
+    }
+    let (main, ema) = evaluate_checkpoint(&run, &data, &checkpoint, &device, &steps)?;
     let arc_pooled = match &run_dir {
         Some(dir) if run.config.task.starts_with("arc-") => {
             // This checkpoint's votes, if it is one of the run's, need not be computed twice.
@@ -171,12 +182,13 @@ pub fn run(args: EvalArgs) -> Result<u8> {
             p.scores.fractional[&2]
         );
     }
-    let steps: Vec<String> = e
-        .exact_by_step
-        .iter()
-        .map(|p| format!("{:.3}", p.value))
-        .collect();
-    println!("  exact after each supervision step: {}", steps.join(" "));
+    println!("  test-time compute (supervision steps: exact with every step run / with halting, mean steps used):");
+    for p in &e.test_time {
+        println!(
+            "    {:>4} steps: {:.4} / {:.4}, {:.2} steps",
+            p.steps, p.exact.value, p.exact_halting.value, p.mean_steps_halting
+        );
+    }
     println!("  -> {}", out.display());
     Ok(0)
 }

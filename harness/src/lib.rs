@@ -10,6 +10,7 @@ pub mod datastore;
 pub mod device;
 pub mod eval;
 mod eval_cmd;
+pub mod paired;
 mod parity_cmd;
 pub mod plot;
 pub mod pooled;

@@ -1,6 +1,7 @@
 //! The comparison's charts, from result records: accuracy against parameters, training
 //! compute and inference compute (one point per model, log-scaled cost), learning curves, and
-//! accuracy after each supervision step. Each is written as SVG and PNG.
+//! accuracy against test-time compute (budgets of supervision steps, halting off and on).
+//! Each is written as SVG and PNG.
 
 use crate::results::{by_model, ResultRecord};
 use anyhow::{Context, Result};
@@ -97,7 +98,8 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
             cost_chart_svg(title, &subtitle, x_label, y_label, true, &points),
         ));
     }
-    let curves = |pick: &dyn Fn(&ResultRecord) -> Vec<(f64, Proportion)>| -> Vec<Curve> {
+    type Pick<'a> = &'a dyn Fn(&ResultRecord) -> Vec<(f64, Proportion)>;
+    let curves = |pick: Pick, suffix: &str, dashed: bool| -> Vec<Curve> {
         groups
             .iter()
             .enumerate()
@@ -117,19 +119,24 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
                     .collect();
                 points.sort_by(|a, b| a.0.total_cmp(&b.0));
                 Curve {
-                    label: label(model, rs.len()),
+                    label: format!("{}{suffix}", label(model, rs.len())),
                     points,
                     colour: PALETTE[i % PALETTE.len()].into(),
+                    dashed,
                 }
             })
             .collect()
     };
-    let learning = curves(&|r| {
-        r.learning_curve
-            .iter()
-            .map(|(s, p)| (*s as f64, *p))
-            .collect()
-    });
+    let learning = curves(
+        &|r| {
+            r.learning_curve
+                .iter()
+                .map(|(s, p)| (*s as f64, *p))
+                .collect()
+        },
+        "",
+        false,
+    );
     let title = "Learning curves: exact accuracy during training";
     charts.push((
         "learning_curves",
@@ -139,27 +146,48 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
             &subtitle,
             "optimizer step (evaluations during training may use a test subset)",
             y_label,
+            false,
             &learning,
         ),
     ));
-    let by_step = curves(&|r| {
-        r.metrics
-            .exact_by_step
-            .iter()
-            .enumerate()
-            .map(|(i, p)| ((i + 1) as f64, *p))
-            .collect()
-    });
-    let title = "Exact accuracy after each supervision step";
+    // Test-time compute: every budget of supervision steps, with halting off (solid) and on
+    // (dashed, at the mean steps used).
+    let mut test_time = curves(
+        &|r| {
+            r.metrics
+                .test_time
+                .iter()
+                .map(|p| (p.inference_flops_per_puzzle, p.exact))
+                .collect()
+        },
+        ", every step",
+        false,
+    );
+    test_time.extend(curves(
+        &|r| {
+            r.metrics
+                .test_time
+                .iter()
+                .map(|p| (p.inference_flops_per_puzzle_halting, p.exact_halting))
+                .collect()
+        },
+        ", halting",
+        true,
+    ));
+    let trained = r0.config.model_config.halt_max_steps;
+    let title = "Test-time compute: exact accuracy against inference FLOPs";
     charts.push((
-        "accuracy_by_supervision_step",
+        "accuracy_vs_test_time_compute",
         title.into(),
         curve_chart_svg(
             title,
             &subtitle,
-            "supervision steps run at test time (inference compute)",
+            &format!(
+                "inference FLOPs per puzzle (log scale); budgets of 1.. supervision steps, {trained} trained"
+            ),
             y_label,
-            &by_step,
+            true,
+            &test_time,
         ),
     ));
 

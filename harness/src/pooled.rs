@@ -35,7 +35,7 @@ pub fn arc_pooled(
         let file = match dir.arc_predictions(step)? {
             Some(file) if file.examples == examples => file,
             _ => {
-                let (out, _) = evaluate_checkpoint(run, data, &path, device)?;
+                let (out, _) = evaluate_checkpoint(run, data, &path, device, &[])?;
                 let file = ArcPredictionsFile {
                     examples,
                     predictions: out.arc_predictions,

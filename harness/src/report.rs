@@ -2,6 +2,7 @@
 //! inline): what was run and on which data, the comparison table, the charts, the audit of the
 //! dataset, and the models' configs side by side with every difference highlighted.
 
+use crate::paired::PairedDifference;
 use crate::plot::PlotFile;
 use crate::results::{by_model, ResultRecord};
 use anyhow::Result;
@@ -124,6 +125,7 @@ fn config_html(records: &[ResultRecord]) -> String {
 pub fn write_report(
     path: &Path,
     records: &[ResultRecord],
+    paired: &[PairedDifference],
     plots: &[PlotFile],
     dataset_dir: &Path,
 ) -> Result<()> {
@@ -204,6 +206,7 @@ pub fn write_report(
     } else {
         html.push_str("<p>The rows marked <i>mean of N seeds</i> give the mean exact accuracy across training seeds and its standard deviation; the per-row intervals reflect the test-set size only.</p>\n");
     }
+    html.push_str(&paired_html(paired));
     if r0.task == "maze-hard" {
         html.push_str("<p>Exact match counts a maze as solved only when the predicted path is the stored one; random-wall mazes often have several shortest paths, so the valid-shortest-path column (any shortest path from S to G, walls respected) is the fairer reading.</p>\n");
     }
@@ -232,6 +235,36 @@ pub fn write_report(
     html.push_str(&config_html(records));
     html.push_str("</body></html>\n");
     Ok(datasets::fsio::write_atomic(path, html.as_bytes())?)
+}
+
+/// The paired differences with their intervals and one verdict sentence each.
+fn paired_html(paired: &[PairedDifference]) -> String {
+    if paired.is_empty() {
+        return String::new();
+    }
+    let pts = |v: f64| format!("{:+.1}", 100.0 * v);
+    let mut s = String::from(
+        "<h3>Paired differences</h3>\n<p>Runs with the same seed index on the same data form a pair. Intervals are 95% bootstrap percentile intervals of the mean difference (10,000 resamples): over seeds, and over seeds and then each seed's test examples (the same examples for both models).</p>\n<table><tr><th>metric</th><th>difference</th><th>per seed</th><th>mean</th><th>over seeds</th><th>over seeds and examples</th></tr>\n",
+    );
+    for d in paired {
+        let interval = |(lo, hi): (f64, f64)| format!("[{}, {}]", pts(lo), pts(hi));
+        s.push_str(&format!(
+            "<tr><td>{}</td><td>{} − {}</td><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td></tr>\n",
+            esc(&d.metric),
+            esc(&d.a),
+            esc(&d.b),
+            d.differences.iter().map(|&v| pts(v)).collect::<Vec<_>>().join(", "),
+            pts(d.mean),
+            interval(d.over_seeds),
+            d.over_seeds_and_examples.map(interval).unwrap_or_else(|| "—".into())
+        ));
+    }
+    s.push_str("</table>\n<ul>\n");
+    for d in paired {
+        s.push_str(&format!("<li>{}</li>\n", esc(&d.verdict())));
+    }
+    s.push_str("</ul>\n");
+    s
 }
 
 /// Why the runs are not the papers' setting: the data source, the overrides and every

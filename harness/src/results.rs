@@ -16,7 +16,9 @@ use std::path::Path;
 
 /// 2: the setting (data source, overrides, differences from the recipe) decides the label;
 /// the commit is the one that created the run; pooled ARC names its checkpoints.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: `metrics.test_time` (budgets of supervision steps, halting off and on) replaces
+/// `metrics.exact_by_step`; `metrics.per_example` holds which examples were right.
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRecord {
@@ -177,6 +179,40 @@ pub fn csv_row(r: &ResultRecord) -> Vec<String> {
         r.git_commit.clone(),
         r.run_dir.clone(),
     ]
+}
+
+pub const TEST_TIME_HEADER: &str =
+    "model,seed,steps,halting,exact,exact_low,exact_high,mean_steps,inference_flops_per_puzzle";
+
+/// Test-time compute in long form: one row per record, budget and halting setting.
+pub fn test_time_rows(records: &[ResultRecord]) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for r in records {
+        for p in &r.metrics.test_time {
+            for (halting, exact, steps, flops) in [
+                (false, p.exact, p.steps as f64, p.inference_flops_per_puzzle),
+                (
+                    true,
+                    p.exact_halting,
+                    p.mean_steps_halting,
+                    p.inference_flops_per_puzzle_halting,
+                ),
+            ] {
+                rows.push(vec![
+                    r.model.clone(),
+                    r.seed.to_string(),
+                    p.steps.to_string(),
+                    halting.to_string(),
+                    format!("{:.6}", exact.value),
+                    format!("{:.6}", exact.low),
+                    format!("{:.6}", exact.high),
+                    format!("{steps:.4}"),
+                    format!("{flops:.6e}"),
+                ]);
+            }
+        }
+    }
+    rows
 }
 
 /// Writes exactly these rows (header first), replacing the file atomically.

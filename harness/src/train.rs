@@ -6,7 +6,7 @@
 //! `run_dir::RunDir`'s business; this loop only steps, logs, evaluates and saves.
 
 use crate::config::RunConfig;
-use crate::eval::{evaluate, to_batch, Evaluation};
+use crate::eval::{evaluate, to_batch, Evaluation, Protocol};
 use crate::run_dir::{ArcPredictionsFile, RunDir, RunState};
 use anyhow::{Context, Result};
 use candle_core::Device;
@@ -440,16 +440,11 @@ impl<'a> Training<'a> {
         let model =
             self.trainer
                 .inference_model(&self.run.model_config, cfg.kind(), cfg.train.ema)?;
-        let limit = (!last)
-            .then_some(cfg.eval.max_examples_during_training)
-            .flatten();
         let out = evaluate(
             &self.trainer,
             model.as_ref(),
             self.data,
-            &cfg.task,
-            cfg.eval.batch_size,
-            limit,
+            &Protocol::of(self.run, last),
         )?;
         let examples = self.data.data.test.num_examples();
         // Only whole-split predictions are pooled; a partial evaluation's are recomputed.

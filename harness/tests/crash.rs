@@ -150,17 +150,25 @@ fn a_nan_stops_the_run_at_its_step_and_keeps_the_last_good_state() {
 
 fn compare(f: &Folder) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
-    cmd.args(["compare", "--task", "maze-hard", "--preset", "smoke"])
-        .args(["--set", "train.steps=60", "--set", "train.eval_interval=30"])
-        .arg("--out")
-        .arg(f.root.join("out"))
-        .arg("--data-root")
-        .arg(f.root.join("data"))
-        .arg("--results")
-        .arg(f.root.join("results"))
-        .current_dir(&f.root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "compare",
+        "--task",
+        "maze-hard",
+        "--preset",
+        "smoke",
+        "--seeds",
+        "1",
+    ])
+    .args(["--set", "train.steps=60", "--set", "train.eval_interval=30"])
+    .arg("--out")
+    .arg(f.root.join("out"))
+    .arg("--data-root")
+    .arg(f.root.join("data"))
+    .arg("--results")
+    .arg(f.root.join("results"))
+    .current_dir(&f.root)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     cmd
 }
 

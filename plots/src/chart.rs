@@ -32,6 +32,8 @@ pub struct Curve {
     pub label: String,
     pub points: Vec<(f64, f64, f64, f64)>,
     pub colour: String,
+    /// Drawn dashed: a second curve of the same model (same colour).
+    pub dashed: bool,
 }
 
 struct Axis {
@@ -264,13 +266,14 @@ pub fn curve_chart_svg(
     subtitle: &str,
     x_label: &str,
     y_label: &str,
+    log_x: bool,
     curves: &[Curve],
 ) -> String {
     let xs: Vec<f64> = curves
         .iter()
         .flat_map(|c| c.points.iter().map(|p| p.0))
         .collect();
-    let x = Axis::fit(&xs, false);
+    let x = Axis::fit(&xs, log_x);
     let y = percent_axis(curves.iter().flat_map(|c| c.points.iter().map(|p| p.3)));
     let mut svg = frame(title, subtitle, x_label, y_label);
     axes(&mut svg, &x, &y);
@@ -304,9 +307,14 @@ pub fn curve_chart_svg(
             .map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1)))
             .collect();
         svg.push_str(&format!(
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2.5\"/>\n",
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2.5\"{}/>\n",
             line.join(" "),
-            c.colour
+            c.colour,
+            if c.dashed {
+                " stroke-dasharray=\"7 4\""
+            } else {
+                ""
+            }
         ));
         for p in &c.points {
             svg.push_str(&format!(

@@ -17,7 +17,7 @@ fn s(p: &Path) -> &str {
 /// `harness compare --preset smoke EXTRA...` with every output inside `root`; the records.
 fn compare_in(root: &Path, extra: &[&str]) -> Vec<ResultRecord> {
     let (out, data, results) = (root.join("out"), root.join("data"), root.join("results"));
-    let mut args = vec!["compare", "--preset", "smoke"];
+    let mut args = vec!["compare", "--preset", "smoke", "--seeds", "1"];
     args.extend_from_slice(extra);
     args.extend([
         "--out",
@@ -31,7 +31,8 @@ fn compare_in(root: &Path, extra: &[&str]) -> Vec<ResultRecord> {
     serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
 }
 
-/// `harness compare --task maze-hard --preset smoke` into these folders.
+/// `harness compare --task maze-hard --preset smoke` (three seeds, the default) into these
+/// folders.
 fn compare_smoke(out: &Path, data: &Path, results: &Path) -> u8 {
     harness(&[
         "compare",
@@ -59,11 +60,21 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
     );
     assert_eq!(compare_smoke(&out, &data, &results), 0);
 
-    // One record per model, on the same data, under the same budget and protocol.
+    // One record per model and seed, on the same data, under the same budget and protocol.
     let records: Vec<ResultRecord> =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-    let models: Vec<&str> = records.iter().map(|r| r.model.as_str()).collect();
-    assert_eq!(models, ["trm-att", "hrm"]);
+    let runs: Vec<(&str, u64)> = records.iter().map(|r| (r.model.as_str(), r.seed)).collect();
+    assert_eq!(
+        runs,
+        [
+            ("trm-att", 0),
+            ("hrm", 0),
+            ("trm-att", 1),
+            ("hrm", 1),
+            ("trm-att", 2),
+            ("hrm", 2)
+        ]
+    );
     for r in &records {
         assert_eq!(r.dataset_hash, records[0].dataset_hash);
         assert_eq!(r.dataset_hash.len(), 64);
@@ -71,11 +82,21 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         assert_eq!(r.budget_match, "steps");
         assert_eq!(r.preset, "smoke");
         assert_eq!(r.metrics.examples, 12, "the whole test split is scored");
+        // Test-time compute: the preset's budgets (1, 2, 4: up to twice the trained 2).
+        let budgets: Vec<usize> = r.metrics.test_time.iter().map(|p| p.steps).collect();
+        assert_eq!(budgets, [1, 2, 4]);
+        let trained = &r.metrics.test_time[1];
         assert_eq!(
-            r.metrics.exact_by_step.len(),
-            2,
-            "one point per supervision step"
+            trained.exact, r.metrics.exact,
+            "the trained budget is the headline"
         );
+        assert_eq!(trained.exact_halting, r.metrics.exact_at_halt);
+        assert!(r
+            .metrics
+            .test_time
+            .iter()
+            .all(|p| p.mean_steps_halting <= p.steps as f64));
+        assert_eq!(r.metrics.per_example.exact.0.len(), 12);
         assert!(r.metrics.maze_valid_path.is_some());
         let e = r.metrics.exact;
         assert!(e.low <= e.value && e.value <= e.high && e.total == 12);
@@ -90,7 +111,7 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
     let csv = std::fs::read_to_string(results.join("maze-hard-smoke.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], CSV_HEADER);
-    assert_eq!(lines.len(), 3);
+    assert_eq!(lines.len(), 7);
     let columns = CSV_HEADER.split(',').count();
     for row in &lines[1..] {
         assert_eq!(row.split(',').count(), columns, "{row}");
@@ -104,7 +125,35 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         assert!(lines[1].contains(needle), "{needle} not in {}", lines[1]);
     }
     let json_records = std::fs::read_dir(results.join("records")).unwrap().count();
-    assert_eq!(json_records, 2);
+    assert_eq!(json_records, 6);
+
+    // Paired statistics: TRM - HRM per metric over the three seeds, with both intervals
+    // containing the mean, and a verdict in the table and the report.
+    let paired: Vec<harness::paired::PairedDifference> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("paired.json")).unwrap()).unwrap();
+    let metrics: Vec<&str> = paired.iter().map(|d| d.metric.as_str()).collect();
+    assert_eq!(
+        metrics,
+        [
+            "exact accuracy",
+            "exact at halting step",
+            "valid shortest path"
+        ]
+    );
+    for d in &paired {
+        assert_eq!((d.a.as_str(), d.b.as_str()), ("trm-att", "hrm"));
+        assert_eq!(d.seeds, [0, 1, 2]);
+        let (lo, hi) = d.over_seeds_and_examples.unwrap();
+        assert!(lo <= d.mean && d.mean <= hi, "{d:?}");
+        assert!(
+            d.over_seeds.0 <= d.mean && d.mean <= d.over_seeds.1,
+            "{d:?}"
+        );
+    }
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(table.contains("trm-att − hrm on exact accuracy"), "{table}");
+    let test_time = std::fs::read_to_string(out.join("test_time.csv")).unwrap();
+    assert_eq!(test_time.lines().count(), 1 + 6 * 3 * 2);
 
     // Charts: every PNG decodes as an image; the SVGs name both models.
     let names = [
@@ -112,14 +161,17 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         "accuracy_vs_train_flops",
         "accuracy_vs_inference_flops",
         "learning_curves",
-        "accuracy_by_supervision_step",
+        "accuracy_vs_test_time_compute",
     ];
     for name in names {
         let png = std::fs::read(out.join("plots").join(format!("{name}.png"))).unwrap();
         let (w, h) = plots::png::png_size(&png).unwrap();
         assert!(w >= 800 && h >= 400, "{name}: {w}x{h}");
         let svg = std::fs::read_to_string(out.join("plots").join(format!("{name}.svg"))).unwrap();
-        assert!(svg.contains(">trm-att<") && svg.contains(">hrm<"), "{name}");
+        assert!(
+            svg.contains(">trm-att (3 seeds)") && svg.contains(">hrm (3 seeds)"),
+            "{name}"
+        );
         assert!(
             svg.contains("preset smoke"),
             "{name}: the preset is in the title"
@@ -135,6 +187,7 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         "Not the papers' setting",
         "<svg",
         "Audit of the data used",
+        "Paired differences",
         "class=diff",
         &records[0].dataset_hash,
     ] {
@@ -146,7 +199,7 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
     // Run again: the finished runs are reused, and the rows are appended.
     assert_eq!(compare_smoke(&out, &data, &results), 0);
     let csv = std::fs::read_to_string(results.join("maze-hard-smoke.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 5);
+    assert_eq!(csv.lines().count(), 13);
 }
 
 #[test]
