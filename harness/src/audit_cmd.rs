@@ -1,20 +1,33 @@
-//! `harness audit DIR...`: the table on screen, the full report as JSON.
+//! `harness audit DIR...`: the data's audit (the table on screen, the full report as JSON);
+//! `harness audit --run COMPARISON...`: the evaluation setup's audit of each comparison.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use datasets::audit::{audit_dir, render_table};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct AuditArgs {
     /// Dataset directories (built by `harness data build` or the official Python builders).
-    #[arg(required = true)]
     dirs: Vec<PathBuf>,
+    /// Comparisons to audit for their evaluation setup: a `compare` output folder, its
+    /// `results.json`, or a folder of record files (repeatable).
+    #[arg(long = "run")]
+    runs: Vec<PathBuf>,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
 pub fn run(args: AuditArgs) -> Result<u8> {
+    if args.dirs.is_empty() && args.runs.is_empty() {
+        bail!("give dataset directories, or --run with comparison folders");
+    }
+    if !args.dirs.is_empty() && !args.runs.is_empty() {
+        bail!("audit either datasets or comparisons (--run), not both at once");
+    }
+    if !args.runs.is_empty() {
+        return audit_runs(&args);
+    }
     let reports = args
         .dirs
         .iter()
@@ -43,6 +56,33 @@ pub fn run(args: AuditArgs) -> Result<u8> {
         for v in &violations {
             eprintln!("  {v}");
         }
+        Ok(1)
+    }
+}
+
+/// Exit 1 when any rule warns, so a script can gate on it.
+fn audit_runs(args: &AuditArgs) -> Result<u8> {
+    let mut all = Vec::new();
+    let mut warnings = 0;
+    for path in &args.runs {
+        let records = crate::results::read_records(path)?;
+        let checks = crate::setup_audit::audit(&records);
+        println!("{}:", path.display());
+        print!("{}", crate::setup_audit::render(&checks));
+        warnings += checks
+            .iter()
+            .filter(|c| c.verdict == crate::setup_audit::Verdict::Warn)
+            .count();
+        all.push(serde_json::json!({ "comparison": path.display().to_string(), "checks": checks }));
+    }
+    if let Some(path) = &args.json {
+        datasets::format::write_json(path, &all)?;
+    }
+    if warnings == 0 {
+        println!("evaluation setup: every rule passes");
+        Ok(0)
+    } else {
+        println!("evaluation setup: {warnings} warnings");
         Ok(1)
     }
 }

@@ -97,6 +97,7 @@ fn paper_optim(kind: ModelKind) -> OptimConfig {
         puzzle_emb_weight_decay: 1.0,
         loss: LossType::StablemaxCrossEntropy,
         ema: (kind == ModelKind::Trm).then_some(0.999),
+        halt_early: true,
     }
 }
 

@@ -51,6 +51,10 @@ pub struct RunConfig {
     pub eval: EvalConfig,
 }
 
+fn official_act() -> bool {
+    true
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
@@ -71,6 +75,10 @@ pub struct TrainConfig {
     pub loss: String,
     /// Evaluate (and checkpoint) with the EMA weights (TRM's recipe; HRM has none).
     pub ema: bool,
+    /// ACT in training: a slot halts early when the model's rule says so (the official
+    /// loop); false runs every slot through all `halt_max_steps` (an ablation).
+    #[serde(default = "official_act")]
+    pub act: bool,
     pub ema_rate: f64,
     /// Evaluate and checkpoint every this many steps (and at the end).
     pub eval_interval: u64,

@@ -19,6 +19,7 @@ pub mod report;
 pub mod results;
 pub mod run_dir;
 pub mod setting;
+pub mod setup_audit;
 pub mod table;
 #[cfg(test)]
 mod test_support;

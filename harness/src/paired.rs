@@ -341,12 +341,7 @@ mod tests {
     fn reference() -> Vec<ResultRecord> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../results/reference/maze-hard-cpu/records");
-        let mut records: Vec<ResultRecord> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| datasets::format::read_json(&e.unwrap().path()).unwrap())
-            .collect();
-        records.sort_by_key(|r| (r.seed, r.model != "trm-att"));
-        records
+        crate::results::read_records(&dir).unwrap()
     }
 
     #[test]

@@ -219,8 +219,7 @@ pub struct PlotArgs {
 }
 
 pub fn run(args: PlotArgs) -> Result<u8> {
-    let records: Vec<ResultRecord> = datasets::format::read_json(&args.results)
-        .with_context(|| format!("reading result records from {}", args.results.display()))?;
+    let records = crate::results::read_records(&args.results)?;
     if records.is_empty() {
         anyhow::bail!("{} holds no result records", args.results.display());
     }

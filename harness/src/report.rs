@@ -87,6 +87,10 @@ fn config_html(records: &[ResultRecord]) -> String {
         });
         if let Some(obj) = value.as_object_mut() {
             obj.insert("train.total_steps".into(), r.config.total_steps.into());
+            obj.insert(
+                "controls".into(),
+                serde_json::to_value(&r.controls).unwrap_or_default(),
+            );
         }
         flatten("", &value, &mut rows);
         columns.push((model.to_string(), rows));
@@ -229,12 +233,32 @@ pub fn write_report(
             p.svg_text
         ));
     }
+    html.push_str("<h2>Audit of the evaluation setup</h2>\n");
+    html.push_str(&setup_audit_html(records));
     html.push_str("<h2>Audit of the data used</h2>\n");
     html.push_str(&audit);
     html.push_str("<h2>Configurations side by side</h2>\n");
     html.push_str(&config_html(records));
     html.push_str("</body></html>\n");
     Ok(datasets::fsio::write_atomic(path, html.as_bytes())?)
+}
+
+/// The rules a reviewer applies to the comparison (`harness audit --run`), pass or warn.
+fn setup_audit_html(records: &[ResultRecord]) -> String {
+    let mut s = String::from("<table><tr><th></th><th>rule</th><th>evidence</th></tr>\n");
+    for c in crate::setup_audit::audit(records) {
+        let (class, word) = match c.verdict {
+            crate::setup_audit::Verdict::Pass => ("ok", "pass"),
+            crate::setup_audit::Verdict::Warn => ("bad", "warn"),
+        };
+        s.push_str(&format!(
+            "<tr><td class={class}>{word}</td><td>{}</td><td>{}</td></tr>\n",
+            esc(c.rule),
+            esc(&c.evidence)
+        ));
+    }
+    s.push_str("</table>\n");
+    s
 }
 
 /// The paired differences with their intervals and one verdict sentence each.

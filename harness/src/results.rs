@@ -17,7 +17,8 @@ use std::path::Path;
 /// 2: the setting (data source, overrides, differences from the recipe) decides the label;
 /// the commit is the one that created the run; pooled ARC names its checkpoints.
 /// 3: `metrics.test_time` (budgets of supervision steps, halting off and on) replaces
-/// `metrics.exact_by_step`; `metrics.per_example` holds which examples were right.
+/// `metrics.exact_by_step`; `metrics.per_example` holds which examples were right;
+/// `controls` (EMA, ACT in training, loop counts, augmentation) in the record and the CSV.
 pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,8 @@ pub struct ResultRecord {
     pub dataset_hash: String,
     pub train_steps: u64,
     pub global_batch_size: usize,
+    /// The knobs a reviewer checks are alike across models.
+    pub controls: Controls,
     /// Parameters the optimiser updates (the papers' "7M" / "27M").
     pub trainable_parameters: u64,
     /// Initial states and the puzzle-embedding table (trained by sign-SGD, or fixed).
@@ -64,6 +67,38 @@ pub struct ResultRecord {
     pub learning_curve: Vec<(u64, datasets::score::Proportion)>,
     pub run_dir: String,
     pub config: ResolvedRun,
+}
+
+/// Settings that decide a comparison's fairness, in every row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Controls {
+    /// EMA rate of the evaluated weights; none: the live weights.
+    pub ema: Option<f64>,
+    /// ACT in training: slots halt early by the model's rule (`train.act`).
+    pub act_in_training: bool,
+    /// Supervision steps per example (`halt_max_steps`): the headline evaluation runs them
+    /// all; the halting-rule answer is reported beside it.
+    pub supervision_steps: usize,
+    /// The outer loop (TRM's T, HRM's H cycles) and the inner one (n, L cycles).
+    pub h_cycles: usize,
+    pub l_cycles: usize,
+    /// Training versions (augmentations, the original included) per original puzzle.
+    pub train_versions_per_group: f64,
+}
+
+impl Controls {
+    fn of(run: &ResolvedRun, data: &LoadedDataset) -> Self {
+        let (t, m) = (&run.config.train, &run.model_config);
+        let train = &data.data.train;
+        Controls {
+            ema: t.ema.then_some(t.ema_rate),
+            act_in_training: t.act,
+            supervision_steps: m.halt_max_steps,
+            h_cycles: m.H_cycles,
+            l_cycles: m.L_cycles,
+            train_versions_per_group: train.num_puzzles() as f64 / train.num_groups().max(1) as f64,
+        }
+    }
 }
 
 impl ResultRecord {
@@ -106,6 +141,7 @@ impl ResultRecord {
             dataset_hash: run.dataset_hash.clone(),
             train_steps: steps,
             global_batch_size: batch,
+            controls: Controls::of(run, data),
             trainable_parameters: counts.trainable,
             buffer_parameters: counts.buffers,
             puzzle_embedding_parameters: counts.puzzle_embedding,
@@ -131,7 +167,7 @@ pub fn short_hash(hash: &str, n: usize) -> String {
     hash.chars().take(n).collect()
 }
 
-pub const CSV_HEADER: &str = "created_unix,task,model,preset,preset_label,data_source,overrides,papers_setting,seed,budget_match,device,dataset_hash,train_steps,global_batch_size,trainable_parameters,buffer_parameters,train_flops,inference_flops_per_puzzle,test_examples,exact,exact_low,exact_high,token,token_low,token_high,mean_halting_step,exact_at_halt,maze_valid_path,maze_valid_path_low,maze_valid_path_high,arc_pass1,arc_pass2,arc_pass2_fractional,arc_pooled_pass2,arc_pooled_pass2_fractional,arc_pooled_checkpoints,train_wall_seconds,git_commit,run_dir";
+pub const CSV_HEADER: &str = "created_unix,task,model,preset,preset_label,data_source,overrides,papers_setting,seed,budget_match,device,dataset_hash,train_steps,global_batch_size,ema_rate,act_in_training,supervision_steps,H_cycles,L_cycles,train_versions_per_group,trainable_parameters,buffer_parameters,train_flops,inference_flops_per_puzzle,test_examples,exact,exact_low,exact_high,token,token_low,token_high,mean_halting_step,exact_at_halt,maze_valid_path,maze_valid_path_low,maze_valid_path_high,arc_pass1,arc_pass2,arc_pass2_fractional,arc_pooled_pass2,arc_pooled_pass2_fractional,arc_pooled_checkpoints,train_wall_seconds,git_commit,run_dir";
 
 pub fn csv_row(r: &ResultRecord) -> Vec<String> {
     let m = &r.metrics;
@@ -153,6 +189,12 @@ pub fn csv_row(r: &ResultRecord) -> Vec<String> {
         r.dataset_hash.clone(),
         r.train_steps.to_string(),
         r.global_batch_size.to_string(),
+        opt6(r.controls.ema),
+        r.controls.act_in_training.to_string(),
+        r.controls.supervision_steps.to_string(),
+        r.controls.h_cycles.to_string(),
+        r.controls.l_cycles.to_string(),
+        format!("{:.4}", r.controls.train_versions_per_group),
         r.trainable_parameters.to_string(),
         r.buffer_parameters.to_string(),
         format!("{:.6e}", r.train_flops),
@@ -231,6 +273,40 @@ pub fn append_csv(path: &Path, records: &[ResultRecord]) -> Result<()> {
     crate::table::append(path, CSV_HEADER, &rows)
         .with_context(|| format!("schema {SCHEMA_VERSION}"))
         .map(|_| ())
+}
+
+/// The records of one comparison: a `compare` folder (its `results.json`), a `results.json`
+/// file, or a folder of record files (ordered seed by seed, in the order they were written,
+/// as `compare` writes them).
+pub fn read_records(path: &Path) -> Result<Vec<ResultRecord>> {
+    let list = if path.is_dir() {
+        path.join("results.json")
+    } else {
+        path.to_path_buf()
+    };
+    if list.is_file() {
+        return datasets::format::read_json(&list)
+            .with_context(|| format!("reading result records from {}", list.display()));
+    }
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("reading {}", path.display()))?;
+    files.retain(|f| f.extension().is_some_and(|e| e == "json"));
+    files.sort();
+    let mut records: Vec<ResultRecord> = files
+        .iter()
+        .map(|f| datasets::format::read_json(f).with_context(|| format!("reading {}", f.display())))
+        .collect::<Result<_>>()?;
+    if records.is_empty() {
+        anyhow::bail!(
+            "{} holds no results.json and no record files",
+            path.display()
+        );
+    }
+    records.sort_by_key(|r| (r.seed, r.created_unix));
+    Ok(records)
 }
 
 /// Records grouped by model, models in the order they first appear (records come seed by
@@ -359,18 +435,14 @@ pub fn comparison_table(records: &[ResultRecord]) -> (Vec<&'static str>, Vec<Vec
 
 #[cfg(test)]
 mod tests {
-    use super::{by_model, ResultRecord};
+    use super::by_model;
 
     #[test]
     fn runs_group_by_model_in_first_appearance_order() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../results/reference/maze-hard-cpu/records");
         // The committed reference run: 3 seeds x 2 models, written seed by seed.
-        let mut records: Vec<ResultRecord> = std::fs::read_dir(&path)
-            .unwrap()
-            .map(|e| datasets::format::read_json(&e.unwrap().path()).unwrap())
-            .collect();
-        records.sort_by_key(|r| (r.seed, r.model != "trm-att"));
+        let records = super::read_records(&path).unwrap();
         let groups = by_model(&records);
         let models: Vec<&str> = groups.iter().map(|(m, _)| *m).collect();
         assert_eq!(models, ["trm-att", "hrm"]);

@@ -120,6 +120,7 @@ pub fn optim_config(cfg: &RunConfig) -> Result<OptimConfig> {
         puzzle_emb_weight_decay: t.puzzle_emb_weight_decay,
         loss: cfg.loss()?,
         ema: t.ema.then_some(t.ema_rate),
+        halt_early: t.act,
     })
 }
 

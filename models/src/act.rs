@@ -77,6 +77,10 @@ fn select_rows(
 /// Options of one call.
 pub struct ActOptions<'a, R: Rng> {
     pub training: bool,
+    /// In training, a slot halts before `halt_max_steps` when the model's rule says so (with
+    /// exploration), as the official ACT; false runs every slot through all of them (the
+    /// halting head still learns).
+    pub halt_early: bool,
     /// Track the gradient of the puzzle-embedding rows.
     pub puzzle_grad: bool,
     /// Draws the exploration (only used in training with a positive probability).
@@ -146,12 +150,14 @@ pub fn act_step<R: Rng>(
     let mut new_halted = is_last.clone();
     let mut target_q_continue = None;
     if opts.training && max_steps > 1 {
-        let qh = q_halt.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        let qc = q_continue.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        for (i, h) in new_halted.iter_mut().enumerate() {
-            *h |= model.halts(qh[i], qc[i]);
+        if opts.halt_early {
+            let qh = q_halt.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            let qc = q_continue.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            for (i, h) in new_halted.iter_mut().enumerate() {
+                *h |= model.halts(qh[i], qc[i]);
+            }
         }
-        if cfg.halt_exploration_prob > 0.0 {
+        if opts.halt_early && cfg.halt_exploration_prob > 0.0 {
             for (i, h) in new_halted.iter_mut().enumerate() {
                 let min_steps = if opts.rng.random::<f64>() < cfg.halt_exploration_prob {
                     opts.rng.random_range(2..=max_steps)

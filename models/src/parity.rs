@@ -229,6 +229,7 @@ pub fn run_golden(g: &Golden, tol: Tolerances) -> Result<Vec<Deviation>> {
             let with_grad = training && call == 1;
             let opts = ActOptions {
                 training,
+                halt_early: true,
                 puzzle_grad: with_grad,
                 rng: &mut rng,
             };

@@ -27,6 +27,8 @@ pub struct OptimConfig {
     pub loss: LossType,
     /// EMA rate of the trainable parameters (TRM: 0.999), or none (HRM's recipe).
     pub ema: Option<f64>,
+    /// ACT in training: slots halt early by the model's rule (`ActOptions::halt_early`).
+    pub halt_early: bool,
 }
 
 /// One step's gradients, checked finite.
@@ -141,6 +143,7 @@ impl Trainer {
         let table = self.puzzle_table();
         let opts = ActOptions {
             training: true,
+            halt_early: self.optim.halt_early,
             puzzle_grad: true,
             rng,
         };
@@ -286,6 +289,7 @@ impl Trainer {
         let mut unused = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
         let opts = ActOptions {
             training: false,
+            halt_early: false,
             puzzle_grad: false,
             rng: &mut unused,
         };

@@ -188,6 +188,7 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         "<svg",
         "Audit of the data used",
         "Paired differences",
+        "Audit of the evaluation setup",
         "class=diff",
         &records[0].dataset_hash,
     ] {
@@ -195,6 +196,24 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
     }
     assert!(!report.contains("http://") || !report.contains("src=\"http"));
     assert!(!report.contains("<script src") && !report.contains("<link"));
+
+    // The evaluation setup's audit: the smoke preset smooths TRM's weights (EMA) and not
+    // HRM's, which it names; a script sees exit code 1.
+    let audit_json = tmp.path().join("audit.json");
+    assert_eq!(
+        harness(&["audit", "--run", s(&out), "--json", s(&audit_json)]).unwrap(),
+        1
+    );
+    let audit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&audit_json).unwrap()).unwrap();
+    let warned: Vec<&str> = audit[0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["verdict"] == "warn")
+        .map(|c| c["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(warned, ["EMA alike across models"]);
 
     // Run again: the finished runs are reused, and the rows are appended.
     assert_eq!(compare_smoke(&out, &data, &results), 0);
