@@ -230,6 +230,23 @@ impl DirLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Who holds the lock file `lock_path` now, without waiting: `None` when nobody does
+    /// (or the file does not exist).
+    pub fn holder(lock_path: &Path) -> Result<Option<String>> {
+        let mut file = match OpenOptions::new().read(true).write(true).open(lock_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(DataError::io(lock_path, e)),
+        };
+        if flock(&file, libc::LOCK_EX | libc::LOCK_NB).is_ok() {
+            let _ = flock(&file, libc::LOCK_UN);
+            return Ok(None);
+        }
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        Ok(Some(holder.trim().to_string()))
+    }
 }
 
 impl Drop for DirLock {

@@ -3,6 +3,7 @@
 
 mod audit_cmd;
 mod bench_cmd;
+pub mod collect;
 pub mod compare;
 pub mod config;
 mod data_cmd;
@@ -20,6 +21,8 @@ pub mod results;
 pub mod run_dir;
 pub mod setting;
 pub mod setup_audit;
+pub mod sweep;
+mod sweep_cmd;
 pub mod table;
 #[cfg(test)]
 mod test_support;
@@ -67,6 +70,11 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Draw the comparison charts (SVG and PNG) from a results.json.
     Plot(plot::PlotArgs),
+    /// Run a plan's cells (models x seeds x axes over config keys), each a resumable run
+    /// directory named by the hash of its config, data and code; --status lists them.
+    Sweep(sweep_cmd::SweepArgs),
+    /// Gather a sweep's finished cells into one results file, charts and a report.
+    Collect(collect::CollectArgs),
 }
 
 /// Runs the command line `args` (program name first). Exit codes: 0 success, 1 a check
@@ -94,5 +102,7 @@ where
         Command::Eval(args) => eval_cmd::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Plot(args) => plot::run(args),
+        Command::Sweep(args) => sweep_cmd::run(args),
+        Command::Collect(args) => collect::run(args),
     }
 }

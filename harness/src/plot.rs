@@ -98,23 +98,28 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
             cost_chart_svg(title, &subtitle, x_label, y_label, true, &points),
         ));
     }
-    type Pick<'a> = &'a dyn Fn(&ResultRecord) -> Vec<(f64, Proportion)>;
+    // (the point's key across seeds: a step or a budget; x; accuracy). Seeds' points with
+    // the same key are averaged, x included (halting uses a different number of steps in
+    // each run).
+    type Pick<'a> = &'a dyn Fn(&ResultRecord) -> Vec<(u64, f64, Proportion)>;
     let curves = |pick: Pick, suffix: &str, dashed: bool| -> Vec<Curve> {
         groups
             .iter()
             .enumerate()
             .map(|(i, (model, rs))| {
-                let mut at: BTreeMap<u64, Vec<Proportion>> = BTreeMap::new();
+                let mut at: BTreeMap<u64, (Vec<f64>, Vec<Proportion>)> = BTreeMap::new();
                 for r in rs {
-                    for (x, p) in pick(r) {
-                        at.entry(x.to_bits()).or_default().push(p);
+                    for (key, x, p) in pick(r) {
+                        let (xs, ps) = at.entry(key).or_default();
+                        xs.push(x);
+                        ps.push(p);
                     }
                 }
                 let mut points: Vec<(f64, f64, f64, f64)> = at
-                    .into_iter()
-                    .map(|(bits, ps)| {
+                    .into_values()
+                    .map(|(xs, ps)| {
                         let (y, lo, hi) = combine(&ps);
-                        (f64::from_bits(bits), y, lo, hi)
+                        (xs.iter().sum::<f64>() / xs.len() as f64, y, lo, hi)
                     })
                     .collect();
                 points.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -131,7 +136,7 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
         &|r| {
             r.learning_curve
                 .iter()
-                .map(|(s, p)| (*s as f64, *p))
+                .map(|(s, p)| (*s, *s as f64, *p))
                 .collect()
         },
         "",
@@ -157,10 +162,10 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
             r.metrics
                 .test_time
                 .iter()
-                .map(|p| (p.inference_flops_per_puzzle, p.exact))
+                .map(|p| (p.steps as u64, p.inference_flops_per_puzzle, p.exact))
                 .collect()
         },
-        ", every step",
+        "",
         false,
     );
     test_time.extend(curves(
@@ -168,10 +173,16 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
             r.metrics
                 .test_time
                 .iter()
-                .map(|p| (p.inference_flops_per_puzzle_halting, p.exact_halting))
+                .map(|p| {
+                    (
+                        p.steps as u64,
+                        p.inference_flops_per_puzzle_halting,
+                        p.exact_halting,
+                    )
+                })
                 .collect()
         },
-        ", halting",
+        " halting",
         true,
     ));
     let trained = r0.config.model_config.halt_max_steps;
@@ -183,7 +194,7 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
             title,
             &subtitle,
             &format!(
-                "inference FLOPs per puzzle (log scale); budgets of 1.. supervision steps, {trained} trained"
+                "inference FLOPs per puzzle, log scale ({trained} steps trained; solid: every step, dashed: halting)"
             ),
             y_label,
             true,
@@ -191,6 +202,18 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
         ),
     ));
 
+    write_files(
+        dir,
+        charts
+            .into_iter()
+            .map(|(name, title, svg)| (name.to_string(), title, svg))
+            .collect(),
+    )
+}
+
+/// Each chart as `<name>.svg` and `<name>.png` in `dir`.
+pub fn write_files(dir: &Path, charts: Vec<(String, String, String)>) -> Result<Vec<PlotFile>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut out = Vec::new();
     for (name, title, svg_text) in charts {
         let svg = dir.join(format!("{name}.svg"));

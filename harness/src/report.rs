@@ -9,7 +9,23 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-fn esc(s: &str) -> String {
+/// The page's head and style: one look for every report.
+pub fn page_head(title: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>{}</title>\n<style>\n\
+         body{{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;color:#222;line-height:1.45;padding:0 1em}}\n\
+         h1{{font-size:1.6em;margin-bottom:.2em}} h2{{margin-top:1.6em;border-bottom:1px solid #ccc}}\n\
+         table{{border-collapse:collapse;margin:.8em 0;font-size:.9em}} td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}\n\
+         th{{background:#f2f2f2}} .ci{{color:#666;font-size:.9em}} tr.diff td{{background:#fff3c4}}\n\
+         .banner{{background:#fde2e1;border:1px solid #d55e00;padding:.7em 1em;border-radius:4px}}\n\
+         .meta td:first-child{{font-weight:bold;white-space:nowrap}} .ok{{color:#087a3b}} .bad{{color:#b00020}}\n\
+         pre{{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em}} .plot svg{{max-width:100%;height:auto}}\n\
+         table.config{{font-family:monospace;font-size:.8em}}\n</style></head><body>\n",
+        esc(title)
+    )
+}
+
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -162,20 +178,11 @@ pub fn write_report(
             esc(&e.to_string())
         ),
     };
-    let mut html = String::new();
-    html.push_str(&format!(
-        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>{} on {}: {}</title>\n<style>\n\
-         body{{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;color:#222;line-height:1.45;padding:0 1em}}\n\
-         h1{{font-size:1.6em;margin-bottom:.2em}} h2{{margin-top:1.6em;border-bottom:1px solid #ccc}}\n\
-         table{{border-collapse:collapse;margin:.8em 0;font-size:.9em}} td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}\n\
-         th{{background:#f2f2f2}} .ci{{color:#666;font-size:.9em}} tr.diff td{{background:#fff3c4}}\n\
-         .banner{{background:#fde2e1;border:1px solid #d55e00;padding:.7em 1em;border-radius:4px}}\n\
-         .meta td:first-child{{font-weight:bold;white-space:nowrap}} .ok{{color:#087a3b}} .bad{{color:#b00020}}\n\
-         pre{{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em}} .plot svg{{max-width:100%;height:auto}}\n\
-         table.config{{font-family:monospace;font-size:.8em}}\n</style></head><body>\n",
-        esc(&models.join(" vs ")),
-        esc(&r0.task),
-        esc(&r0.preset)
+    let mut html = page_head(&format!(
+        "{} on {}: {}",
+        models.join(" vs "),
+        r0.task,
+        r0.preset
     ));
     html.push_str(&format!(
         "<h1>{} on {}</h1>\n<p>Preset <b>{}</b>: {}</p>\n",

@@ -192,15 +192,21 @@ pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
 
     if task == "maze-hard" {
         let scored = records.iter().all(|r| r.metrics.maze_valid_path.is_some());
-        let (rates, _) = per_model(records, |r| {
-            format!(
-                "exact {:.1}% / valid shortest path {}",
-                100.0 * r.metrics.exact.value,
-                r.metrics
-                    .maze_valid_path
-                    .map_or("missing".into(), |v| format!("{:.1}%", 100.0 * v.value))
-            )
-        });
+        let rates: Vec<String> = groups
+            .iter()
+            .map(|(model, runs)| {
+                let mean = |f: &dyn Fn(&ResultRecord) -> f64| {
+                    100.0 * runs.iter().map(|r| f(r)).sum::<f64>() / runs.len() as f64
+                };
+                format!(
+                    "{model}: exact {:.1}%, valid shortest path {:.1}% (mean of {} runs)",
+                    mean(&|r| r.metrics.exact.value),
+                    mean(&|r| r.metrics.maze_valid_path.map_or(0.0, |v| v.value)),
+                    runs.len()
+                )
+            })
+            .collect();
+        let rates = rates.join("; ");
         out.push(check(
             "mazes scored by any valid shortest path, beside exact match",
             scored,

@@ -224,6 +224,62 @@ pub fn cost_chart_svg(
     let y = percent_axis(points.iter().map(|p| p.high));
     let mut svg = frame(title, subtitle, x_label, y_label);
     axes(&mut svg, &x, &y);
+    draw_points(&mut svg, &x, &y, points, 12.0);
+    let entries: Vec<(&str, &str)> = points
+        .iter()
+        .map(|p| (p.label.as_str(), p.colour.as_str()))
+        .collect();
+    legend(&mut svg, &entries);
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Many cells on one accuracy-against-cost chart (log x), each a dot with its interval and a
+/// small label, and each family's frontier as a line (the legend names the families).
+pub fn frontier_chart_svg(
+    title: &str,
+    subtitle: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &[Point],
+    frontiers: &[Curve],
+) -> String {
+    let xs: Vec<f64> = points.iter().map(|p| p.x).collect();
+    let x = Axis::fit(&xs, true);
+    let y = percent_axis(points.iter().map(|p| p.high));
+    let mut svg = frame(title, subtitle, x_label, y_label);
+    axes(&mut svg, &x, &y);
+    let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
+    for c in frontiers {
+        let line: Vec<String> = c
+            .points
+            .iter()
+            .map(|p| {
+                format!(
+                    "{:.1},{:.1}",
+                    LEFT + x.frac(p.0) * pw,
+                    TOP + ph - y.frac(100.0 * p.1) * ph
+                )
+            })
+            .collect();
+        svg.push_str(&format!(
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2.5\" stroke-opacity=\"0.7\"/>\n",
+            line.join(" "),
+            c.colour
+        ));
+    }
+    draw_points(&mut svg, &x, &y, points, 10.0);
+    let entries: Vec<(&str, &str)> = frontiers
+        .iter()
+        .map(|c| (c.label.as_str(), c.colour.as_str()))
+        .collect();
+    legend(&mut svg, &entries);
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Dots with interval bars and labels.
+fn draw_points(svg: &mut String, x: &Axis, y: &Axis, points: &[Point], font_size: f64) {
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     for (i, p) in points.iter().enumerate() {
         let px = LEFT + x.frac(p.x) * pw;
@@ -235,7 +291,7 @@ pub fn cost_chart_svg(
              <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{lo:.1}\" y2=\"{lo:.1}\" stroke=\"{c}\" stroke-width=\"2\"/>\
              <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{hi:.1}\" y2=\"{hi:.1}\" stroke=\"{c}\" stroke-width=\"2\"/>\
              <circle cx=\"{px:.1}\" cy=\"{:.1}\" r=\"6\" fill=\"{c}\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"{c}\">{}</text>\n",
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"{font_size}\" fill=\"{c}\">{}</text>\n",
             py(p.low),
             py(p.high),
             px - 6.0,
@@ -251,13 +307,6 @@ pub fn cost_chart_svg(
             c = p.colour
         ));
     }
-    let entries: Vec<(&str, &str)> = points
-        .iter()
-        .map(|p| (p.label.as_str(), p.colour.as_str()))
-        .collect();
-    legend(&mut svg, &entries);
-    svg.push_str("</svg>\n");
-    svg
 }
 
 /// Accuracy (y, in percent) along x for each curve, with a shaded interval band.

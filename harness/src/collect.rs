@@ -1,0 +1,282 @@
+//! `harness collect DIR`: every finished cell of a sweep into one results file, the
+//! accuracy-against-cost charts with each model family's frontier, and a report. A cell
+//! without a readable record (pending, running, failed, half-written) is skipped and named.
+
+use crate::plot::PlotFile;
+use crate::report::{esc, page_head};
+use crate::results::{write_csv, ResultRecord};
+use crate::sweep::{state, Cell, CELLS, RECORD};
+use anyhow::{bail, Context, Result};
+use plots::chart::{frontier_chart_svg, human, Curve, Point, PALETTE};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct CollectArgs {
+    /// A sweep's output folder (written by `harness sweep`).
+    pub dir: PathBuf,
+}
+
+/// The runs of one model at one point of the axes: its seeds.
+pub struct Group<'a> {
+    pub model: &'a str,
+    pub assignments: &'a [String],
+    pub runs: Vec<&'a ResultRecord>,
+}
+
+impl Group<'_> {
+    fn label(&self) -> String {
+        self.assignments
+            .iter()
+            .map(|a| {
+                a.rsplit_once('.')
+                    .map_or(a.as_str(), |(_, k)| k)
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Mean over seeds, and the range over seeds (the run's Wilson interval with one seed).
+    fn summary(&self, metric: Metric) -> Option<(f64, f64, f64)> {
+        let values: Vec<datasets::score::Proportion> =
+            self.runs.iter().map(|r| metric(r)).collect::<Option<_>>()?;
+        let mean = values.iter().map(|p| p.value).sum::<f64>() / values.len() as f64;
+        if values.len() == 1 {
+            return Some((mean, values[0].low, values[0].high));
+        }
+        let lo = values.iter().map(|p| p.value).fold(1.0, f64::min);
+        let hi = values.iter().map(|p| p.value).fold(0.0, f64::max);
+        Some((mean, lo, hi))
+    }
+
+    fn cost(&self, cost: Cost) -> f64 {
+        self.runs.iter().map(|r| cost(r)).sum::<f64>() / self.runs.len() as f64
+    }
+}
+
+type Metric = fn(&ResultRecord) -> Option<datasets::score::Proportion>;
+type Cost = fn(&ResultRecord) -> f64;
+
+/// Records with their cells, grouped by (model, axis values) in the plan's order.
+pub fn groups<'a>(cells: &'a [(Cell, ResultRecord)]) -> Vec<Group<'a>> {
+    let mut out: Vec<Group> = Vec::new();
+    for (cell, record) in cells {
+        match out
+            .iter_mut()
+            .find(|g| g.model == cell.model && g.assignments == cell.assignments.as_slice())
+        {
+            Some(g) => g.runs.push(record),
+            None => out.push(Group {
+                model: &cell.model,
+                assignments: &cell.assignments,
+                runs: vec![record],
+            }),
+        }
+    }
+    out
+}
+
+/// The cells no cheaper cell of the same family beats: sorted by cost, each more accurate
+/// than all before it.
+pub fn frontier(mut points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    points.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    let mut best = f64::NEG_INFINITY;
+    points
+        .into_iter()
+        .filter(|&(_, y)| {
+            let better = y > best;
+            best = best.max(y);
+            better
+        })
+        .collect()
+}
+
+/// The finished cells with their records, and for each other cell why it was skipped.
+pub type Collected = (Vec<(Cell, ResultRecord)>, Vec<String>);
+
+/// Reads every cell of the sweep in `dir`.
+pub fn read_cells(dir: &Path) -> Result<Collected> {
+    let list = dir.join(CELLS);
+    let cells: Vec<Cell> = datasets::format::read_json(&list).with_context(|| {
+        format!(
+            "{} is not a sweep folder (no readable {CELLS})",
+            dir.display()
+        )
+    })?;
+    let (mut done, mut skipped) = (Vec::new(), Vec::new());
+    for cell in cells {
+        let name = format!("cell {} ({}, seed {})", cell.index, cell.model, cell.seed);
+        let path = dir.join(&cell.dir).join(RECORD);
+        if !path.is_file() {
+            skipped.push(format!("{name}: {}", state(dir, &cell)?));
+            continue;
+        }
+        match datasets::format::read_json::<ResultRecord>(&path) {
+            Ok(record) => done.push((cell, record)),
+            Err(e) => skipped.push(format!("{name}: unreadable record ({e})")),
+        }
+    }
+    Ok((done, skipped))
+}
+
+pub fn run(args: CollectArgs) -> Result<u8> {
+    let (cells, skipped) = read_cells(&args.dir)?;
+    for s in &skipped {
+        println!("skipped {s}");
+    }
+    if cells.is_empty() {
+        bail!("{}: no cell has finished yet", args.dir.display());
+    }
+    let records: Vec<ResultRecord> = cells.iter().map(|(_, r)| r.clone()).collect();
+    datasets::format::write_json(&args.dir.join("results.json"), &records)?;
+    write_csv(&args.dir.join("results.csv"), &records)?;
+    let groups = groups(&cells);
+    let plots = write_charts(&groups, &args.dir.join("plots"))?;
+    write_report(&args.dir.join("report.html"), &groups, &skipped, &plots)?;
+    println!(
+        "collected {} of {} cells: {}/results.json, results.csv, plots/, report.html",
+        cells.len(),
+        cells.len() + skipped.len(),
+        args.dir.display()
+    );
+    Ok(0)
+}
+
+fn write_charts(groups: &[Group], dir: &Path) -> Result<Vec<PlotFile>> {
+    let r0 = groups[0].runs[0];
+    let subtitle = format!(
+        "{} | preset {} | sweep of {} cells | data {}\ndots: mean over seeds, bars: range over seeds; lines: each family's frontier",
+        r0.task,
+        r0.preset,
+        groups.len(),
+        crate::results::short_hash(&r0.dataset_hash, 12)
+    );
+    let mut metrics: Vec<(&str, &str, Metric)> =
+        vec![("exact", "exact accuracy", |r| Some(r.metrics.exact))];
+    if r0.task == "maze-hard" {
+        metrics.push(("valid_path", "valid shortest path", |r| {
+            r.metrics.maze_valid_path
+        }));
+    }
+    let costs: [(&str, &str, Cost); 3] = [
+        ("parameters", "trainable parameters", |r| {
+            r.trainable_parameters as f64
+        }),
+        ("train_flops", "training FLOPs", |r| r.train_flops),
+        ("inference_flops", "inference FLOPs per puzzle", |r| {
+            r.inference_flops_per_puzzle
+        }),
+    ];
+    let models: Vec<&str> = groups.iter().fold(Vec::new(), |mut m, g| {
+        if !m.contains(&g.model) {
+            m.push(g.model);
+        }
+        m
+    });
+    let mut charts = Vec::new();
+    for (metric_name, metric_label, metric) in &metrics {
+        for (cost_name, cost_label, cost) in &costs {
+            let mut points = Vec::new();
+            let mut frontiers = Vec::new();
+            for (i, model) in models.iter().enumerate() {
+                let colour = PALETTE[i % PALETTE.len()].to_string();
+                let mut family = Vec::new();
+                for g in groups.iter().filter(|g| g.model == *model) {
+                    let Some((y, low, high)) = g.summary(*metric) else {
+                        continue;
+                    };
+                    let x = g.cost(*cost);
+                    family.push((x, y));
+                    points.push(Point {
+                        label: g.label(),
+                        x,
+                        y,
+                        low,
+                        high,
+                        colour: colour.clone(),
+                    });
+                }
+                let line = frontier(family);
+                frontiers.push(Curve {
+                    label: model.to_string(),
+                    points: line.into_iter().map(|(x, y)| (x, y, y, y)).collect(),
+                    colour,
+                    dashed: false,
+                });
+            }
+            let title = format!("Sweep: {metric_label} against {cost_label}");
+            let svg = frontier_chart_svg(
+                &title,
+                &subtitle,
+                &format!("{cost_label} (log scale)"),
+                &format!("test {metric_label} (%)"),
+                &points,
+                &frontiers,
+            );
+            charts.push((format!("sweep_{metric_name}_vs_{cost_name}"), title, svg));
+        }
+    }
+    crate::plot::write_files(dir, charts)
+}
+
+fn write_report(
+    path: &Path,
+    groups: &[Group],
+    skipped: &[String],
+    plots: &[PlotFile],
+) -> Result<()> {
+    let r0 = groups[0].runs[0];
+    let mut html = page_head(&format!("Sweep on {}: {}", r0.task, r0.preset));
+    html.push_str(&format!(
+        "<h1>Sweep on {}</h1>\n<p>Preset <b>{}</b>: {}</p>\n",
+        esc(&r0.task),
+        esc(&r0.preset),
+        esc(&r0.preset_label)
+    ));
+    html.push_str("<h2>Cells</h2>\n<table><tr><th>model</th><th>axes</th><th>seeds</th><th>exact accuracy: mean [range over seeds]</th><th>trainable params</th><th>train FLOPs</th><th>inference FLOPs / puzzle</th></tr>\n");
+    for g in groups {
+        let (y, lo, hi) = g.summary(|r| Some(r.metrics.exact)).unwrap_or_default();
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}% <span class=ci>[{:.1}, {:.1}]</span></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            esc(g.model),
+            esc(&g.assignments.join(" ")),
+            g.runs.len(),
+            100.0 * y,
+            100.0 * lo,
+            100.0 * hi,
+            human(g.cost(|r| r.trainable_parameters as f64)),
+            human(g.cost(|r| r.train_flops)),
+            human(g.cost(|r| r.inference_flops_per_puzzle)),
+        ));
+    }
+    html.push_str("</table>\n");
+    if !skipped.is_empty() {
+        html.push_str("<p class=bad>Cells not collected:</p><ul>");
+        for s in skipped {
+            html.push_str(&format!("<li>{}</li>", esc(s)));
+        }
+        html.push_str("</ul>\n");
+    }
+    html.push_str("<h2>Charts</h2>\n");
+    for p in plots {
+        html.push_str(&format!(
+            "<div class=plot><h3>{}</h3>{}</div>\n",
+            esc(&p.title),
+            p.svg_text
+        ));
+    }
+    html.push_str("</body></html>\n");
+    Ok(datasets::fsio::write_atomic(path, html.as_bytes())?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_frontier_keeps_cells_no_cheaper_cell_beats() {
+        let points = vec![(4.0, 0.5), (1.0, 0.2), (2.0, 0.1), (3.0, 0.4), (8.0, 0.45)];
+        assert_eq!(
+            super::frontier(points),
+            [(1.0, 0.2), (3.0, 0.4), (4.0, 0.5)]
+        );
+    }
+}
