@@ -8,10 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 official=${1:?usage: bench/side-by-side.sh OFFICIAL_CHECKOUT [options]}
 shift
-venv=target/bench-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import torch, einops, pydantic" 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet -r bench/requirements.txt
-fi
+. bench/venv.sh
 cargo build --release -p harness
 exec "$venv/bin/python" bench/side_by_side.py --official "$official" "$@"
