@@ -13,17 +13,41 @@ pub const REQUIRE_VAR: &str = "HARNESS_REQUIRE_SHARED";
 /// # Panics
 /// When the folder is missing and `HARNESS_REQUIRE_SHARED` is set to anything but `0`.
 pub fn shared_dir(sub: &str, test: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared")
-        .join(sub);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    let required = std::env::var(REQUIRE_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
+    find(&root, sub, test, required)
+}
+
+fn find(root: &std::path::Path, sub: &str, test: &str, required: bool) -> Option<PathBuf> {
+    let dir = root.join(sub);
     if dir.is_dir() {
         return Some(dir);
     }
-    let required = std::env::var(REQUIRE_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
     assert!(
         !required,
         "{test}: ../shared/{sub} is missing, and {REQUIRE_VAR} says it must be there"
     );
     eprintln!("SKIPPED {test}: ../shared/{sub} is not present beside this checkout");
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find;
+
+    #[test]
+    fn a_missing_folder_skips_unless_it_is_required() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("data")).unwrap();
+        assert_eq!(
+            find(tmp.path(), "data", "t", true),
+            Some(tmp.path().join("data"))
+        );
+        assert_eq!(find(tmp.path(), "golden", "t", false), None);
+        let required = std::panic::catch_unwind(|| find(tmp.path(), "golden", "t", true));
+        assert!(
+            required.is_err(),
+            "a required folder that is missing fails the test"
+        );
+    }
 }

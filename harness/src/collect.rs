@@ -145,10 +145,11 @@ pub fn run(args: CollectArgs) -> Result<u8> {
 fn write_charts(groups: &[Group], dir: &Path) -> Result<Vec<PlotFile>> {
     let r0 = groups[0].runs[0];
     let subtitle = format!(
-        "{} | preset {} | sweep of {} cells | data {}\ndots: mean over seeds, bars: range over seeds; lines: each family's frontier",
+        "{} | preset {} | {} configurations, {} runs | data {}\ndots: mean over seeds, bars: range over seeds; lines: each family's frontier",
         r0.task,
         r0.preset,
         groups.len(),
+        groups.iter().map(|g| g.runs.len()).sum::<usize>(),
         crate::results::short_hash(&r0.dataset_hash, 12)
     );
     let mut metrics: Vec<(&str, &str, Metric)> =

@@ -4,7 +4,7 @@
 
 use crate::config::{Preset, RunConfig};
 use crate::datastore::ensure_dataset;
-use crate::paired::paired_differences;
+use crate::paired::{paired_differences, PairedDifference};
 use crate::results::{append_csv, write_csv, ResultRecord};
 use crate::train::{resolve_run, train, TrainOptions};
 use anyhow::{bail, Context, Result};
@@ -201,8 +201,8 @@ pub fn run(args: CompareArgs) -> Result<u8> {
         }
     }
 
-    write_outputs(&out, &args.results, &records, &data.dir)?;
-    println!("{}", render_table(&records));
+    let table = write_outputs(&out, &args.results, &records, &data.dir)?;
+    println!("{table}");
     println!(
         "compare finished in {:.1} s: {}/report.html, {}/results.json, plots in {}/plots",
         started.elapsed().as_secs_f64(),
@@ -213,13 +213,13 @@ pub fn run(args: CompareArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Records, plots and the report of one comparison.
+/// Records, plots and the report of one comparison; returns the table as written.
 pub fn write_outputs(
     out: &Path,
     results_dir: &Path,
     records: &[ResultRecord],
     dataset_dir: &Path,
-) -> Result<()> {
+) -> Result<String> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let json = out.join("results.json");
     datasets::format::write_json(&json, &records)?;
@@ -250,18 +250,20 @@ pub fn write_outputs(
         datasets::format::write_json(&records_dir.join(name), r)?;
     }
     let plots = crate::plot::write_plots(records, &out.join("plots"))?;
-    datasets::fsio::write_atomic(&out.join("table.md"), render_table(records).as_bytes())?;
+    let table = render_table(records, &paired);
+    datasets::fsio::write_atomic(&out.join("table.md"), table.as_bytes())?;
     crate::report::write_report(
         &out.join("report.html"),
         records,
         &paired,
         &plots,
         dataset_dir,
-    )
+    )?;
+    Ok(table)
 }
 
 /// The comparison as a Markdown table (also printed).
-pub fn render_table(records: &[ResultRecord]) -> String {
+pub fn render_table(records: &[ResultRecord], paired: &[PairedDifference]) -> String {
     let r0 = &records[0];
     let mut s = format!(
         "{} / preset {} ({}), budget matched by {}, dataset {}\n\n",
@@ -277,7 +279,6 @@ pub fn render_table(records: &[ResultRecord]) -> String {
     for row in rows {
         s.push_str(&format!("| {} |\n", row.join(" | ")));
     }
-    let paired = paired_differences(records);
     if !paired.is_empty() {
         s.push_str("\nPaired by seed:\n\n");
         for d in paired {

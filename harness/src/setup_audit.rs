@@ -63,39 +63,27 @@ pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
     let task = records.first().map_or("", |r| r.task.as_str());
     let mut out = Vec::new();
 
-    let fewest = groups
-        .iter()
-        .map(|(_, runs)| seeds(runs).len())
-        .min()
-        .unwrap_or(0);
-    let (counts, _) = per_model(records, |r| {
-        let n = records
+    let seed_sets: Vec<BTreeSet<u64>> = groups.iter().map(|(_, runs)| seeds(runs)).collect();
+    let describe = |f: &dyn Fn(&BTreeSet<u64>) -> String| -> String {
+        groups
             .iter()
-            .filter(|o| o.model == r.model)
-            .map(|o| o.seed)
-            .collect::<BTreeSet<_>>()
-            .len();
-        format!("{n} seeds")
-    });
+            .zip(&seed_sets)
+            .map(|((model, _), s)| format!("{model}: {}", f(s)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
     out.push(check(
         "at least 3 training seeds per model",
-        fewest >= 3,
-        counts,
+        seed_sets.iter().all(|s| s.len() >= 3),
+        describe(&|s| format!("{} seeds", s.len())),
     ));
-
-    let seed_sets: Vec<BTreeSet<u64>> = groups.iter().map(|(_, runs)| seeds(runs)).collect();
-    let paired = seed_sets.windows(2).all(|w| w[0] == w[1]);
-    let (listed, _) = per_model(records, |r| {
-        let s: Vec<String> = seeds(&groups.iter().find(|(m, _)| *m == r.model).unwrap().1)
-            .iter()
-            .map(u64::to_string)
-            .collect();
-        format!("seeds {}", s.join(","))
-    });
     out.push(check(
         "seeds paired across models (same seed indices)",
-        paired,
-        listed,
+        seed_sets.windows(2).all(|w| w[0] == w[1]),
+        describe(&|s| {
+            let listed: Vec<String> = s.iter().map(u64::to_string).collect();
+            format!("seeds {}", listed.join(","))
+        }),
     ));
 
     let last = records.iter().all(|r| {

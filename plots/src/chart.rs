@@ -281,11 +281,20 @@ pub fn frontier_chart_svg(
 /// Dots with interval bars and labels.
 fn draw_points(svg: &mut String, x: &Axis, y: &Axis, points: &[Point], font_size: f64) {
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
+    let px_of = |p: &Point| LEFT + x.frac(p.x) * pw;
+    let py = |v: f64| TOP + ph - y.frac(100.0 * v) * ph;
     for (i, p) in points.iter().enumerate() {
-        let px = LEFT + x.frac(p.x) * pw;
-        // Alternate labels above and below their points, so close neighbours stay legible.
-        let label_dy = if i % 2 == 0 { -10.0 } else { 20.0 };
-        let py = |v: f64| TOP + ph - y.frac(100.0 * v) * ph;
+        let px = px_of(p);
+        // A label sits right of its dot, level with it; nudged down or up when a dot close
+        // by at nearly the same height is above or below, so no label reads as another's.
+        let clash = points.iter().enumerate().find(|(j, q)| {
+            *j != i && (px_of(q) - px).abs() < 120.0 && (py(q.y) - py(p.y)).abs() < 14.0
+        });
+        let label_dy = match clash {
+            Some((j, q)) if (q.y, j) > (p.y, i) => 4.0 + 0.75 * font_size,
+            Some(_) => 4.0 - 0.75 * font_size,
+            None => 4.0,
+        };
         svg.push_str(&format!(
             "<line x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{c}\" stroke-width=\"2\"/>\
              <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{lo:.1}\" y2=\"{lo:.1}\" stroke=\"{c}\" stroke-width=\"2\"/>\
