@@ -40,11 +40,15 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("data")).unwrap();
         assert_eq!(
-            find(tmp.path(), "data", "t", true),
+            find(tmp.path(), "data", "a fixture, not a skip", true),
             Some(tmp.path().join("data"))
         );
-        assert_eq!(find(tmp.path(), "golden", "t", false), None);
-        let required = std::panic::catch_unwind(|| find(tmp.path(), "golden", "t", true));
+        assert_eq!(
+            find(tmp.path(), "golden", "a fixture, not a skip", false),
+            None
+        );
+        let required =
+            std::panic::catch_unwind(|| find(tmp.path(), "golden", "a fixture, not a skip", true));
         assert!(
             required.is_err(),
             "a required folder that is missing fails the test"

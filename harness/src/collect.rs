@@ -258,14 +258,7 @@ fn write_report(
         }
         html.push_str("</ul>\n");
     }
-    html.push_str("<h2>Charts</h2>\n");
-    for p in plots {
-        html.push_str(&format!(
-            "<div class=plot><h3>{}</h3>{}</div>\n",
-            esc(&p.title),
-            p.svg_text
-        ));
-    }
+    html.push_str(&crate::report::charts_html(plots));
     html.push_str("</body></html>\n");
     Ok(datasets::fsio::write_atomic(path, html.as_bytes())?)
 }

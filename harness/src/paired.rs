@@ -337,16 +337,9 @@ fn draw_binomial(rng: &mut ChaCha8Rng, n: u64, p: f64) -> u64 {
 mod tests {
     use super::*;
 
-    /// The committed reference comparison: 3 seeds x 2 models.
-    fn reference() -> Vec<ResultRecord> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../results/reference/maze-hard-cpu/records");
-        crate::results::read_records(&dir).unwrap()
-    }
-
     #[test]
     fn verdicts_follow_the_interval() {
-        let records = reference();
+        let records = crate::test_support::reference_records();
         let exact = |d: &[PairedDifference]| d[0].clone();
         // HRM replaced by copies of TRM: no difference, and no verdict.
         let twins: Vec<ResultRecord> = records

@@ -232,14 +232,7 @@ pub fn write_report(
             esc(p)
         ));
     }
-    html.push_str("<h2>Charts</h2>\n");
-    for p in plots {
-        html.push_str(&format!(
-            "<div class=plot><h3>{}</h3>{}</div>\n",
-            esc(&p.title),
-            p.svg_text
-        ));
-    }
+    html.push_str(&charts_html(plots));
     html.push_str("<h2>Audit of the evaluation setup</h2>\n");
     html.push_str(&setup_audit_html(records));
     html.push_str("<h2>Audit of the data used</h2>\n");
@@ -248,6 +241,19 @@ pub fn write_report(
     html.push_str(&config_html(records));
     html.push_str("</body></html>\n");
     Ok(datasets::fsio::write_atomic(path, html.as_bytes())?)
+}
+
+/// The charts inline, each under its title.
+pub fn charts_html(plots: &[PlotFile]) -> String {
+    let mut s = String::from("<h2>Charts</h2>\n");
+    for p in plots {
+        s.push_str(&format!(
+            "<div class=plot><h3>{}</h3>{}</div>\n",
+            esc(&p.title),
+            p.svg_text
+        ));
+    }
+    s
 }
 
 /// The rules a reviewer applies to the comparison (`harness audit --run`), pass or warn.

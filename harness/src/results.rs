@@ -439,10 +439,8 @@ mod tests {
 
     #[test]
     fn runs_group_by_model_in_first_appearance_order() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../results/reference/maze-hard-cpu/records");
         // The committed reference run: 3 seeds x 2 models, written seed by seed.
-        let records = super::read_records(&path).unwrap();
+        let records = crate::test_support::reference_records();
         let groups = by_model(&records);
         let models: Vec<&str> = groups.iter().map(|(m, _)| *m).collect();
         assert_eq!(models, ["trm-att", "hrm"]);

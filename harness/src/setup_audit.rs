@@ -261,12 +261,6 @@ pub fn render(checks: &[Check]) -> String {
 mod tests {
     use super::*;
 
-    fn reference() -> Vec<ResultRecord> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../results/reference/maze-hard-cpu/records");
-        crate::results::read_records(&dir).unwrap()
-    }
-
     fn warned(checks: &[Check]) -> Vec<&'static str> {
         checks
             .iter()
@@ -277,7 +271,7 @@ mod tests {
 
     #[test]
     fn the_readme_main_job_passes_and_each_flaw_is_named() {
-        let records = reference();
+        let records = crate::test_support::reference_records();
         assert_eq!(warned(&audit(&records)), Vec::<&str>::new());
 
         let one_seed: Vec<ResultRecord> = records.iter().filter(|r| r.seed == 0).cloned().collect();

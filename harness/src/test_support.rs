@@ -2,6 +2,13 @@
 
 use datasets::format::{Dataset, LoadedDataset, PuzzleCount, Split};
 
+/// The committed reference comparison (the README's main job): 3 seeds x 2 models.
+pub fn reference_records() -> Vec<crate::results::ResultRecord> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../results/reference/maze-hard-cpu/records");
+    crate::results::read_records(&dir).unwrap()
+}
+
 /// A 4-token task with 3 single-example groups in each split, loaded as from disk.
 pub fn tiny_data() -> LoadedDataset {
     let mut split = Split::new(4);

@@ -2,6 +2,10 @@
 //! real `harness` binary with the `smoke` preset: the outputs stay whole and the run
 //! continues as if nothing happened.
 
+mod common;
+
+use common::{steps_logged, text};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -39,23 +43,6 @@ impl Folder {
 
 fn output(mut cmd: Command) -> Output {
     cmd.output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn steps_logged(run: &Path) -> Vec<u64> {
-    std::fs::read_to_string(run.join("metrics.csv"))
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap().parse().unwrap())
-        .collect()
 }
 
 fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {

@@ -2,7 +2,11 @@
 //! with a cell that fails and a cell interrupted by SIGTERM (what Slurm sends before a kill),
 //! the local executor, `--status`, and `collect` naming what it skips.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{steps_logged, text};
+
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,23 +68,6 @@ impl Sweep {
                 .unwrap();
         self.out().join(cells[index]["dir"].as_str().unwrap())
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn steps_logged(run: &Path) -> Vec<u64> {
-    std::fs::read_to_string(run.join("metrics.csv"))
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap().parse().unwrap())
-        .collect()
 }
 
 #[test]

@@ -219,19 +219,12 @@ pub fn cost_chart_svg(
     log_x: bool,
     points: &[Point],
 ) -> String {
-    let xs: Vec<f64> = points.iter().map(|p| p.x).collect();
-    let x = Axis::fit(&xs, log_x);
-    let y = percent_axis(points.iter().map(|p| p.high));
-    let mut svg = frame(title, subtitle, x_label, y_label);
-    axes(&mut svg, &x, &y);
-    draw_points(&mut svg, &x, &y, points, 12.0);
     let entries: Vec<(&str, &str)> = points
         .iter()
         .map(|p| (p.label.as_str(), p.colour.as_str()))
         .collect();
-    legend(&mut svg, &entries);
-    svg.push_str("</svg>\n");
-    svg
+    let labels = [title, subtitle, x_label, y_label];
+    points_chart(labels, log_x, points, &[], 12.0, &entries)
 }
 
 /// Many cells on one accuracy-against-cost chart (log x), each a dot with its interval and a
@@ -244,13 +237,32 @@ pub fn frontier_chart_svg(
     points: &[Point],
     frontiers: &[Curve],
 ) -> String {
+    let entries: Vec<(&str, &str)> = frontiers
+        .iter()
+        .map(|c| (c.label.as_str(), c.colour.as_str()))
+        .collect();
+    let labels = [title, subtitle, x_label, y_label];
+    points_chart(labels, true, points, frontiers, 10.0, &entries)
+}
+
+/// Dots with their intervals over lines through `lines`' points, on axes fitted to the dots;
+/// `labels` are the title, subtitle and the two axis labels.
+fn points_chart(
+    labels: [&str; 4],
+    log_x: bool,
+    points: &[Point],
+    lines: &[Curve],
+    font_size: f64,
+    entries: &[(&str, &str)],
+) -> String {
+    let [title, subtitle, x_label, y_label] = labels;
     let xs: Vec<f64> = points.iter().map(|p| p.x).collect();
-    let x = Axis::fit(&xs, true);
+    let x = Axis::fit(&xs, log_x);
     let y = percent_axis(points.iter().map(|p| p.high));
     let mut svg = frame(title, subtitle, x_label, y_label);
     axes(&mut svg, &x, &y);
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
-    for c in frontiers {
+    for c in lines {
         let line: Vec<String> = c
             .points
             .iter()
@@ -268,12 +280,8 @@ pub fn frontier_chart_svg(
             c.colour
         ));
     }
-    draw_points(&mut svg, &x, &y, points, 10.0);
-    let entries: Vec<(&str, &str)> = frontiers
-        .iter()
-        .map(|c| (c.label.as_str(), c.colour.as_str()))
-        .collect();
-    legend(&mut svg, &entries);
+    draw_points(&mut svg, &x, &y, points, font_size);
+    legend(&mut svg, entries);
     svg.push_str("</svg>\n");
     svg
 }
