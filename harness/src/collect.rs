@@ -131,8 +131,16 @@ pub fn run(args: CollectArgs) -> Result<u8> {
     datasets::format::write_json(&args.dir.join("results.json"), &records)?;
     write_csv(&args.dir.join("results.csv"), &records)?;
     let groups = groups(&cells);
+    let iso = crate::iso_compute::from_groups(&groups);
+    datasets::format::write_json(&args.dir.join("iso_compute.json"), &iso)?;
     let plots = write_charts(&groups, &args.dir.join("plots"))?;
-    write_report(&args.dir.join("report.html"), &groups, &skipped, &plots)?;
+    write_report(
+        &args.dir.join("report.html"),
+        &groups,
+        &iso,
+        &skipped,
+        &plots,
+    )?;
     println!(
         "collected {} of {} cells: {}/results.json, results.csv, plots/, report.html",
         cells.len(),
@@ -223,6 +231,7 @@ fn write_charts(groups: &[Group], dir: &Path) -> Result<Vec<PlotFile>> {
 fn write_report(
     path: &Path,
     groups: &[Group],
+    iso: &[crate::iso_compute::IsoPoint],
     skipped: &[String],
     plots: &[PlotFile],
 ) -> Result<()> {
@@ -251,6 +260,7 @@ fn write_report(
         ));
     }
     html.push_str("</table>\n");
+    html.push_str(&iso_html(iso));
     if !skipped.is_empty() {
         html.push_str("<p class=bad>Cells not collected:</p><ul>");
         for s in skipped {
@@ -261,6 +271,50 @@ fn write_report(
     html.push_str(&crate::report::charts_html(plots));
     html.push_str("</body></html>\n");
     Ok(datasets::fsio::write_atomic(path, html.as_bytes())?)
+}
+
+/// The families at equal training compute, with one sentence per budget.
+fn iso_html(iso: &[crate::iso_compute::IsoPoint]) -> String {
+    if iso.is_empty() {
+        return "<p>The families' training budgets do not overlap: no comparison at equal compute.</p>\n".into();
+    }
+    let pts = |v: f64| format!("{:+.1}", 100.0 * v);
+    let mut s = String::from("<h2>At equal training compute</h2>\n<p>Each family's frontier (mean exact accuracy over seeds of each configuration; the configurations no cheaper one beats), read at the same training FLOPs: linearly in log FLOPs between frontier points, held at its best beyond the last. Intervals: 95% bootstrap over seeds, resampled with the same indices for both families (2,000 resamples).</p>\n<table><tr><th>training FLOPs</th><th>first family</th><th>second family</th><th>difference</th><th>95% interval</th></tr>\n");
+    for p in iso {
+        s.push_str(&format!(
+            "<tr><td>{}</td><td>{} {:.1}%</td><td>{} {:.1}%</td><td><b>{}</b></td><td>[{}, {}]</td></tr>\n",
+            human(p.train_flops),
+            esc(&p.a),
+            100.0 * p.a_exact,
+            esc(&p.b),
+            100.0 * p.b_exact,
+            pts(p.difference),
+            pts(p.interval.0),
+            pts(p.interval.1)
+        ));
+    }
+    s.push_str("</table>\n<ul>\n");
+    for p in iso {
+        let reading = if p.interval.0 > 0.0 {
+            format!("{} is ahead", p.a)
+        } else if p.interval.1 < 0.0 {
+            format!("{} is ahead", p.b)
+        } else {
+            "the interval contains zero".into()
+        };
+        s.push_str(&format!(
+            "<li>At {} training FLOPs, {} − {} = {} points [{}, {}] over {} seeds: {reading}.</li>\n",
+            human(p.train_flops),
+            esc(&p.a),
+            esc(&p.b),
+            pts(p.difference),
+            pts(p.interval.0),
+            pts(p.interval.1),
+            p.seeds
+        ));
+    }
+    s.push_str("</ul>\n");
+    s
 }
 
 #[cfg(test)]

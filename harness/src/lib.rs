@@ -11,6 +11,7 @@ pub mod datastore;
 pub mod device;
 pub mod eval;
 mod eval_cmd;
+pub mod iso_compute;
 pub mod paired;
 mod parity_cmd;
 pub mod plot;

@@ -155,6 +155,7 @@ fn a_sweep_survives_a_failed_and_an_interrupted_cell_and_collect_names_what_it_s
             assert!(png.is_file(), "{}", png.display());
         }
     }
+    assert!(s.out().join("iso_compute.json").is_file());
     let report = std::fs::read_to_string(s.out().join("report.html")).unwrap();
     assert!(report.contains("Cells not collected") && report.contains("unreadable record"));
 
