@@ -1,6 +1,7 @@
 //! `harness sweep PLAN.toml`: runs a plan's cells here, `--jobs N` at once with the cores
-//! divided between them, each cell a child `harness sweep PLAN --cell K` (what a Slurm array
-//! task runs too); `--status` lists where every cell stands.
+//! divided between them, each cell a child `harness sweep PLAN --cell K`; or `--slurm`
+//! submits them as one Slurm array job whose tasks run the same command; `--status` lists
+//! where every cell stands.
 
 use crate::sweep::{prepare, run_cell, state, CellState, Plan, Prepared};
 use anyhow::{bail, Context, Result};
@@ -26,6 +27,19 @@ pub struct SweepArgs {
     /// Cells at once on this machine; the cores are divided between them.
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
+    /// Submit the cells not done as one Slurm array job (`sbatch`), a task per cell.
+    #[arg(long)]
+    pub slurm: bool,
+    /// With --slurm: the partition (default: the cluster's).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// With --slurm: each task's time limit.
+    #[arg(long, default_value = "24:00:00")]
+    pub time: String,
+    #[arg(long, default_value_t = 1)]
+    pub cpus_per_task: usize,
+    #[arg(long)]
+    pub gpus_per_task: Option<usize>,
 }
 
 fn describe(p: &Prepared) -> String {
@@ -67,7 +81,95 @@ pub fn run(args: SweepArgs) -> Result<u8> {
         })?;
         return run_one(p, &out);
     }
+    if args.slurm {
+        return submit_slurm(&args, &cells, &out);
+    }
     run_local(&args, &cells, &out)
+}
+
+/// The array job's script: each task runs its cell. Slurm signals the batch shell (`B:`)
+/// two minutes before the time limit, and a preemption sends SIGTERM; the shell passes
+/// either on, the cell saves and stops (exit 130), and the task requeues itself so that
+/// the next start resumes the cell.
+pub fn sbatch_script(args: &SweepArgs, indices: &[usize], paths: [&Path; 4]) -> String {
+    let [exe, plan, out, data_root] = paths.map(|p| p.display().to_string());
+    let mut s = format!(
+        "#!/bin/bash\n#SBATCH --job-name=harness-sweep\n#SBATCH --array={}\n#SBATCH --output={out}/slurm-%A_%a.log\n#SBATCH --time={}\n#SBATCH --cpus-per-task={}\n#SBATCH --requeue\n#SBATCH --signal=B:USR1@120\n",
+        indices.iter().map(usize::to_string).collect::<Vec<_>>().join(","),
+        args.time,
+        args.cpus_per_task
+    );
+    if let Some(p) = &args.partition {
+        s.push_str(&format!("#SBATCH --partition={p}\n"));
+    }
+    if let Some(g) = args.gpus_per_task {
+        s.push_str(&format!("#SBATCH --gpus-per-task={g}\n"));
+    }
+    s.push_str(&format!(
+        r#"export RAYON_NUM_THREADS="${{SLURM_CPUS_PER_TASK:-1}}"
+"{exe}" sweep "{plan}" --cell "$SLURM_ARRAY_TASK_ID" --out "{out}" --data-root "{data_root}" &
+cell=$!
+trap 'kill -USR1 "$cell"' USR1 TERM
+status=0
+wait "$cell" || status=$?
+# A trapped signal ends `wait` early: wait for the cell to save and stop.
+while kill -0 "$cell" 2>/dev/null; do wait "$cell" || status=$?; done
+if [ "$status" = 130 ]; then
+  scontrol requeue "${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}"
+fi
+exit "$status"
+"#
+    ));
+    s
+}
+
+fn submit_slurm(args: &SweepArgs, cells: &[Prepared], out: &Path) -> Result<u8> {
+    let mut indices = Vec::new();
+    for p in cells {
+        match state(out, &p.cell)? {
+            CellState::Done | CellState::Running(_) => {}
+            _ => indices.push(p.cell.index),
+        }
+    }
+    if indices.is_empty() {
+        println!("every cell is done or running; nothing to submit");
+        return Ok(0);
+    }
+    let absolute =
+        |p: &Path| std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()));
+    let exe = std::env::current_exe().context("finding the harness binary")?;
+    let (plan, out_abs, data) = (
+        absolute(&args.plan)?,
+        absolute(out)?,
+        absolute(&args.data_root)?,
+    );
+    let script = out.join("sweep.sbatch");
+    datasets::fsio::write_atomic(
+        &script,
+        sbatch_script(args, &indices, [&exe, &plan, &out_abs, &data]).as_bytes(),
+    )?;
+    let submitted = Command::new("sbatch")
+        .arg("--parsable")
+        .arg(&script)
+        .output()
+        .context("running sbatch (is Slurm installed and on PATH?)")?;
+    if !submitted.status.success() {
+        bail!(
+            "sbatch refused {}: {}",
+            script.display(),
+            String::from_utf8_lossy(&submitted.stderr).trim()
+        );
+    }
+    let job = String::from_utf8_lossy(&submitted.stdout)
+        .trim()
+        .to_string();
+    println!(
+        "submitted {} cells as Slurm array job {job} ({}); `harness sweep {} --status` follows them",
+        indices.len(),
+        script.display(),
+        args.plan.display()
+    );
+    Ok(0)
 }
 
 fn run_one(p: &Prepared, out: &Path) -> Result<u8> {

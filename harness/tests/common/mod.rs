@@ -1,5 +1,7 @@
 //! What the tests of the real `harness` binary share: its output as text and the steps a
 //! run's `metrics.csv` logged.
+// Each test file compiles this module on its own and uses part of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Output;
