@@ -94,7 +94,7 @@ pub fn run(args: SweepArgs) -> Result<u8> {
 pub fn sbatch_script(args: &SweepArgs, indices: &[usize], paths: [&Path; 4]) -> String {
     let [exe, plan, out, data_root] = paths.map(|p| p.display().to_string());
     let mut s = format!(
-        "#!/bin/bash\n#SBATCH --job-name=harness-sweep\n#SBATCH --array={}\n#SBATCH --output={out}/slurm-%A_%a.log\n#SBATCH --time={}\n#SBATCH --cpus-per-task={}\n#SBATCH --requeue\n#SBATCH --signal=B:USR1@120\n",
+        "#!/bin/bash\n#SBATCH --job-name=harness-sweep\n#SBATCH --array={}\n#SBATCH --output={out}/slurm-%A_%a.log\n#SBATCH --time={}\n#SBATCH --cpus-per-task={}\n#SBATCH --open-mode=append\n#SBATCH --requeue\n#SBATCH --signal=B:USR1@120\n",
         indices.iter().map(usize::to_string).collect::<Vec<_>>().join(","),
         args.time,
         args.cpus_per_task
