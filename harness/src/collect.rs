@@ -221,7 +221,8 @@ fn write_charts(groups: &[Group], dir: &Path) -> Result<Vec<PlotFile>> {
                 &format!("test {metric_label} (%)"),
                 &points,
                 &frontiers,
-            );
+            )
+            .map_err(anyhow::Error::msg)?;
             charts.push((format!("sweep_{metric_name}_vs_{cost_name}"), title, svg));
         }
     }

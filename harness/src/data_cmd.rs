@@ -396,7 +396,8 @@ fn difficulty_histogram(dir: &std::path::Path, out: &std::path::Path) -> Result<
             },
         ],
         30,
-    );
+    )
+    .map_err(anyhow::Error::msg)?;
     datasets::fsio::write_atomic(out, svg.as_bytes())?;
     println!("difficulty histogram -> {}", out.display());
     Ok(())

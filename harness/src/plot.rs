@@ -95,7 +95,8 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
         charts.push((
             name,
             title.to_string(),
-            cost_chart_svg(title, &subtitle, x_label, y_label, true, &points),
+            cost_chart_svg(title, &subtitle, x_label, y_label, true, &points)
+                .map_err(anyhow::Error::msg)?,
         ));
     }
     // (the point's key across seeds: a step or a budget; x; accuracy). Seeds' points with
@@ -153,7 +154,8 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
             y_label,
             false,
             &learning,
-        ),
+        )
+        .map_err(anyhow::Error::msg)?,
     ));
     // Test-time compute: every budget of supervision steps, with halting off (solid) and on
     // (dashed, at the mean steps used).
@@ -199,7 +201,8 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
             y_label,
             true,
             &test_time,
-        ),
+        )
+        .map_err(anyhow::Error::msg)?,
     ));
 
     write_files(

@@ -169,7 +169,7 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         assert!(w >= 800 && h >= 400, "{name}: {w}x{h}");
         let svg = std::fs::read_to_string(out.join("plots").join(format!("{name}.svg"))).unwrap();
         assert!(
-            svg.contains(">trm-att (3 seeds)") && svg.contains(">hrm (3 seeds)"),
+            svg.contains(">\ntrm-att (3 seeds)") && svg.contains(">\nhrm (3 seeds)"),
             "{name}"
         );
         assert!(
