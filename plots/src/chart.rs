@@ -373,21 +373,13 @@ fn draw_points(
         .iter()
         .map(|p| chart.backend_coord(&at(p, p.y)))
         .collect();
+    // The plot's pixel rows: labels stay between them, off the axis' tick labels.
+    let (_, top) = chart.backend_coord(&(0.0, chart.y_range().end));
+    let (_, bottom) = chart.backend_coord(&(0.0, chart.y_range().start));
+    let offsets = label_offsets(&pixel, (top, bottom), points, font_size);
     for (i, p) in points.iter().enumerate() {
         let style = rgb(&p.colour);
-        // A label sits right of its dot, level with it; nudged down or up when a dot close
-        // by at nearly the same height is above or below, so no label reads as another's.
-        let (px, py) = pixel[i];
-        let clash = pixel
-            .iter()
-            .enumerate()
-            .find(|(j, (qx, qy))| *j != i && (qx - px).abs() < 120 && (qy - py).abs() < 14);
-        let nudge = (0.75 * font_size) as i32;
-        let label_dy = match clash {
-            Some((j, _)) if (points[j].y, j) > (p.y, i) => nudge,
-            Some(_) => -nudge,
-            None => 0,
-        };
+        let label_dy = offsets[i];
         chart
             .draw_series([ErrorBar::new_vertical(
                 x.at(p.x),
@@ -410,6 +402,43 @@ fn draw_points(
         chart.draw_series([dot]).map_err(draw_error)?;
     }
     Ok(())
+}
+
+/// Each label's vertical offset from its dot: level with it where it fits, else the nearest
+/// of up to six lines above and below that overlaps no label placed before it (placed from the
+/// top dot down), so crowded cells stay legible. Widths are estimated from the character
+/// count, as an SVG writer cannot measure text.
+fn label_offsets(
+    pixel: &[(i32, i32)],
+    (top, bottom): (i32, i32),
+    points: &[Point],
+    font_size: f64,
+) -> Vec<i32> {
+    let line = (1.1 * font_size).ceil() as i32;
+    let width = |p: &Point| (0.6 * font_size * p.label.chars().count() as f64) as i32;
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by_key(|&i| (pixel[i].1, i));
+    let mut placed: Vec<(i32, i32, i32, i32)> = Vec::new();
+    let mut offsets = vec![0; points.len()];
+    for i in order {
+        let (x, y) = (pixel[i].0 + 10, pixel[i].1);
+        let w = width(&points[i]);
+        let overlaps = |dy: i32| {
+            let (y0, y1) = (y + dy - line / 2, y + dy + line / 2);
+            y0 < top
+                || y1 > bottom
+                || placed
+                    .iter()
+                    .any(|&(a0, b0, a1, b1)| x < a1 && a0 < x + w && y0 < b1 && b0 < y1)
+        };
+        let dy = (0..=12)
+            .map(|k: i32| (k + 1) / 2 * if k % 2 == 1 { 1 } else { -1 } * line)
+            .find(|&dy| !overlaps(dy))
+            .unwrap_or(0);
+        placed.push((x, y + dy - line / 2, x + w, y + dy + line / 2));
+        offsets[i] = dy;
+    }
+    offsets
 }
 
 /// Accuracy (y, in percent) along x for each curve, with a shaded interval band.
@@ -491,6 +520,26 @@ mod tests {
         assert_eq!(human(6_828_034.0), "6.83M");
         assert_eq!(human(2.5e15), "2.50P");
         assert_eq!(human(120.0), "120");
+    }
+
+    #[test]
+    fn crowded_labels_are_spread_without_overlap_inside_the_plot() {
+        let point = |label: &str| Point {
+            label: label.into(),
+            x: 1.0,
+            y: 0.0,
+            low: 0.0,
+            high: 0.0,
+            colour: PALETTE[0].into(),
+        };
+        let points: Vec<Point> = (0..4).map(|i| point(&format!("cell {i}"))).collect();
+        // Four dots on one pixel near the bottom of a plot spanning rows 100 to 400.
+        let pixel = vec![(50, 395); 4];
+        let offsets = label_offsets(&pixel, (100, 400), &points, 10.0);
+        let mut rows: Vec<i32> = offsets.iter().map(|dy| 395 + dy).collect();
+        rows.sort();
+        assert!(rows.windows(2).all(|w| w[1] - w[0] >= 11), "{rows:?}");
+        assert!(rows.iter().all(|r| (100 + 5..=400 - 5).contains(r)), "{rows:?}");
     }
 
     #[test]
