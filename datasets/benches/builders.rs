@@ -9,6 +9,7 @@ use datasets::maze::generate::{generate as generate_mazes, MazeSpec};
 use datasets::sudoku::build::read_list;
 use datasets::sudoku::canonical::canonical_form;
 use datasets::sudoku::generate::generate as generate_sudoku;
+use datasets::sudoku::Shape;
 use std::path::Path;
 use std::time::Instant;
 
@@ -42,7 +43,7 @@ fn sudoku(threads: usize) {
             continue;
         }
         let t = Instant::now();
-        let rated = read_list(&path).expect("the shared lists are valid");
+        let rated = read_list(&path, Shape::STANDARD).expect("the shared lists are valid");
         let secs = t.elapsed().as_secs_f64();
         let mean = rated.iter().map(|r| r.rating as f64).sum::<f64>() / rated.len() as f64;
         let max = rated.iter().map(|r| r.rating).max().unwrap_or(0);
@@ -54,7 +55,10 @@ fn sudoku(threads: usize) {
         );
         let sample: Vec<_> = rated.iter().take(2000).map(|r| r.puzzle).collect();
         let t = Instant::now();
-        let forms: Vec<_> = sample.iter().map(canonical_form).collect();
+        let forms: Vec<_> = sample
+            .iter()
+            .map(|b| canonical_form(b, Shape::STANDARD))
+            .collect();
         let secs = t.elapsed().as_secs_f64();
         println!(
             "sudoku canonical form {name}: {:.0} us/puzzle (1 thread, {} puzzles)",
@@ -64,7 +68,8 @@ fn sudoku(threads: usize) {
     }
     for min_rating in [0u32, 2, 5] {
         let t = Instant::now();
-        let puzzles = generate_sudoku(200, min_rating, 1, 100_000).expect("generator");
+        let puzzles =
+            generate_sudoku(200, min_rating, 1, 100_000, Shape::STANDARD).expect("generator");
         let secs = t.elapsed().as_secs_f64();
         let mean = puzzles.iter().map(|r| r.rating as f64).sum::<f64>() / puzzles.len() as f64;
         println!("sudoku generator min_rating {min_rating}: 200 puzzles in {secs:.2} s, rating mean {mean:.2}");

@@ -4,12 +4,12 @@
 
 use crate::arc::augment::{canonical_key, ArcAugmentation};
 use crate::arc::encode::decode;
-use crate::error::Result;
+use crate::error::{DataError, Result};
 use crate::format::{load_dataset, read_json, LoadedDataset, Split};
 use crate::grid::Grid;
 use crate::maze::generate::wall_layout_key;
 use crate::sudoku::canonical::{canonical_form, invariant};
-use crate::sudoku::{from_tokens, Board};
+use crate::sudoku::{from_tokens, Board, Shape};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -69,12 +69,13 @@ impl AuditReport {
 }
 
 /// The task a directory holds, from its manifest or, for official directories, its shape.
-fn task_of(d: &LoadedDataset) -> String {
+pub fn task_of(d: &LoadedDataset) -> String {
     if let Some(m) = &d.manifest {
         return m.task.clone();
     }
     match (d.train_metadata.vocab_size, d.train_metadata.seq_len) {
         (11, 81) => "sudoku-extreme".into(),
+        (6, 16) | (8, 36) => "sudoku-small".into(),
         (6, _) => "maze-hard".into(),
         (12, 900) => "arc".into(),
         (v, s) => format!("unknown (vocab {v}, seq_len {s})"),
@@ -83,7 +84,7 @@ fn task_of(d: &LoadedDataset) -> String {
 
 fn default_protocol(task: &str) -> &'static str {
     match task {
-        "sudoku-extreme" => crate::sudoku::build::PROTOCOL,
+        "sudoku-extreme" | "sudoku-small" => crate::sudoku::build::PROTOCOL,
         "maze-hard" => crate::maze::build::PROTOCOL,
         t if t.starts_with("arc") => "arc-transductive",
         _ => "none",
@@ -118,8 +119,16 @@ pub fn audit_dir(dir: &Path) -> Result<AuditReport> {
     } else {
         findings.extend(exact.findings(&protocol));
     }
-    if task == "sudoku-extreme" {
-        findings.push(sudoku_equivalences(&d.data.train, &d.data.test, &protocol));
+    if task.starts_with("sudoku") {
+        let side = (d.train_metadata.seq_len as f64).sqrt().round() as usize;
+        let shape = Shape::from_side(side)
+            .map_err(|e| DataError::config(format!("{}: {e}", dir.display())))?;
+        findings.push(sudoku_equivalences(
+            &d.data.train,
+            &d.data.test,
+            &protocol,
+            shape,
+        ));
     } else if task == "maze-hard" {
         findings.push(maze_layouts(&d.data.train, &d.data.test, &protocol));
     }
@@ -223,15 +232,21 @@ impl ExactHits {
 /// Test puzzles equivalent to a training puzzle under the Sudoku group. Invariants bucket
 /// the boards; exact canonical forms are computed only where a test invariant meets a
 /// training one.
-fn sudoku_equivalences(train: &Split, test: &Split, protocol: &str) -> Finding {
+fn sudoku_equivalences(train: &Split, test: &Split, protocol: &str, shape: Shape) -> Finding {
     let boards = |s: &Split| -> Vec<Board> {
         (0..s.num_examples())
             .map(|e| from_tokens(s.input(e)))
             .collect()
     };
     let (train_boards, test_boards) = (boards(train), boards(test));
-    let train_inv: Vec<u64> = train_boards.par_iter().map(invariant).collect();
-    let test_inv: Vec<u64> = test_boards.par_iter().map(invariant).collect();
+    let train_inv: Vec<u64> = train_boards
+        .par_iter()
+        .map(|b| invariant(b, shape))
+        .collect();
+    let test_inv: Vec<u64> = test_boards
+        .par_iter()
+        .map(|b| invariant(b, shape))
+        .collect();
     let train_inv_set: HashSet<u64> = train_inv.iter().copied().collect();
     let candidates: Vec<usize> = (0..test_boards.len())
         .filter(|&i| train_inv_set.contains(&test_inv[i]))
@@ -241,10 +256,13 @@ fn sudoku_equivalences(train: &Split, test: &Split, protocol: &str) -> Finding {
         .filter(|&i| wanted.contains(&train_inv[i]))
         .map(|i| train_boards[i])
         .collect();
-    let train_forms: HashSet<Board> = unique_train.par_iter().map(canonical_form).collect();
+    let train_forms: HashSet<Board> = unique_train
+        .par_iter()
+        .map(|b| canonical_form(b, shape))
+        .collect();
     let hits = candidates
         .par_iter()
-        .filter(|&&i| train_forms.contains(&canonical_form(&test_boards[i])))
+        .filter(|&&i| train_forms.contains(&canonical_form(&test_boards[i], shape)))
         .count();
     Finding {
         check: "sudoku_test_equivalent_to_train".into(),

@@ -11,7 +11,7 @@ use datasets::maze::build::{MazeConfig, MazeSource};
 use datasets::maze::generate::MazeSpec;
 use datasets::sudoku::augment::SudokuTransform;
 use datasets::sudoku::build::{SudokuConfig, SudokuSource};
-use datasets::sudoku::{from_tokens, to_tokens};
+use datasets::sudoku::{from_tokens, to_tokens, Shape};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 
@@ -31,8 +31,9 @@ fn failed(report: &AuditReport) -> Vec<String> {
         .collect()
 }
 
-fn sudoku() -> (Dataset, Manifest) {
+fn sudoku(shape: Shape) -> (Dataset, Manifest) {
     let cfg = SudokuConfig {
+        shape,
         source: SudokuSource::Generator { min_rating: 0 },
         seed: 5,
         train_size: Some(30),
@@ -45,33 +46,54 @@ fn sudoku() -> (Dataset, Manifest) {
 }
 
 #[test]
-fn sudoku_leaks_are_caught() {
-    let (clean, manifest) = sudoku();
-    assert!(failed(&audited(&clean, &manifest)).is_empty());
+fn sudoku_leaks_are_caught_for_every_shape() {
+    for side in [9, 6, 4] {
+        let shape = Shape::from_side(side).unwrap();
+        let (clean, manifest) = sudoku(shape);
+        assert_eq!(clean.vocab_size, side + 2);
+        assert_eq!(clean.test.input(0).len(), side * side);
+        let task = if side == 9 {
+            "sudoku-extreme"
+        } else {
+            "sudoku-small"
+        };
+        assert_eq!(manifest.task, task);
+        assert!(
+            failed(&audited(&clean, &manifest)).is_empty(),
+            "side {side}"
+        );
 
-    let mut exact = clean.clone();
-    let (input, label) = (exact.test.input(3).to_vec(), exact.test.label(3).to_vec());
-    exact.train.add_puzzle(0, [(&input[..], &label[..])]);
-    exact.train.close_group();
-    let f = failed(&audited(&exact, &manifest));
-    assert!(
-        f.contains(&"exact_test_pairs_in_train".into())
-            && f.contains(&"sudoku_test_equivalent_to_train".into()),
-        "{f:?}"
-    );
+        let mut exact = clean.clone();
+        let (input, label) = (exact.test.input(3).to_vec(), exact.test.label(3).to_vec());
+        exact.train.add_puzzle(0, [(&input[..], &label[..])]);
+        exact.train.close_group();
+        let f = failed(&audited(&exact, &manifest));
+        assert!(
+            f.contains(&"exact_test_pairs_in_train".into())
+                && f.contains(&"sudoku_test_equivalent_to_train".into()),
+            "side {side}: {f:?}"
+        );
 
-    let mut transformed = clean.clone();
-    let t = SudokuTransform::random(&mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
-    let puzzle = to_tokens(&t.apply(&from_tokens(clean.test.input(7))));
-    let solution = to_tokens(&t.apply(&from_tokens(clean.test.label(7))));
-    transformed
-        .train
-        .add_puzzle(0, [(&puzzle[..], &solution[..])]);
-    transformed.train.close_group();
-    assert_eq!(
-        failed(&audited(&transformed, &manifest)),
-        vec!["sudoku_test_equivalent_to_train".to_string()]
-    );
+        // A transform of a test puzzle planted in training: only the equivalence check sees it.
+        let mut transformed = clean.clone();
+        let t = SudokuTransform::random(&mut rand_chacha::ChaCha8Rng::seed_from_u64(1), shape);
+        let puzzle = to_tokens(&t.apply(&from_tokens(clean.test.input(7))), shape);
+        let solution = to_tokens(&t.apply(&from_tokens(clean.test.label(7))), shape);
+        assert_ne!(
+            &puzzle[..],
+            clean.test.input(7),
+            "side {side}: the transform moved cells"
+        );
+        transformed
+            .train
+            .add_puzzle(0, [(&puzzle[..], &solution[..])]);
+        transformed.train.close_group();
+        assert_eq!(
+            failed(&audited(&transformed, &manifest)),
+            vec!["sudoku_test_equivalent_to_train".to_string()],
+            "side {side}"
+        );
+    }
 }
 
 #[test]
@@ -226,7 +248,7 @@ fn arc_inductive_protocol_forbids_demonstrations_and_identifiers() {
 
 #[test]
 fn files_changed_after_the_build_break_the_manifest() {
-    let (clean, manifest) = sudoku();
+    let (clean, manifest) = sudoku(Shape::STANDARD);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
     write_dataset(&dir, &clean, manifest, false).unwrap();

@@ -3,6 +3,7 @@
 use datasets::arc::load_task_file;
 use datasets::maze::build::{MazeConfig, MazeSource};
 use datasets::sudoku::build::{read_list, SudokuConfig, SudokuSource};
+use datasets::sudoku::Shape;
 use std::path::Path;
 
 fn err_of<T: std::fmt::Debug>(r: datasets::Result<T>) -> String {
@@ -95,7 +96,7 @@ fn sudoku_list_problems_name_the_line() {
     let list = tmp.path().join("list");
     let conflict = format!("55{}", &PUZZLE[2..]);
     std::fs::write(&list, format!("# comment\n{PUZZLE}\n{conflict}\n")).unwrap();
-    let e = err_of(read_list(&list));
+    let e = err_of(read_list(&list, Shape::STANDARD));
     assert!(
         e.contains("list") && e.contains("line 3") && e.contains("contradictory clues"),
         "{e}"
@@ -103,10 +104,10 @@ fn sudoku_list_problems_name_the_line() {
     let unsolvable =
         "1...5.2.9..7.......6.......2...........5.1..2....2.39.3.4.9...15...1...3...8...4.";
     std::fs::write(&list, format!("{PUZZLE}\n{unsolvable}\n")).unwrap();
-    let e = err_of(read_list(&list));
+    let e = err_of(read_list(&list, Shape::STANDARD));
     assert!(e.contains("line 2") && e.contains("no solution"), "{e}");
     std::fs::write(&list, format!("{}\n", &PUZZLE[1..])).unwrap();
-    assert!(err_of(read_list(&list)).contains("80"));
+    assert!(err_of(read_list(&list, Shape::STANDARD)).contains("80"));
     let cfg = SudokuConfig {
         source: SudokuSource::Lists(vec![tmp.path().join("missing")]),
         ..SudokuConfig::default()

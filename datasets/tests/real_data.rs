@@ -10,7 +10,7 @@ use datasets::audit::audit_dir;
 use datasets::format::{load_dataset, write_dataset};
 use datasets::sudoku::build::{read_list, SudokuConfig, SudokuSource};
 use datasets::sudoku::solver::{analyse, Invalid, Solutions};
-use datasets::sudoku::{parse_board, solves};
+use datasets::sudoku::{parse_board, solves, Shape};
 
 #[test]
 fn solver_agrees_with_tdoku_test_puzzles() {
@@ -24,9 +24,9 @@ fn solver_agrees_with_tdoku_test_puzzles() {
         .filter(|l| !l.starts_with('#') && !l.is_empty())
     {
         let fields: Vec<&str> = line.split(':').collect();
-        let puzzle = parse_board(fields[0]).unwrap();
+        let puzzle = parse_board(fields[0], Shape::STANDARD).unwrap();
         let count: u64 = fields[1].parse().unwrap();
-        match (count, analyse(&puzzle)) {
+        match (count, analyse(&puzzle, Shape::STANDARD)) {
             (0, Err(Invalid::ClueConflict { .. }))
             | (
                 0,
@@ -37,9 +37,9 @@ fn solver_agrees_with_tdoku_test_puzzles() {
             ) => none += 1,
             (1, Ok(a)) => {
                 assert_eq!(a.solutions, Solutions::Unique, "{line}");
-                let expected = parse_board(fields[2]).unwrap();
+                let expected = parse_board(fields[2], Shape::STANDARD).unwrap();
                 assert_eq!(a.solution, Some(expected), "{line}");
-                assert!(solves(&puzzle, &expected));
+                assert!(solves(&puzzle, &expected, Shape::STANDARD));
                 unique += 1;
             }
             (n, Ok(a)) if n > 1 => {
@@ -61,10 +61,13 @@ fn sudoku_lists_build_split_by_equivalence_class() {
         data.join("sudoku/puzzles6_forum_hardest_1106"),
         data.join("sudoku/puzzles3_magictour_top1465"),
     ];
-    let rated = read_list(&files[0]).unwrap();
+    let rated = read_list(&files[0], Shape::STANDARD).unwrap();
     assert_eq!(rated.len(), 375);
-    assert!(rated.iter().all(|r| solves(&r.puzzle, &r.solution)));
+    assert!(rated
+        .iter()
+        .all(|r| solves(&r.puzzle, &r.solution, Shape::STANDARD)));
     let cfg = SudokuConfig {
+        shape: Shape::STANDARD,
         source: SudokuSource::Lists(files),
         seed: 3,
         train_size: Some(300),

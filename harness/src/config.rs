@@ -19,7 +19,13 @@ pub const BUILTIN_PRESETS: [(&str, &str); 3] = [
 ];
 
 pub const MODELS: [&str; 3] = ["trm-att", "trm-mlp", "hrm"];
-pub const TASKS: [&str; 4] = ["sudoku-extreme", "maze-hard", "arc-agi-1", "arc-agi-2"];
+pub const TASKS: [&str; 5] = [
+    "sudoku-extreme",
+    "sudoku-small",
+    "maze-hard",
+    "arc-agi-1",
+    "arc-agi-2",
+];
 
 /// Architecture fields that come from the data and the batch, never from a config.
 const DERIVED_ARCH_KEYS: [&str; 4] = [
@@ -98,6 +104,11 @@ pub struct EvalConfig {
     /// continues); the trained budget is always scored.
     #[serde(default)]
     pub test_time_steps: Vec<usize>,
+    /// Halting at inference: the headline answer is each example's prediction at its model's
+    /// own halting step (TRM: q_halt > 0; HRM: q_halt > q_continue), capped at
+    /// `halt_max_steps`. Off (the official evaluation): the prediction after every step.
+    #[serde(default)]
+    pub halting: bool,
 }
 
 impl RunConfig {

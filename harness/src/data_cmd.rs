@@ -8,6 +8,7 @@ use datasets::format::{load_dataset, write_dataset, Split};
 use datasets::maze::build::{MazeConfig, MazeSource};
 use datasets::maze::generate::MazeSpec;
 use datasets::sudoku::build::{SudokuConfig, SudokuSource};
+use datasets::sudoku::Shape;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -36,6 +37,8 @@ pub enum DataCommand {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TaskName {
     SudokuExtreme,
+    /// 4x4 or 6x6 Sudoku (`--side`), generated: a Sudoku task a CPU can learn.
+    SudokuSmall,
     MazeHard,
     #[value(name = "arc-agi-1")]
     ArcAgi1,
@@ -80,9 +83,10 @@ pub struct BuildArgs {
     /// Sudoku lists: fraction of equivalence classes held out for test.
     #[arg(long, default_value_t = 0.1)]
     test_fraction: f64,
-    /// Maze: grid side (30 for Maze-Hard; smaller for CPU runs).
-    #[arg(long, default_value_t = 30)]
-    side: usize,
+    /// Maze: grid side (default 30, Maze-Hard's; smaller for CPU runs). sudoku-small: 4 or 6
+    /// (default 6).
+    #[arg(long)]
+    side: Option<usize>,
     /// Maze: keep mazes whose shortest path is longer than this many moves.
     #[arg(long, default_value_t = 110)]
     min_path: u32,
@@ -212,10 +216,28 @@ pub fn build_and_write(args: &BuildArgs) -> Result<datasets::manifest::Manifest>
     let spinner =
         crate::progress::Spinner::start(format!("building the dataset for {}", args.out.display()));
     let (dataset, manifest) = match args.task {
-        TaskName::SudokuExtreme => {
+        TaskName::SudokuExtreme | TaskName::SudokuSmall => {
+            let shape = match (args.task, args.side) {
+                (TaskName::SudokuSmall, side) => {
+                    let shape = Shape::from_side(side.unwrap_or(6)).map_err(anyhow::Error::msg)?;
+                    if shape == Shape::STANDARD {
+                        bail!("sudoku-small is 4x4 or 6x6; 9x9 is sudoku-extreme");
+                    }
+                    shape
+                }
+                (_, None | Some(9)) => Shape::STANDARD,
+                (_, Some(side)) => {
+                    bail!("sudoku-extreme is 9x9, not {side}x{side}; see sudoku-small")
+                }
+            };
             let source = match args.source.unwrap_or(SourceKind::Generator) {
                 SourceKind::Generator => SudokuSource::Generator {
-                    min_rating: args.min_rating.unwrap_or(2),
+                    // Minimal small puzzles rarely need a guess: keep them all by default.
+                    min_rating: args.min_rating.unwrap_or(if shape == Shape::STANDARD {
+                        2
+                    } else {
+                        0
+                    }),
                 },
                 SourceKind::Official => SudokuSource::OfficialCsv(single_from(
                     args,
@@ -229,6 +251,7 @@ pub fn build_and_write(args: &BuildArgs) -> Result<datasets::manifest::Manifest>
             };
             let generated = matches!(source, SudokuSource::Generator { .. });
             let cfg = SudokuConfig {
+                shape,
                 source,
                 seed: args.seed,
                 train_size: Some(args.train_size.unwrap_or(1000)),
@@ -246,7 +269,7 @@ pub fn build_and_write(args: &BuildArgs) -> Result<datasets::manifest::Manifest>
         TaskName::MazeHard => {
             let source = match args.source.unwrap_or(SourceKind::Generator) {
                 SourceKind::Generator => MazeSource::Generator(MazeSpec {
-                    side: args.side,
+                    side: args.side.unwrap_or(30),
                     min_path_moves: args.min_path,
                     ..MazeSpec::default()
                 }),
@@ -324,6 +347,7 @@ fn inspect(dir: &std::path::Path, examples: usize) -> Result<()> {
         None => println!("{}: no manifest (official builder output?)", dir.display()),
     }
     let meta = &d.train_metadata;
+    let task = datasets::audit::task_of(&d);
     println!(
         "  vocab {}, seq_len {}, puzzle identifiers {}",
         meta.vocab_size, meta.seq_len, meta.num_puzzle_identifiers
@@ -347,7 +371,7 @@ fn inspect(dir: &std::path::Path, examples: usize) -> Result<()> {
         );
         let step = (split.num_examples() / examples.max(1)).max(1);
         for e in (0..split.num_examples()).step_by(step).take(examples) {
-            println!("  example {e}:\n{}", draw(split, e, meta.vocab_size));
+            println!("  example {e}:\n{}", draw(split, e, &task));
         }
     }
     Ok(())
@@ -370,7 +394,9 @@ fn difficulty_histogram(dir: &std::path::Path, out: &std::path::Path) -> Result<
         .map(|m| m.task.clone())
         .unwrap_or_default();
     let x_label = match task.as_str() {
-        "sudoku-extreme" => "rating: guesses before the first solution (this harness's solver)",
+        "sudoku-extreme" | "sudoku-small" => {
+            "rating: guesses before the first solution (this harness's solver)"
+        }
         "maze-hard" => "shortest path length (moves)",
         _ => bail!("{}: no difficulty ratings for task {task:?} (Sudoku and maze datasets built here have them)", dir.display()),
     };
@@ -418,14 +444,20 @@ fn histogram(tokens: &[u8], vocab: usize) -> String {
 }
 
 /// Input and label side by side, in the task's own notation.
-fn draw(split: &Split, e: usize, vocab: usize) -> String {
+fn draw(split: &Split, e: usize, task: &str) -> String {
     let render = |tokens: &[u8]| -> Vec<String> {
-        match vocab {
-            11 => datasets::sudoku::render(&datasets::sudoku::from_tokens(tokens))
-                .lines()
-                .map(String::from)
-                .collect(),
-            6 => datasets::maze::render(tokens)
+        let sudoku_side = (tokens.len() as f64).sqrt().round() as usize;
+        match task {
+            "sudoku-extreme" | "sudoku-small" => match Shape::from_side(sudoku_side) {
+                Ok(shape) => {
+                    datasets::sudoku::render(&datasets::sudoku::from_tokens(tokens), shape)
+                        .lines()
+                        .map(String::from)
+                        .collect()
+                }
+                Err(e) => vec![e],
+            },
+            "maze-hard" => datasets::maze::render(tokens)
                 .lines()
                 .map(String::from)
                 .collect(),

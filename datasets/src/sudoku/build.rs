@@ -7,7 +7,7 @@ use super::augment::SudokuTransform;
 use super::canonical::{canonical_form, invariant};
 use super::generate::{generate, RatedPuzzle};
 use super::solver::solve_unique;
-use super::{board_to_string, parse_board, to_tokens, Board, SEQ_LEN, VOCAB_SIZE};
+use super::{board_to_string, parse_board, to_tokens, Board, Shape};
 use crate::csvio;
 use crate::error::{DataError, Result};
 use crate::format::{Dataset, PuzzleCount, Split};
@@ -22,11 +22,20 @@ use std::path::{Path, PathBuf};
 
 pub const PROTOCOL: &str = "sudoku-equivalence-disjoint";
 
+/// The task a shape's datasets belong to.
+pub fn task_name(shape: Shape) -> &'static str {
+    if shape == Shape::STANDARD {
+        "sudoku-extreme"
+    } else {
+        "sudoku-small"
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum SudokuSource {
     /// A directory holding the official `train.csv` and `test.csv`.
     OfficialCsv(PathBuf),
-    /// Files with one 81-character puzzle per line (`#` comments).
+    /// Files with one puzzle per line (`#` comments): 81 characters, or side^2 for small shapes.
     Lists(Vec<PathBuf>),
     /// The built-in generator; `min_rating` is the least number of guesses kept.
     Generator { min_rating: u32 },
@@ -34,6 +43,8 @@ pub enum SudokuSource {
 
 #[derive(Debug, Clone)]
 pub struct SudokuConfig {
+    /// 9x9 is Sudoku-Extreme; 4x4 and 6x6 make the `sudoku-small` task.
+    pub shape: Shape,
     pub source: SudokuSource,
     pub seed: u64,
     /// Training puzzles before augmentation (the official 1000); `None` keeps all.
@@ -51,6 +62,7 @@ pub struct SudokuConfig {
 impl Default for SudokuConfig {
     fn default() -> Self {
         SudokuConfig {
+            shape: Shape::STANDARD,
             source: SudokuSource::Generator { min_rating: 2 },
             seed: 0,
             train_size: Some(1000),
@@ -71,6 +83,11 @@ pub fn build(cfg: &SudokuConfig) -> Result<(Dataset, Manifest)> {
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let (train, test, source) = match &cfg.source {
+        SudokuSource::OfficialCsv(_) if cfg.shape != Shape::STANDARD => {
+            return Err(DataError::config(
+                "the official Sudoku-Extreme CSVs hold 9x9 puzzles only",
+            ));
+        }
         SudokuSource::OfficialCsv(dir) => {
             let train_path = dir.join("train.csv");
             let test_path = dir.join("test.csv");
@@ -95,7 +112,7 @@ pub fn build(cfg: &SudokuConfig) -> Result<(Dataset, Manifest)> {
             let mut pool = Vec::new();
             let mut inputs = Vec::new();
             for f in files {
-                pool.extend(read_list(f)?);
+                pool.extend(read_list(f, cfg.shape)?);
                 inputs.push(hash_file(f, f.display().to_string())?);
             }
             pool.retain(|p| p.rating >= cfg.min_rating);
@@ -118,6 +135,7 @@ pub fn build(cfg: &SudokuConfig) -> Result<(Dataset, Manifest)> {
                 (*min_rating).max(cfg.min_rating),
                 cfg.seed,
                 10_000,
+                cfg.shape,
             )
             .map_err(DataError::config)?;
             let fraction = test_n as f64 / (train_n + test_n).max(1) as f64;
@@ -144,17 +162,17 @@ pub fn build(cfg: &SudokuConfig) -> Result<(Dataset, Manifest)> {
             test.len()
         )));
     }
-    let dataset = assemble(&train, &test, cfg.num_aug, &mut rng);
+    let dataset = assemble(&train, &test, cfg.num_aug, &mut rng, cfg.shape);
     let params = serde_json::json!({
         "train_size": cfg.train_size, "test_size": cfg.test_size, "test_fraction": cfg.test_fraction,
-        "num_aug": cfg.num_aug, "min_rating": cfg.min_rating,
+        "num_aug": cfg.num_aug, "min_rating": cfg.min_rating, "side": cfg.shape.side(),
         "generator_min_rating": match cfg.source { SudokuSource::Generator { min_rating } => Some(min_rating), _ => None },
         "train_rating_mean": mean_rating(&train), "test_rating_mean": mean_rating(&test),
         "train_sources": source_counts(&train), "test_sources": source_counts(&test),
     });
     Ok((
         dataset,
-        Manifest::new("sudoku-extreme", PROTOCOL, cfg.seed, source, params),
+        Manifest::new(task_name(cfg.shape), PROTOCOL, cfg.seed, source, params),
     ))
 }
 
@@ -181,12 +199,12 @@ pub fn read_csv(path: &Path, min_rating: u32) -> Result<Vec<CsvRow>> {
     let mut out = Vec::new();
     for row in csvio::read(path)? {
         let place = row.place();
-        let puzzle = parse_board(&row.question)
+        let puzzle = parse_board(&row.question, Shape::STANDARD)
             .map_err(|e| DataError::record(path, &place, format!("question: {e}")))?;
-        let answer = parse_board(&row.answer)
+        let answer = parse_board(&row.answer, Shape::STANDARD)
             .map_err(|e| DataError::record(path, &place, format!("answer: {e}")))?;
         let rating = row.rating_u32(path)?;
-        if !super::solves(&puzzle, &answer) {
+        if !super::solves(&puzzle, &answer, Shape::STANDARD) {
             return Err(DataError::record(
                 path,
                 place,
@@ -210,16 +228,16 @@ pub fn read_csv(path: &Path, min_rating: u32) -> Result<Vec<CsvRow>> {
 
 /// Proves that every kept official row has exactly one solution.
 fn verify_csv_rows(path: &Path, rows: &[CsvRow]) -> Result<()> {
-    let bad = rows
-        .par_iter()
-        .find_map_first(|r| match solve_unique(&r.puzzle.puzzle) {
-            Ok((s, _)) if s == r.puzzle.solution => None,
-            Ok(_) => Some((
-                r.line,
-                "the solver's unique solution differs from the answer".to_string(),
-            )),
-            Err(e) => Some((r.line, e.to_string())),
-        });
+    let bad =
+        rows.par_iter()
+            .find_map_first(|r| match solve_unique(&r.puzzle.puzzle, Shape::STANDARD) {
+                Ok((s, _)) if s == r.puzzle.solution => None,
+                Ok(_) => Some((
+                    r.line,
+                    "the solver's unique solution differs from the answer".to_string(),
+                )),
+                Err(e) => Some((r.line, e.to_string())),
+            });
     match bad {
         Some((line, what)) => Err(DataError::record(path, format!("line {line}"), what)),
         None => Ok(()),
@@ -227,7 +245,7 @@ fn verify_csv_rows(path: &Path, rows: &[CsvRow]) -> Result<()> {
 }
 
 /// Reads, solves and rates a puzzle list; any invalid puzzle is an error naming its line.
-pub fn read_list(path: &Path) -> Result<Vec<RatedPuzzle>> {
+pub fn read_list(path: &Path, shape: Shape) -> Result<Vec<RatedPuzzle>> {
     let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
     let source = path
         .file_name()
@@ -243,8 +261,9 @@ pub fn read_list(path: &Path) -> Result<Vec<RatedPuzzle>> {
         .par_iter()
         .map(|&(line, l)| {
             let field = l.split(':').next().unwrap_or("").trim();
-            let puzzle = parse_board(field).map_err(|e| (line, e))?;
-            let (solution, rating) = solve_unique(&puzzle).map_err(|e| (line, e.to_string()))?;
+            let puzzle = parse_board(field, shape).map_err(|e| (line, e))?;
+            let (solution, rating) =
+                solve_unique(&puzzle, shape).map_err(|e| (line, e.to_string()))?;
             Ok(RatedPuzzle {
                 puzzle,
                 solution,
@@ -261,8 +280,8 @@ pub fn read_list(path: &Path) -> Result<Vec<RatedPuzzle>> {
 
 /// Equivalence-class id of every board: exact, but the canonical form is only computed for
 /// boards whose cheap invariant collides with another's.
-pub fn equivalence_classes(boards: &[Board]) -> Vec<usize> {
-    let invariants: Vec<u64> = boards.par_iter().map(invariant).collect();
+pub fn equivalence_classes(boards: &[Board], shape: Shape) -> Vec<usize> {
+    let invariants: Vec<u64> = boards.par_iter().map(|b| invariant(b, shape)).collect();
     let mut bucket_sizes: HashMap<u64, usize> = HashMap::new();
     for &inv in &invariants {
         *bucket_sizes.entry(inv).or_insert(0) += 1;
@@ -270,7 +289,7 @@ pub fn equivalence_classes(boards: &[Board]) -> Vec<usize> {
     let canon: Vec<Option<Board>> = boards
         .par_iter()
         .zip(&invariants)
-        .map(|(b, inv)| (bucket_sizes[inv] > 1).then(|| canonical_form(b)))
+        .map(|(b, inv)| (bucket_sizes[inv] > 1).then(|| canonical_form(b, shape)))
         .collect();
     let mut ids: HashMap<(u64, Option<Board>), usize> = HashMap::new();
     (0..boards.len())
@@ -290,7 +309,8 @@ fn split_pool(
 ) -> Result<(Vec<RatedPuzzle>, Vec<RatedPuzzle>)> {
     let mut seen = std::collections::HashSet::new();
     pool.retain(|p| seen.insert(p.puzzle));
-    let classes = equivalence_classes(&pool.iter().map(|p| p.puzzle).collect::<Vec<_>>());
+    let boards: Vec<Board> = pool.iter().map(|p| p.puzzle).collect();
+    let classes = equivalence_classes(&boards, cfg.shape);
     let num_classes = classes.iter().max().map_or(0, |m| m + 1);
     let mut order: Vec<usize> = (0..num_classes).collect();
     order.shuffle(rng);
@@ -310,7 +330,7 @@ fn split_pool(
     }
     let (mut train, mut test) = (Vec::new(), Vec::new());
     for (mut p, c) in pool.into_iter().zip(classes) {
-        let t = SudokuTransform::random(rng);
+        let t = SudokuTransform::random(rng, cfg.shape);
         p.puzzle = t.apply(&p.puzzle);
         p.solution = t.apply(&p.solution);
         if in_test[c] {
@@ -331,50 +351,51 @@ fn assemble(
     test: &[RatedPuzzle],
     num_aug: usize,
     rng: &mut ChaCha8Rng,
+    shape: Shape,
 ) -> Dataset {
-    let mut train_split = Split::new(SEQ_LEN);
+    let mut train_split = Split::new(shape.cells());
     for p in train {
         for k in 0..=num_aug {
             let t = if k == 0 {
-                SudokuTransform::identity()
+                SudokuTransform::identity(shape)
             } else {
-                SudokuTransform::random(rng)
+                SudokuTransform::random(rng, shape)
             };
             let (input, label) = (
-                to_tokens(&t.apply(&p.puzzle)),
-                to_tokens(&t.apply(&p.solution)),
+                to_tokens(&t.apply(&p.puzzle), shape),
+                to_tokens(&t.apply(&p.solution), shape),
             );
             train_split.add_puzzle(0, [(&input[..], &label[..])]);
         }
         train_split.close_group();
     }
-    let mut test_split = Split::new(SEQ_LEN);
+    let mut test_split = Split::new(shape.cells());
     for p in test {
-        let (input, label) = (to_tokens(&p.puzzle), to_tokens(&p.solution));
+        let (input, label) = (to_tokens(&p.puzzle, shape), to_tokens(&p.solution, shape));
         test_split.add_puzzle(0, [(&input[..], &label[..])]);
         test_split.close_group();
     }
     Dataset {
-        vocab_size: VOCAB_SIZE,
+        vocab_size: shape.vocab_size(),
         num_puzzle_identifiers: 1,
         train: train_split,
         test: test_split,
         identifiers: vec!["<blank>".to_string()],
         total_puzzles: PuzzleCount::Groups,
         extra_files: vec![
-            ("puzzles_train.csv".into(), puzzles_csv(train)),
-            ("puzzles_test.csv".into(), puzzles_csv(test)),
+            ("puzzles_train.csv".into(), puzzles_csv(train, shape)),
+            ("puzzles_test.csv".into(), puzzles_csv(test, shape)),
         ],
     }
 }
 
 /// The un-augmented puzzles of a split in the official CSV layout, so they can be re-imported.
-fn puzzles_csv(puzzles: &[RatedPuzzle]) -> Vec<u8> {
+fn puzzles_csv(puzzles: &[RatedPuzzle], shape: Shape) -> Vec<u8> {
     csvio::write(puzzles.iter().map(|p| {
         [
             p.source.clone(),
-            board_to_string(&p.puzzle),
-            board_to_string(&p.solution),
+            board_to_string(&p.puzzle, shape),
+            board_to_string(&p.solution, shape),
             p.rating.to_string(),
         ]
     }))

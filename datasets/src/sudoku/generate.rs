@@ -3,7 +3,7 @@
 //! kept only if its rating reaches `min_rating` guesses.
 
 use super::solver::{analyse, has_unique_solution, random_solution, Solutions};
-use super::Board;
+use super::{Board, Shape};
 use crate::sample::stream_rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -18,15 +18,15 @@ pub struct RatedPuzzle {
 }
 
 /// One minimal puzzle with a unique solution.
-pub fn minimal_puzzle(rng: &mut ChaCha8Rng) -> (Board, Board) {
-    let solution = random_solution(rng);
+pub fn minimal_puzzle(rng: &mut ChaCha8Rng, shape: Shape) -> (Board, Board) {
+    let solution = random_solution(rng, shape);
     let mut puzzle = solution;
-    let mut cells: Vec<usize> = (0..81).collect();
+    let mut cells: Vec<usize> = (0..shape.cells()).collect();
     cells.shuffle(rng);
     for cell in cells {
         let keep = puzzle[cell];
         puzzle[cell] = 0;
-        if !has_unique_solution(&puzzle) {
+        if !has_unique_solution(&puzzle, shape) {
             puzzle[cell] = keep;
         }
     }
@@ -40,14 +40,15 @@ pub fn generate(
     min_rating: u32,
     seed: u64,
     max_tries_per_puzzle: usize,
+    shape: Shape,
 ) -> Result<Vec<RatedPuzzle>, String> {
     (0..count)
         .into_par_iter()
         .map(|i| {
             let mut rng = stream_rng(seed, i as u64);
             for _ in 0..max_tries_per_puzzle {
-                let (puzzle, solution) = minimal_puzzle(&mut rng);
-                let a = analyse(&puzzle).expect("a generated puzzle has consistent clues");
+                let (puzzle, solution) = minimal_puzzle(&mut rng, shape);
+                let a = analyse(&puzzle, shape).expect("a generated puzzle has consistent clues");
                 debug_assert_eq!(a.solutions, Solutions::Unique);
                 if a.guesses >= min_rating {
                     return Ok(RatedPuzzle { puzzle, solution, rating: a.guesses, source: "generator".to_string() });

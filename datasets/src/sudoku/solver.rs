@@ -5,58 +5,78 @@
 //! rates Sudoku-Extreme. The counts differ from tdoku's (its propagation is stronger), so the
 //! ratings are comparable within this harness only.
 
-use super::Board;
+use super::{Board, Shape};
+use std::sync::OnceLock;
 
-const ALL: u16 = 0x1FF;
-
-/// Cell indices of the 27 units: 9 rows, 9 columns, 9 boxes.
-const fn units() -> [[u8; 9]; 27] {
-    let mut u = [[0u8; 9]; 27];
-    let mut i = 0;
-    while i < 9 {
-        let mut j = 0;
-        while j < 9 {
-            u[i][j] = (i * 9 + j) as u8;
-            u[9 + i][j] = (j * 9 + i) as u8;
-            u[18 + i][j] = (((i / 3) * 3 + j / 3) * 9 + (i % 3) * 3 + j % 3) as u8;
-            j += 1;
-        }
-        i += 1;
-    }
-    u
+/// The units (rows, columns, boxes) and each cell's peers of one shape.
+struct Geometry {
+    shape: Shape,
+    units: Vec<Vec<u8>>,
+    peers: Vec<Vec<u8>>,
 }
-const UNITS: [[u8; 9]; 27] = units();
 
-/// The 20 cells sharing a row, column or box with each cell.
-const fn peers() -> [[u8; 20]; 81] {
-    let mut p = [[0u8; 20]; 81];
-    let mut c = 0;
-    while c < 81 {
-        let (r, col, b) = (c / 9, c % 9, (c / 27) * 3 + (c % 9) / 3);
-        let mut n = 0;
-        let mut o = 0;
-        while o < 81 {
-            let (ro, co, bo) = (o / 9, o % 9, (o / 27) * 3 + (o % 9) / 3);
-            if o != c && (ro == r || co == col || bo == b) {
-                p[c][n] = o as u8;
-                n += 1;
-            }
-            o += 1;
+impl Geometry {
+    fn new(shape: Shape) -> Self {
+        let side = shape.side();
+        let units: Vec<Vec<u8>> = (0..side)
+            .map(|i| (0..side).map(|j| (i * side + j) as u8).collect())
+            .chain((0..side).map(|i| (0..side).map(|j| (j * side + i) as u8).collect()))
+            .chain((0..side).map(|b| (0..side).map(|k| shape.box_cell(b, k) as u8).collect()))
+            .collect();
+        let peers = (0..shape.cells())
+            .map(|c| {
+                let same = |o: usize| {
+                    o / side == c / side
+                        || o % side == c % side
+                        || shape.box_of(o) == shape.box_of(c)
+                };
+                (0..shape.cells())
+                    .filter(|&o| o != c && same(o))
+                    .map(|o| o as u8)
+                    .collect()
+            })
+            .collect();
+        Geometry {
+            shape,
+            units,
+            peers,
         }
-        c += 1;
     }
-    p
+
+    fn of(shape: Shape) -> &'static Geometry {
+        static CACHE: [OnceLock<Geometry>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        let slot = match shape.side() {
+            4 => 0,
+            6 => 1,
+            _ => 2,
+        };
+        let g = CACHE[slot].get_or_init(|| Geometry::new(shape));
+        debug_assert_eq!(g.shape, shape);
+        g
+    }
 }
-const PEERS: [[u8; 20]; 81] = peers();
 
 #[derive(Clone, Copy)]
 struct State {
+    geometry: &'static Geometry,
     candidates: [u16; 81],
     values: [u8; 81],
 }
 
 impl State {
-    /// Places digit `d` (1..=9) in `cell`; false on contradiction.
+    fn empty(shape: Shape) -> Self {
+        State {
+            geometry: Geometry::of(shape),
+            candidates: [shape.all_digits(); 81],
+            values: [0; 81],
+        }
+    }
+
+    fn cells(&self) -> usize {
+        self.geometry.shape.cells()
+    }
+
+    /// Places digit `d` (1..=side) in `cell`; false on contradiction.
     fn assign(&mut self, cell: usize, d: u8) -> bool {
         let bit = 1u16 << (d - 1);
         if self.values[cell] != 0 || self.candidates[cell] & bit == 0 {
@@ -64,7 +84,7 @@ impl State {
         }
         self.values[cell] = d;
         self.candidates[cell] = bit;
-        for &p in &PEERS[cell] {
+        for &p in &self.geometry.peers[cell] {
             let p = p as usize;
             if self.candidates[p] & bit != 0 {
                 if self.values[p] != 0 {
@@ -83,7 +103,7 @@ impl State {
     fn propagate(&mut self) -> bool {
         loop {
             let mut changed = false;
-            for cell in 0..81 {
+            for cell in 0..self.cells() {
                 if self.values[cell] == 0 {
                     let m = self.candidates[cell];
                     if m == 0 {
@@ -97,7 +117,7 @@ impl State {
                     }
                 }
             }
-            for unit in &UNITS {
+            for unit in &self.geometry.units {
                 let (mut once, mut twice, mut placed) = (0u16, 0u16, 0u16);
                 for &c in unit {
                     let c = c as usize;
@@ -108,7 +128,7 @@ impl State {
                         once |= self.candidates[c];
                     }
                 }
-                if (once | placed) != ALL {
+                if (once | placed) != self.geometry.shape.all_digits() {
                     return false;
                 }
                 let mut hidden = once & !twice & !placed;
@@ -152,7 +172,11 @@ pub struct Analysis {
 /// Why a puzzle cannot be used as a dataset entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalid {
-    ClueConflict { cell: usize },
+    /// 1-based row and column of the first clue that repeats a digit.
+    ClueConflict {
+        row: usize,
+        column: usize,
+    },
     NoSolution,
     MultipleSolutions,
 }
@@ -160,8 +184,8 @@ pub enum Invalid {
 impl std::fmt::Display for Invalid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Invalid::ClueConflict { cell } => {
-                write!(f, "contradictory clues (row {}, column {} repeats a digit in its row, column or box)", cell / 9 + 1, cell % 9 + 1)
+            Invalid::ClueConflict { row, column } => {
+                write!(f, "contradictory clues (row {row}, column {column} repeats a digit in its row, column or box)")
             }
             Invalid::NoSolution => write!(f, "the puzzle has no solution"),
             Invalid::MultipleSolutions => write!(f, "the puzzle has more than one solution"),
@@ -170,14 +194,15 @@ impl std::fmt::Display for Invalid {
 }
 
 /// Solves, counts solutions (0, 1 or more) and rates a puzzle.
-pub fn analyse(puzzle: &Board) -> Result<Analysis, Invalid> {
-    let mut state = State {
-        candidates: [ALL; 81],
-        values: [0; 81],
-    };
+pub fn analyse(puzzle: &Board, shape: Shape) -> Result<Analysis, Invalid> {
+    let mut state = State::empty(shape);
     for (cell, &d) in puzzle.iter().enumerate() {
         if d != 0 && !state.assign(cell, d) {
-            return Err(Invalid::ClueConflict { cell });
+            let side = shape.side();
+            return Err(Invalid::ClueConflict {
+                row: cell / side + 1,
+                column: cell % side + 1,
+            });
         }
     }
     let mut search = Search {
@@ -199,8 +224,8 @@ pub fn analyse(puzzle: &Board) -> Result<Analysis, Invalid> {
 }
 
 /// The unique solution and its rating, or why there is none.
-pub fn solve_unique(puzzle: &Board) -> Result<(Board, u32), Invalid> {
-    let a = analyse(puzzle)?;
+pub fn solve_unique(puzzle: &Board, shape: Shape) -> Result<(Board, u32), Invalid> {
+    let a = analyse(puzzle, shape)?;
     match a.solutions {
         Solutions::Unique => Ok((a.solution.unwrap(), a.guesses)),
         Solutions::None => Err(Invalid::NoSolution),
@@ -209,9 +234,9 @@ pub fn solve_unique(puzzle: &Board) -> Result<(Board, u32), Invalid> {
 }
 
 /// Whether a puzzle has exactly one solution (cheaper than a full analysis for generators).
-pub fn has_unique_solution(puzzle: &Board) -> bool {
+pub fn has_unique_solution(puzzle: &Board, shape: Shape) -> bool {
     matches!(
-        analyse(puzzle),
+        analyse(puzzle, shape),
         Ok(Analysis {
             solutions: Solutions::Unique,
             ..
@@ -221,11 +246,8 @@ pub fn has_unique_solution(puzzle: &Board) -> bool {
 
 /// A uniformly random order of candidate digits at each branch turns the search into a
 /// generator of random complete grids.
-pub fn random_solution(rng: &mut impl rand::Rng) -> Board {
-    let mut state = State {
-        candidates: [ALL; 81],
-        values: [0; 81],
-    };
+pub fn random_solution(rng: &mut impl rand::Rng, shape: Shape) -> Board {
+    let mut state = State::empty(shape);
     fill_random(&mut state, rng).expect("an empty grid always has a solution")
 }
 
@@ -237,7 +259,7 @@ fn fill_random(state: &mut State, rng: &mut impl rand::Rng) -> Option<Board> {
     let Some(cell) = most_constrained(state) else {
         return Some(state.values);
     };
-    let mut digits: Vec<u8> = (1..=9)
+    let mut digits: Vec<u8> = (1..=state.geometry.shape.side() as u8)
         .filter(|d| state.candidates[cell] & (1 << (d - 1)) != 0)
         .collect();
     digits.shuffle(rng);
@@ -254,7 +276,7 @@ fn fill_random(state: &mut State, rng: &mut impl rand::Rng) -> Option<Board> {
 
 fn most_constrained(state: &State) -> Option<usize> {
     let mut best: Option<(u32, usize)> = None;
-    for cell in 0..81 {
+    for cell in 0..state.cells() {
         if state.values[cell] == 0 {
             let n = state.candidates[cell].count_ones();
             if best.is_none_or(|(m, _)| n < m) {
