@@ -69,6 +69,9 @@ pub struct Protocol<'a> {
     pub test_time_steps: &'a [usize],
     /// Matmul FLOPs of one supervision step of one puzzle.
     pub flops_per_step: f64,
+    /// The headline answer: at the model's own halting step (capped at `halt_max_steps`)
+    /// instead of after every supervision step, the official evaluation (`eval.halting`).
+    pub halting: bool,
 }
 
 impl<'a> Protocol<'a> {
@@ -84,6 +87,7 @@ impl<'a> Protocol<'a> {
                 .flatten(),
             test_time_steps: if last { &cfg.eval.test_time_steps } else { &[] },
             flops_per_step: models::flops::step_flops(&run.model_config, cfg.kind()).eval_step,
+            halting: cfg.eval.halting,
         }
     }
 }
@@ -109,7 +113,8 @@ pub fn to_batch(b: &HostBatch, device: &Device) -> Result<Batch> {
 struct Pass {
     right: Vec<Vec<bool>>,
     first_halt: Vec<Option<usize>>,
-    /// Predictions and sigmoid(q_halt) after the trained number of steps.
+    /// The answers: predictions and sigmoid(q_halt) after the trained number of steps, or
+    /// at the halting step when the protocol halts.
     predictions: Vec<Vec<u8>>,
     halt_probability: Vec<f64>,
 }
@@ -150,6 +155,7 @@ fn run_pass(
     limit: usize,
     batch_size: usize,
     max_steps: usize,
+    halting: bool,
 ) -> Result<Pass> {
     let split = &data.data.test;
     let trained = model.config().halt_max_steps;
@@ -170,6 +176,7 @@ fn run_pass(
         let mut carry = initial_carry(model, &batch)?;
         let mut right = vec![Vec::with_capacity(max_steps); rows];
         let mut first_halt = vec![None; rows];
+        let mut answers: Vec<Option<(Vec<u8>, f64)>> = vec![None; rows];
         for step in 1..=max_steps {
             let (mut next, out) = trainer.eval_step(model, &carry, &batch)?;
             for r in 0..rows {
@@ -178,19 +185,21 @@ fn run_pass(
                 if first_halt[r].is_none() && model.halts(out.q_halt[r], out.q_continue[r]) {
                     first_halt[r] = Some(step);
                 }
-            }
-            if step == trained {
-                for r in 0..rows {
-                    pass.predictions
-                        .push(out.preds[r].iter().map(|&p| p as u8).collect());
-                    pass.halt_probability
-                        .push(1.0 / (1.0 + (-(out.q_halt[r] as f64)).exp()));
+                let halted_now = halting && first_halt[r] == Some(step);
+                if answers[r].is_none() && step <= trained && (step == trained || halted_now) {
+                    let probability = 1.0 / (1.0 + (-(out.q_halt[r] as f64)).exp());
+                    answers[r] =
+                        Some((out.preds[r].iter().map(|&p| p as u8).collect(), probability));
                 }
             }
             // Past the trained budget every slot counts as halted and would restart from the
             // initial state; test-time compute continues the recursion instead.
             next.halted.iter_mut().for_each(|h| *h = false);
             carry = next;
+        }
+        for (prediction, probability) in answers.into_iter().flatten() {
+            pass.predictions.push(prediction);
+            pass.halt_probability.push(probability);
         }
         pass.right.extend(right);
         pass.first_halt.extend(first_halt);
@@ -222,7 +231,22 @@ pub fn evaluate(
     budgets.sort_unstable();
     budgets.dedup();
     let max_steps = *budgets.last().context("halt_max_steps is at least 1")?;
-    let pass = run_pass(trainer, model, data, limit, protocol.batch_size, max_steps)?;
+    let pass = run_pass(
+        trainer,
+        model,
+        data,
+        limit,
+        protocol.batch_size,
+        max_steps,
+        protocol.halting,
+    )?;
+    let answer_step = |e: usize| {
+        if protocol.halting {
+            pass.stop(e, trained)
+        } else {
+            trained
+        }
+    };
     let n = pass.predictions.len();
     let predictions = &pass.predictions;
     let ignore = meta.ignore_label_id.map(|i| i as u8);
@@ -242,7 +266,7 @@ pub fn evaluate(
     };
     let at_trained = pass.point(trained, protocol.flops_per_step);
     let per_example = PerExample {
-        exact: pass.bits(|e| pass.right[e][trained - 1]),
+        exact: pass.bits(|e| pass.right[e][answer_step(e) - 1]),
         exact_at_halt: pass.bits(|e| pass.right[e][pass.stop(e, trained) - 1]),
         maze_valid_path: valid_path_bits.clone(),
     };
@@ -377,7 +401,11 @@ mod tests {
     use crate::test_support::tiny_data;
     use models::model::ModelKind;
 
-    fn trainer(kind: ModelKind, q_bias: [f32; 2]) -> (Trainer, models::config::ModelConfig) {
+    fn trainer(
+        kind: ModelKind,
+        q_bias: [f32; 2],
+        steps: usize,
+    ) -> (Trainer, models::config::ModelConfig) {
         let preset = crate::config::Preset::load("smoke").unwrap();
         let model = if kind == ModelKind::Hrm {
             "hrm"
@@ -385,7 +413,11 @@ mod tests {
             "trm-att"
         };
         let cfg = preset
-            .resolve("maze-hard", model, &["arch.halt_max_steps=3".into()])
+            .resolve(
+                "maze-hard",
+                model,
+                &[format!("arch.halt_max_steps={steps}")],
+            )
             .unwrap();
         let arch = cfg.model_config(4, 6, 1).unwrap();
         let device = Device::Cpu;
@@ -419,7 +451,7 @@ mod tests {
         let data = tiny_data();
         // q_halt = -1 < 0 but > q_continue = -3: HRM halts at once, TRM never does.
         for (kind, expected) in [(ModelKind::Hrm, 1.0), (ModelKind::Trm, 3.0)] {
-            let (trainer, arch) = trainer(kind, [-1.0, -3.0]);
+            let (trainer, arch) = trainer(kind, [-1.0, -3.0], 3);
             let model = trainer.inference_model(&arch, kind, false).unwrap();
             let protocol = Protocol {
                 task: "sudoku-extreme",
@@ -427,6 +459,7 @@ mod tests {
                 max_examples: None,
                 test_time_steps: &[1, 6],
                 flops_per_step: 10.0,
+                halting: false,
             };
             let out = evaluate(&trainer, model.as_ref(), &data, &protocol).unwrap();
             let e = &out.evaluation;
@@ -450,5 +483,36 @@ mod tests {
                 "{kind:?}"
             );
         }
+    }
+
+    #[test]
+    fn halting_at_inference_answers_at_the_halting_step() {
+        let data = tiny_data();
+        // HRM halts at step 1 (q_halt > q_continue). Initial weights depend only on names, so
+        // a model trained for 1 step and one for 3 share them.
+        let answers = |steps: usize, halting: bool| {
+            let (trainer, arch) = trainer(ModelKind::Hrm, [-1.0, -3.0], steps);
+            let model = trainer
+                .inference_model(&arch, ModelKind::Hrm, false)
+                .unwrap();
+            let protocol = Protocol {
+                task: "sudoku-extreme",
+                batch_size: 2,
+                max_examples: None,
+                test_time_steps: &[],
+                flops_per_step: 10.0,
+                halting,
+            };
+            evaluate(&trainer, model.as_ref(), &data, &protocol)
+                .unwrap()
+                .predictions
+        };
+        let (every_step, halting, one_step) =
+            (answers(3, false), answers(3, true), answers(1, false));
+        assert_ne!(
+            every_step, one_step,
+            "steps 1 and 3 must answer differently for this test to mean anything"
+        );
+        assert_eq!(halting, one_step);
     }
 }

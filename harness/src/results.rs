@@ -77,8 +77,11 @@ pub struct Controls {
     /// ACT in training: slots halt early by the model's rule (`train.act`).
     pub act_in_training: bool,
     /// Supervision steps per example (`halt_max_steps`): the headline evaluation runs them
-    /// all; the halting-rule answer is reported beside it.
+    /// all unless `halting_at_inference`; the other answer is reported beside it.
     pub supervision_steps: usize,
+    /// The headline answer is taken at the model's halting step (`eval.halting`).
+    #[serde(default)]
+    pub halting_at_inference: bool,
     /// The outer loop (TRM's T, HRM's H cycles) and the inner one (n, L cycles).
     pub h_cycles: usize,
     pub l_cycles: usize,
@@ -94,6 +97,7 @@ impl Controls {
             ema: t.ema.then_some(t.ema_rate),
             act_in_training: t.act,
             supervision_steps: m.halt_max_steps,
+            halting_at_inference: run.config.eval.halting,
             h_cycles: m.H_cycles,
             l_cycles: m.L_cycles,
             train_versions_per_group: train.num_puzzles() as f64 / train.num_groups().max(1) as f64,
@@ -167,7 +171,7 @@ pub fn short_hash(hash: &str, n: usize) -> String {
     hash.chars().take(n).collect()
 }
 
-pub const CSV_HEADER: &str = "created_unix,task,model,preset,preset_label,data_source,overrides,papers_setting,seed,budget_match,device,dataset_hash,train_steps,global_batch_size,ema_rate,act_in_training,supervision_steps,H_cycles,L_cycles,train_versions_per_group,trainable_parameters,buffer_parameters,train_flops,inference_flops_per_puzzle,test_examples,exact,exact_low,exact_high,token,token_low,token_high,mean_halting_step,exact_at_halt,maze_valid_path,maze_valid_path_low,maze_valid_path_high,arc_pass1,arc_pass2,arc_pass2_fractional,arc_pooled_pass2,arc_pooled_pass2_fractional,arc_pooled_checkpoints,train_wall_seconds,git_commit,run_dir";
+pub const CSV_HEADER: &str = "created_unix,task,model,preset,preset_label,data_source,overrides,papers_setting,seed,budget_match,device,dataset_hash,train_steps,global_batch_size,ema_rate,act_in_training,supervision_steps,halting_at_inference,H_cycles,L_cycles,train_versions_per_group,trainable_parameters,buffer_parameters,train_flops,inference_flops_per_puzzle,test_examples,exact,exact_low,exact_high,token,token_low,token_high,mean_halting_step,exact_at_halt,maze_valid_path,maze_valid_path_low,maze_valid_path_high,arc_pass1,arc_pass2,arc_pass2_fractional,arc_pooled_pass2,arc_pooled_pass2_fractional,arc_pooled_checkpoints,train_wall_seconds,git_commit,run_dir";
 
 pub fn csv_row(r: &ResultRecord) -> Vec<String> {
     let m = &r.metrics;
@@ -192,6 +196,7 @@ pub fn csv_row(r: &ResultRecord) -> Vec<String> {
         opt6(r.controls.ema),
         r.controls.act_in_training.to_string(),
         r.controls.supervision_steps.to_string(),
+        r.controls.halting_at_inference.to_string(),
         r.controls.h_cycles.to_string(),
         r.controls.l_cycles.to_string(),
         format!("{:.4}", r.controls.train_versions_per_group),

@@ -166,15 +166,19 @@ pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
         },
     ));
 
-    let (halting, _) = per_model(records, |r| {
-        format!(
-            "{} steps, answer at own halting step reported beside",
-            r.controls.supervision_steps
-        )
+    let (halting, same_halting) = per_model(records, |r| {
+        let steps = r.controls.supervision_steps;
+        if r.controls.halting_at_inference {
+            format!(
+                "answer at own halting step (at most {steps}), every-step answer reported beside"
+            )
+        } else {
+            format!("{steps} steps, answer at own halting step reported beside")
+        }
     });
     out.push(check(
-        "halting at evaluation: headline runs every supervision step",
-        true,
+        "halting at evaluation: the same rule for every model",
+        same_halting,
         halting,
     ));
 
