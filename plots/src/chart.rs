@@ -539,7 +539,10 @@ mod tests {
         let mut rows: Vec<i32> = offsets.iter().map(|dy| 395 + dy).collect();
         rows.sort();
         assert!(rows.windows(2).all(|w| w[1] - w[0] >= 11), "{rows:?}");
-        assert!(rows.iter().all(|r| (100 + 5..=400 - 5).contains(r)), "{rows:?}");
+        assert!(
+            rows.iter().all(|r| (100 + 5..=400 - 5).contains(r)),
+            "{rows:?}"
+        );
     }
 
     #[test]
