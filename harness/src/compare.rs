@@ -34,7 +34,7 @@ impl BudgetMatch {
 
 #[derive(clap::Args)]
 pub struct CompareArgs {
-    /// sudoku-extreme, maze-hard, arc-agi-1 or arc-agi-2.
+    /// sudoku-extreme, sudoku-small, maze-hard, arc-agi-1 or arc-agi-2.
     #[arg(long)]
     pub task: String,
     /// A built-in preset (paper, cpu, smoke) or a TOML file; default: paper with a GPU build,

@@ -11,7 +11,7 @@ pub struct TrainArgs {
     /// trm-att, trm-mlp or hrm.
     #[arg(long)]
     pub model: String,
-    /// sudoku-extreme, maze-hard, arc-agi-1 or arc-agi-2.
+    /// sudoku-extreme, sudoku-small, maze-hard, arc-agi-1 or arc-agi-2.
     #[arg(long)]
     pub task: String,
     /// A built-in preset (paper, cpu, smoke) or a TOML file.

@@ -140,6 +140,67 @@ fn build_inspect_and_audit_generated_tasks() {
 }
 
 #[test]
+fn small_sudoku_builds_inspects_audits_and_trains_for_both_sides() {
+    let tmp = tempfile::tempdir().unwrap();
+    for side in ["4", "6"] {
+        let dir = tmp.path().join(format!("sudoku{side}"));
+        let extra = [
+            "--side",
+            side,
+            "--train-size",
+            "30",
+            "--test-size",
+            "10",
+            "--num-aug",
+            "3",
+        ];
+        assert_eq!(build("sudoku-small", s(&dir), &extra), Outcome::Code(0));
+        let d = datasets::format::load_dataset(&dir).unwrap();
+        let n: usize = side.parse().unwrap();
+        assert_eq!(
+            (d.train_metadata.seq_len, d.train_metadata.vocab_size),
+            (n * n, n + 2)
+        );
+        assert_eq!(d.manifest.as_ref().unwrap().task, "sudoku-small");
+        assert_eq!(harness(&["data", "inspect", s(&dir)]), Outcome::Code(0));
+        assert_eq!(harness(&["audit", s(&dir)]), Outcome::Code(0));
+    }
+    // A side with no box shape, 9x9 under the small task, and a small side under the 9x9 task.
+    let bad = tmp.path().join("bad");
+    for (task, side, needle) in [
+        ("sudoku-small", "5", "4, 6 or 9"),
+        ("sudoku-small", "9", "sudoku-extreme"),
+        ("sudoku-extreme", "6", "sudoku-small"),
+    ] {
+        let e = build(
+            task,
+            s(&bad),
+            &["--side", side, "--train-size", "5", "--test-size", "5"],
+        )
+        .error();
+        assert!(e.contains(needle), "{task} --side {side}: {e}");
+        assert!(!bad.exists());
+    }
+    let run = tmp.path().join("run");
+    let data_root = tmp.path().join("data");
+    let args = [
+        "train",
+        "--model",
+        "trm-att",
+        "--task",
+        "sudoku-small",
+        "--preset",
+        "smoke",
+        "--run",
+        s(&run),
+        "--data-root",
+        s(&data_root),
+    ];
+    assert_eq!(harness(&args), Outcome::Code(0));
+    no_leftovers(tmp.path());
+}
+
+#[test]
 fn audit_fails_on_a_changed_file() {
     let tmp = tempfile::tempdir().unwrap();
     let maze = tmp.path().join("maze");
