@@ -14,11 +14,12 @@ pub mod solver;
 pub type Board = [u8; 81];
 
 /// A grid whose boxes are `box_rows` x `box_cols`: `side = box_rows * box_cols` digits,
-/// `box_cols` bands of `box_rows` rows and `box_rows` stacks of `box_cols` columns.
+/// `box_cols` bands of `box_rows` rows and `box_rows` stacks of `box_cols` columns. Only the
+/// three shapes of `from_side` exist (the solver keeps one table of units per shape).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Shape {
-    pub box_rows: usize,
-    pub box_cols: usize,
+    box_rows: usize,
+    box_cols: usize,
 }
 
 impl Shape {
