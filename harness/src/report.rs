@@ -142,6 +142,22 @@ fn config_html(records: &[ResultRecord]) -> String {
     )
 }
 
+/// Which answer the headline numbers score, from the records' `eval.halting`.
+fn answer_rule(records: &[ResultRecord]) -> &'static str {
+    let halting = |on: bool| {
+        records
+            .iter()
+            .all(|r| r.controls.halting_at_inference == on)
+    };
+    if halting(false) {
+        "every test example runs all supervision steps"
+    } else if halting(true) {
+        "each test example answers at its model's own halting step (at most all supervision steps)"
+    } else {
+        "the models differ in halting at inference (see the audit)"
+    }
+}
+
 pub fn write_report(
     path: &Path,
     records: &[ResultRecord],
@@ -198,7 +214,7 @@ pub fn write_report(
         records.iter().map(|r| r.git_commit.as_str()).collect();
     html.push_str(&format!(
         "<table class=meta><tr><td>task</td><td>{}</td></tr><tr><td>dataset</td><td>{} (manifest hash <code>{}</code>, the same for every run)</td></tr>\
-         <tr><td>budget</td><td>equal {} ({} optimizer steps for {})</td></tr><tr><td>evaluation</td><td>every test example runs all supervision steps; exact match of the whole output; 95% Wilson intervals</td></tr>\
+         <tr><td>budget</td><td>equal {} ({} optimizer steps for {})</td></tr><tr><td>evaluation</td><td>{}; exact match of the whole output; 95% Wilson intervals</td></tr>\
          <tr><td>device</td><td>{}</td></tr><tr><td>code</td><td>harness {} at commit <code>{}</code></td></tr></table>\n",
         esc(&r0.task),
         esc(&r0.dataset_dir),
@@ -206,6 +222,7 @@ pub fn write_report(
         esc(&r0.budget_match),
         r0.train_steps,
         esc(&r0.model),
+        answer_rule(records),
         esc(&r0.device),
         esc(&r0.harness_version),
         esc(&commits.into_iter().collect::<Vec<_>>().join(", "))
@@ -341,4 +358,23 @@ fn setting_banner(records: &[ResultRecord]) -> String {
     }
     s.push_str("</ul></div>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer_rule;
+
+    #[test]
+    fn the_evaluation_row_names_the_answer_the_numbers_score() {
+        let mut records = crate::test_support::reference_records();
+        assert!(answer_rule(&records).starts_with("every test example runs all"));
+        for r in records.iter_mut().filter(|r| r.model == "hrm") {
+            r.controls.halting_at_inference = true;
+        }
+        assert!(answer_rule(&records).contains("differ"));
+        for r in records.iter_mut() {
+            r.controls.halting_at_inference = true;
+        }
+        assert!(answer_rule(&records).contains("own halting step"));
+    }
 }
