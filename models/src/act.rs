@@ -151,8 +151,8 @@ pub fn act_step<R: Rng>(
     let mut target_q_continue = None;
     if opts.training && max_steps > 1 {
         if opts.halt_early {
-            let qh = q_halt.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-            let qc = q_continue.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            let qh = crate::host::vec1::<f32>(&q_halt.to_dtype(DType::F32)?)?;
+            let qc = crate::host::vec1::<f32>(&q_continue.to_dtype(DType::F32)?)?;
             for (i, h) in new_halted.iter_mut().enumerate() {
                 *h |= model.halts(qh[i], qc[i]);
             }

@@ -4,9 +4,11 @@
 //! reasoning module that adds its injection before the first block.
 //!
 //! On the CPU, in f32 or f64, the hot spots run as fused kernels with their own backward
-//! (`kernels`: attention with RoPE, RMSNorm of a residual sum, SwiGLU's gate); elsewhere, and
-//! as the reference the tests compare them with, as compositions of candle ops that all have
-//! a backward (candle's own fused `softmax_last_dim`, `rms_norm` and `rope` do not).
+//! (`kernels`: attention with RoPE, RMSNorm of a residual sum, SwiGLU's gate); elsewhere (CUDA,
+//! bf16) attention runs in query chunks with a recomputing backward (`chunked_attention`) and
+//! the rest as compositions of candle ops that all have a backward (candle's own fused
+//! `softmax_last_dim`, `rms_norm` and `rope` do not). `attention_reference` is the plain
+//! composition the tests compare both attentions with.
 
 use crate::kernels;
 use candle_core::{DType, Device, Result, Tensor, D};
@@ -202,7 +204,20 @@ impl Attention {
             };
             kernels::attention::attention(&qkv, op)?
         } else {
-            attention_reference(&qkv, self.num_heads, self.head_dim, rotary)?
+            let (b, s, _) = qkv.dims3()?;
+            let chunk = crate::chunked_attention::query_chunk(
+                b,
+                self.num_heads,
+                s,
+                crate::chunked_attention::SCORE_BLOCK_BYTES,
+            );
+            crate::chunked_attention::ChunkedAttention::new(
+                self.num_heads,
+                self.head_dim,
+                rotary,
+                chunk,
+            )
+            .forward(&qkv)?
         };
         self.o_proj.forward(&out)
     }

@@ -3,8 +3,10 @@
 
 pub mod act;
 pub mod checkpoint;
+pub mod chunked_attention;
 pub mod config;
 pub mod flops;
+pub mod host;
 pub mod hrm;
 pub mod init;
 pub mod kernels;

@@ -4,6 +4,7 @@
 //! `total = lm_loss + 0.5 * (q_halt_loss + q_continue_loss)`.
 
 use crate::act::{StepOutput, IGNORE_LABEL};
+use crate::host;
 use candle_core::{DType, Result, Tensor, D};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -74,9 +75,6 @@ pub struct LossOutput {
     /// f64 scalar carrying the graph.
     pub total: Tensor,
     pub metrics: Metrics,
-    pub seq_is_correct: Vec<bool>,
-    /// Argmax predictions `[B, S]`.
-    pub preds: Vec<Vec<u32>>,
 }
 
 /// The loss and metrics of one ACT call, given the carry's labels, halted flags and steps.
@@ -87,38 +85,41 @@ pub fn act_loss(
     steps: &[u32],
     loss: LossType,
 ) -> Result<LossOutput> {
-    let device = labels.device();
-    let label_rows = labels.to_vec2::<i64>()?;
-    let preds = out.logits.argmax(D::Minus1)?.to_vec2::<u32>()?;
-    let q_halt = out.q_halt.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    let mut counts = Vec::with_capacity(label_rows.len());
-    let mut correct_share = Vec::with_capacity(label_rows.len());
-    let mut seq_is_correct = Vec::with_capacity(label_rows.len());
-    for (row, pred) in label_rows.iter().zip(&preds) {
-        let count = row.iter().filter(|&&l| l != IGNORE_LABEL).count();
-        let correct = row
-            .iter()
-            .zip(pred)
-            .filter(|(&l, &p)| l != IGNORE_LABEL && l == p as i64)
-            .count();
-        counts.push(count);
-        correct_share.push(correct as f32 / count.max(1) as f32);
-        seq_is_correct.push(correct == count);
-    }
-    let divisors: Vec<f64> = counts.iter().map(|&c| c.max(1) as f64).collect();
-    let divisor = Tensor::from_vec(divisors, counts.len(), device)?;
+    // Per-slot label counts and hits on the device: only `[B]` vectors come to the host.
+    let valid = labels.ne(IGNORE_LABEL)?.to_dtype(DType::F32)?;
+    let hits = (out
+        .logits
+        .argmax(D::Minus1)?
+        .to_dtype(DType::I64)?
+        .eq(labels)?
+        .to_dtype(DType::F32)?
+        * &valid)?;
+    let (count_t, correct_t) = (valid.sum(D::Minus1)?, hits.sum(D::Minus1)?);
+    let targets = correct_t.eq(&count_t)?.to_dtype(DType::F32)?;
+    let divisor = count_t.maximum(1.0)?.to_dtype(DType::F64)?;
+    let counts: Vec<usize> = host::vec1::<f32>(&count_t)?
+        .iter()
+        .map(|&c| c as usize)
+        .collect();
+    let correct = host::vec1::<f32>(&correct_t)?;
+    let q_halt = host::vec1::<f32>(&out.q_halt.to_dtype(DType::F32)?)?;
+    let seq_is_correct: Vec<bool> = counts
+        .iter()
+        .zip(&correct)
+        .map(|(&c, &k)| k as usize == c)
+        .collect();
+    let correct_share: Vec<f32> = counts
+        .iter()
+        .zip(&correct)
+        .map(|(&c, &k)| k / c.max(1) as f32)
+        .collect();
     let per_token = token_cross_entropy(&out.logits, labels, loss)?;
     let lm_loss = per_token
         .to_dtype(DType::F64)?
         .sum(D::Minus1)?
         .div(&divisor)?
         .sum_all()?;
-
-    let targets: Vec<f32> = seq_is_correct.iter().map(|&c| c as u8 as f32).collect();
-    let q_halt_loss = bce_with_logits_sum(
-        &out.q_halt.to_dtype(DType::F32)?,
-        &Tensor::from_vec(targets, counts.len(), device)?,
-    )?;
+    let q_halt_loss = bce_with_logits_sum(&out.q_halt.to_dtype(DType::F32)?, &targets)?;
     let q_continue_loss = match &out.target_q_continue {
         Some(t) => Some(bce_with_logits_sum(
             &out.q_continue.to_dtype(DType::F32)?,
@@ -157,16 +158,13 @@ pub fn act_loss(
             .filter(|&i| valid[i])
             .map(|i| steps[i] as i64)
             .sum(),
-        lm_loss: lm_loss.to_scalar::<f64>()?,
-        q_halt_loss: q_halt_loss.to_scalar::<f32>()?,
-        q_continue_loss: q_continue_loss.map(|c| c.to_scalar::<f32>()).transpose()?,
+        lm_loss: host::scalar::<f64>(&lm_loss)?,
+        q_halt_loss: host::scalar::<f32>(&q_halt_loss)?,
+        q_continue_loss: q_continue_loss
+            .map(|c| host::scalar::<f32>(&c))
+            .transpose()?,
     };
-    Ok(LossOutput {
-        total,
-        metrics,
-        seq_is_correct,
-        preds,
-    })
+    Ok(LossOutput { total, metrics })
 }
 
 #[cfg(test)]

@@ -6,6 +6,11 @@
 //!   `w = w (1 - lr wd) - lr sign(sum)`; absent rows untouched;
 //! - EMA of the trainable parameters (`EMAHelper`): `shadow = (1 - mu) p + mu shadow`;
 //! - linear warm-up then cosine decay to a minimum ratio (`cosine_schedule_with_warmup_lr_lambda`).
+//!
+//! Each comes twice: on host slices (what the CPU kernels run in place), and as candle tensor
+//! ops on the parameters' own device (`device_*`), so a GPU step copies nothing to the host.
+
+use candle_core::{DType, Result, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamAtan2Config {
@@ -80,6 +85,56 @@ impl AdamScalars {
     }
 }
 
+impl AdamScalars {
+    /// The same step as `update_moments` then `apply`, in tensor ops on the device: `param`
+    /// (any shape) is updated through `Var::set`-style copies made by the caller from the
+    /// returned `(param, m, v)`; `m`, `v` and `grad` are flat.
+    pub fn device_step(
+        &self,
+        param: &Tensor,
+        m: &Tensor,
+        v: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let g = grad.flatten_all()?.to_dtype(DType::F32)?;
+        let m = (m + (&g - m)?.affine(self.mb1.into(), 0.0)?)?;
+        let v = (v + (g.sqr()? - v)?.affine(self.mb2.into(), 0.0)?)?;
+        let m_hat = m.affine(self.bc1_recip.into(), 0.0)?;
+        let v_hat = (v.sqrt()? / f64::from(self.bc2_sqrt))?;
+        let step = atan2_nonnegative_x(&m_hat, &v_hat)?.affine(self.step_size.into(), 0.0)?;
+        let p = (param.flatten_all()?.affine(self.wd_alpha.into(), 0.0)? - step)?;
+        Ok((p.reshape(param.shape())?, m, v))
+    }
+}
+
+/// `atan2(y, x)` for `x >= 0`, elementwise in f32 tensor ops (candle has no atan): the
+/// octant reduction to `|t| <= tan(pi/8)`, then the odd Taylor series to `t^15`, whose
+/// remainder (`< 2e-8`) is below f32's rounding.
+pub fn atan2_nonnegative_x(y: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let ay = y.abs()?;
+    let hi = ay.maximum(x)?;
+    let lo = ay.minimum(x)?;
+    let positive = hi.gt(0.0)?;
+    // 0 / 0 where both are 0: that lane is replaced by 0 below.
+    let a = positive.where_cond(&(&lo / &hi)?, &hi.zeros_like()?)?;
+    let upper = a.gt(std::f64::consts::FRAC_PI_8.tan())?;
+    let reduced = upper.where_cond(&((&a - 1.0)? / (&a + 1.0)?)?, &a)?;
+    let t2 = reduced.sqr()?;
+    let mut series = t2.ones_like()?.affine(0.0, -1.0 / 15.0)?;
+    for k in (0..7).rev() {
+        let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
+        series = (series * &t2)?.affine(1.0, sign / (2 * k + 1) as f64)?;
+    }
+    let atan_a = upper.where_cond(
+        &(&reduced * &series)?.affine(1.0, std::f64::consts::FRAC_PI_4)?,
+        &(&reduced * &series)?,
+    )?;
+    let angle = ay
+        .gt(x)?
+        .where_cond(&atan_a.affine(-1.0, std::f64::consts::FRAC_PI_2)?, &atan_a)?;
+    angle * y.sign()?
+}
+
 /// One AdamATan2 step at step number `t` (1-based) with learning rate `lr` (already scheduled).
 pub fn adam_atan2_step(
     cfg: &AdamAtan2Config,
@@ -136,6 +191,36 @@ pub fn sparse_sign_sgd_step(
         }
     }
     (unique, summed)
+}
+
+/// `sparse_sign_sgd_step` on the device, in place on `table` (`[rows, width]` f32): the
+/// rows of `ids` (`[B]` u32) get `w (1 - lr wd) - lr sign(sum)`, with each id's gradients
+/// (`local_grads`, `[B, width]`) summed by a `[B, B]` same-id matrix, so repeated ids write
+/// the same row; rows outside the batch are untouched.
+pub fn device_sparse_sign_sgd(
+    table: &Tensor,
+    ids: &Tensor,
+    local_grads: &Tensor,
+    lr: f64,
+    weight_decay: f64,
+) -> Result<()> {
+    let (b, width) = local_grads.dims2()?;
+    let same_id = ids
+        .unsqueeze(1)?
+        .broadcast_eq(&ids.unsqueeze(0)?)?
+        .to_dtype(DType::F32)?;
+    let summed = same_id.matmul(&local_grads.to_dtype(DType::F32)?)?;
+    let decay = f64::from((1.0 - lr * weight_decay) as f32);
+    let rows = table.index_select(ids, 0)?;
+    let updated = (rows.affine(decay, 0.0)? - summed.sign()?.affine(f64::from(lr as f32), 0.0)?)?;
+    let index = ids.unsqueeze(1)?.broadcast_as((b, width))?.contiguous()?;
+    table.scatter_set(&index, &updated, 0)
+}
+
+/// `shadow = (1 - mu) * param + mu * shadow` on the device (the new shadow).
+pub fn device_ema(shadow: &Tensor, param: &Tensor, mu: f64) -> Result<Tensor> {
+    let (a, b) = (f64::from((1.0 - mu) as f32), f64::from(mu as f32));
+    param.affine(a, 0.0)? + shadow.affine(b, 0.0)?
 }
 
 /// `shadow = (1 - mu) * param + mu * shadow`, with both factors rounded to f32.

@@ -1,8 +1,9 @@
 //! The trainable parameters with their optimiser state as tensors on the model's device:
 //! AdamATan2 moments `[m | v]` and the EMA shadow of each. On the CPU every update runs in
-//! place (`kernels::optim`); elsewhere it goes through host copies until device kernels exist.
+//! place (`kernels::optim`); elsewhere as tensor ops on the device (`optim::device_*`), so
+//! nothing is copied through the host.
 
-use crate::optim::{ema_update, AdamScalars};
+use crate::optim::{device_ema, AdamScalars};
 use candle_core::{DType, Result, Tensor, Var};
 use std::collections::HashMap;
 
@@ -40,17 +41,24 @@ impl Parameters {
         self.0.iter()
     }
 
-    /// One AdamATan2 step (and EMA update) of every parameter, `grads` in the same order.
-    pub fn step(&self, grads: &[Tensor], s: AdamScalars, ema: Option<f64>) -> Result<()> {
+    /// One AdamATan2 step (and EMA update) of every parameter, `grads` in the same order;
+    /// with `fused`, the CPU kernels in place, otherwise device tensor ops.
+    pub fn step(
+        &self,
+        grads: &[Tensor],
+        s: AdamScalars,
+        ema: Option<f64>,
+        fused: bool,
+    ) -> Result<()> {
         for (p, g) in self.0.iter().zip(grads) {
             let param = p.var.as_tensor();
-            if param.device().is_cpu() {
+            if fused {
                 crate::kernels::optim::adam_atan2(param, &p.moments, &g.flatten_all()?, s)?;
                 if let (Some(shadow), Some(mu)) = (&p.ema, ema) {
                     crate::kernels::optim::ema(shadow, param, mu)?;
                 }
             } else {
-                p.host_step(g, s, ema)?;
+                p.device_step(g, s, ema)?;
             }
         }
         Ok(())
@@ -125,26 +133,16 @@ impl Parameters {
 }
 
 impl Parameter {
-    /// The same step through host copies, for devices without the in-place kernels.
-    fn host_step(&self, g: &Tensor, s: AdamScalars, ema: Option<f64>) -> Result<()> {
-        let t = self.var.as_tensor();
-        let n = t.elem_count();
-        let mut p = t.flatten_all()?.to_vec1::<f32>()?;
-        let mut mv = self.moments.to_vec1::<f32>()?;
-        let (m, v) = mv.split_at_mut(n);
-        s.update_moments(
-            m,
-            v,
-            &g.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?,
-        );
-        s.apply(&mut p, m, v);
-        self.moments
-            .slice_set(&Tensor::from_vec(mv, 2 * n, t.device())?, 0, 0)?;
+    /// The same step in tensor ops on the parameter's device, written back in place.
+    fn device_step(&self, g: &Tensor, s: AdamScalars, ema: Option<f64>) -> Result<()> {
+        let n = self.var.as_tensor().elem_count();
+        let (m, v) = (self.moments.narrow(0, 0, n)?, self.moments.narrow(0, n, n)?);
+        let (p, m, v) = s.device_step(self.var.as_tensor(), &m, &v, g)?;
+        self.moments.slice_set(&Tensor::cat(&[&m, &v], 0)?, 0, 0)?;
+        self.var.set(&p)?;
         if let (Some(shadow), Some(mu)) = (&self.ema, ema) {
-            let mut e = shadow.flatten_all()?.to_vec1::<f32>()?;
-            ema_update(&mut e, &p, mu);
-            shadow.slice_set(&Tensor::from_vec(e, t.shape(), t.device())?, 0, 0)?;
+            shadow.slice_set(&device_ema(shadow, &p, mu)?, 0, 0)?;
         }
-        self.var.set(&Tensor::from_vec(p, t.shape(), t.device())?)
+        Ok(())
     }
 }

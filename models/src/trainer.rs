@@ -8,7 +8,7 @@ use crate::hrm::Hrm;
 use crate::init::init_varmap;
 use crate::loss::{act_loss, LossType, Metrics};
 use crate::model::{ModelKind, RecursiveModel};
-use crate::optim::{sparse_sign_sgd_step, AdamAtan2Config, AdamScalars};
+use crate::optim::{device_sparse_sign_sgd, AdamAtan2Config, AdamScalars};
 use crate::params::Parameters;
 use crate::trm::Trm;
 use candle_core::{DType, Device, Result, Tensor, Var};
@@ -48,6 +48,9 @@ pub struct Trainer {
     /// Optimiser steps taken.
     pub step: u64,
     pub carry: Option<Carry>,
+    /// Optimiser updates by the in-place CPU kernels (the default on the CPU), or by device
+    /// tensor ops (elsewhere; on the CPU for the test that both give the same update).
+    pub fused_updates: bool,
 }
 
 /// Either model over the tensors of `vb` (rooted at the state dict's top, `model.inner` below).
@@ -96,6 +99,7 @@ impl Trainer {
             optim,
             step: 0,
             carry: None,
+            fused_updates: device.is_cpu(),
         })
     }
 
@@ -200,7 +204,7 @@ impl Trainer {
                 .collect::<Result<Vec<_>>>()?,
             0,
         )?;
-        let sums = sums.to_vec1::<f32>()?;
+        let sums = crate::host::vec1::<f32>(&sums)?;
         if let Some((name, sum)) = named.zip(&sums).find(|(_, s)| !s.is_finite()) {
             return Err(candle_core::Error::msg(format!(
                 "the gradient of {name} is not finite (its sum is {sum})"
@@ -217,25 +221,18 @@ impl Trainer {
     fn apply(&mut self, grads: &StepGradients, lr_scale: f64, ids: &Tensor) -> Result<()> {
         let lr = self.optim.adam.lr * lr_scale;
         let scalars = AdamScalars::new(&self.optim.adam, lr, self.step);
-        self.params.step(&grads.params, scalars, self.optim.ema)?;
+        self.params
+            .step(&grads.params, scalars, self.optim.ema, self.fused_updates)?;
         if let Some(local) = &grads.puzzle_rows {
             let table = self.puzzle_table();
             let (lr, wd) = (
                 self.optim.puzzle_emb_lr * lr_scale,
                 self.optim.puzzle_emb_weight_decay,
             );
-            if table.as_tensor().device().is_cpu() {
+            if self.fused_updates {
                 crate::kernels::optim::sparse_sign_sgd(table.as_tensor(), ids, local, lr, wd)?;
             } else {
-                let (n, width) = table.as_tensor().dims2()?;
-                let mut w = table.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-                let local = local.flatten_all()?.to_vec1::<f32>()?;
-                sparse_sign_sgd_step(&mut w, width, &ids.to_vec1::<u32>()?, &local, lr, wd);
-                table.set(&Tensor::from_vec(
-                    w,
-                    (n, width),
-                    table.as_tensor().device(),
-                )?)?;
+                device_sparse_sign_sgd(table.as_tensor(), ids, local, lr, wd)?;
             }
         }
         Ok(())
@@ -294,12 +291,9 @@ impl Trainer {
             rng: &mut unused,
         };
         let (next, out) = act_step(model, carry, batch, &table.as_tensor().detach(), opts)?;
-        let logits = |t: &Tensor| t.to_dtype(DType::F32)?.to_vec1::<f32>();
+        let logits = |t: &Tensor| crate::host::vec1::<f32>(&t.to_dtype(DType::F32)?);
         let step = EvalStep {
-            preds: out
-                .logits
-                .argmax(candle_core::D::Minus1)?
-                .to_vec2::<u32>()?,
+            preds: crate::host::vec2::<u32>(&out.logits.argmax(candle_core::D::Minus1)?)?,
             q_halt: logits(&out.q_halt)?,
             q_continue: logits(&out.q_continue)?,
         };
@@ -401,7 +395,7 @@ impl Trainer {
             var.set(&get(name)?.to_dtype(DType::F32)?)?;
         }
         self.params.restore(state)?;
-        self.step = get("optim.step")?.to_vec1::<i64>()?[0] as u64;
+        self.step = crate::host::vec1::<i64>(get("optim.step")?)?[0] as u64;
         self.carry = match state.get("carry.z_H") {
             None => None,
             Some(z_h) => Some(Carry {
@@ -409,13 +403,11 @@ impl Trainer {
                     z_h: z_h.clone(),
                     z_l: get("carry.z_L")?.clone(),
                 },
-                steps: get("carry.steps")?
-                    .to_vec1::<i64>()?
+                steps: crate::host::vec1::<i64>(get("carry.steps")?)?
                     .iter()
                     .map(|&s| s as u32)
                     .collect(),
-                halted: get("carry.halted")?
-                    .to_vec1::<u8>()?
+                halted: crate::host::vec1::<u8>(get("carry.halted")?)?
                     .iter()
                     .map(|&h| h != 0)
                     .collect(),

@@ -127,6 +127,14 @@ fn layers_match_finite_differences() {
     check("attention with rope", &all, || {
         project(&attn.forward(x.as_tensor(), Some(&rotary8))?, 6)
     });
+    // The attention CUDA and bf16 run: query chunks of 2 rows of 5, recomputing backward.
+    let qkv = var(&[2, 5, 24], 13, 1.0);
+    let chunked = models::chunked_attention::ChunkedAttention::new(2, 4, Some(&rotary8), 2);
+    check(
+        "chunked attention with rope",
+        std::slice::from_ref(&qkv),
+        || project(&chunked.forward(qkv.as_tensor())?, 14),
+    );
     check("swiglu", &all, || project(&mlp.forward(x.as_tensor())?, 7));
     check("post-norm block", &all, || {
         project(&block.forward(x.as_tensor(), Some(&rotary8))?, 8)

@@ -179,6 +179,7 @@ mod tests {
                     &[Tensor::from_vec(g.clone(), (3, 4), &dev).unwrap()],
                     s,
                     Some(0.9),
+                    true,
                 )
                 .unwrap();
             adam_atan2_step(&cfg, cfg.lr, t, &mut p, &g, &mut state);
@@ -225,5 +226,93 @@ mod tests {
             0.5
         )
         .is_err());
+    }
+
+    fn close(a: &[f32], b: &[f32], tolerance: f32) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= tolerance * (1.0 + y.abs()),
+                "element {i}: {x} against {y}"
+            );
+        }
+    }
+
+    fn flat(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
+    #[test]
+    fn device_tensor_updates_equal_the_in_place_kernels() {
+        let cfg = AdamAtan2Config {
+            lr: 1e-2,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.95,
+        };
+        let dev = Device::Cpu;
+        let make = || {
+            let var =
+                Var::from_tensor(&Tensor::from_vec(values(60, 1), (6, 10), &dev).unwrap()).unwrap();
+            let params = Parameters::new(vec![("w".into(), var.clone())], true).unwrap();
+            (var, params)
+        };
+        let (kernel_var, kernel) = make();
+        let (device_var, device) = make();
+        for t in 1..=4u64 {
+            // Zeros in the gradient: atan2(0, 0) on the first step.
+            let mut g = values(60, 7 + t as u32);
+            g[3] = 0.0;
+            let g = Tensor::from_vec(g, (6, 10), &dev).unwrap();
+            let s = AdamScalars::new(&cfg, cfg.lr, t);
+            kernel.step(&[g.clone()], s, Some(0.9), true).unwrap();
+            device.step(&[g], s, Some(0.9), false).unwrap();
+        }
+        close(
+            &flat(device_var.as_tensor()),
+            &flat(kernel_var.as_tensor()),
+            1e-6,
+        );
+        let shadows = |p: &Parameters| flat(&p.ema_weights().unwrap().unwrap()[0].1);
+        close(&shadows(&device), &shadows(&kernel), 1e-6);
+        for (d, k) in device
+            .state_tensors()
+            .unwrap()
+            .iter()
+            .zip(kernel.state_tensors().unwrap())
+        {
+            close(&flat(&d.1), &flat(&k.1), 1e-6);
+        }
+
+        let table = || Tensor::from_vec(values(20, 3), (5, 4), &dev).unwrap();
+        let (kernel_table, device_table) = (table(), table());
+        let ids = Tensor::new(&[2u32, 0, 2, 4], &dev).unwrap();
+        let grads = Tensor::from_vec(values(16, 9), (4, 4), &dev).unwrap();
+        sparse_sign_sgd(&kernel_table, &ids, &grads, 0.1, 0.5).unwrap();
+        crate::optim::device_sparse_sign_sgd(&device_table, &ids, &grads, 0.1, 0.5).unwrap();
+        assert_eq!(flat(&device_table), flat(&kernel_table));
+    }
+
+    #[test]
+    fn atan2_in_tensor_ops_matches_the_library_to_f32_rounding() {
+        let dev = Device::Cpu;
+        let mut ys = Vec::new();
+        let mut xs = Vec::new();
+        for i in -40i32..=40 {
+            for j in 0..=40 {
+                ys.push(i as f32 * 0.37 * (1.3f32).powi(i.abs() % 9));
+                xs.push(j as f32 * 0.21 * (0.7f32).powi(j % 11));
+            }
+        }
+        let got = crate::optim::atan2_nonnegative_x(
+            &Tensor::new(ys.as_slice(), &dev).unwrap(),
+            &Tensor::new(xs.as_slice(), &dev).unwrap(),
+        )
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+        for ((y, x), g) in ys.iter().zip(&xs).zip(&got) {
+            assert!((g - y.atan2(*x)).abs() <= 4e-7, "atan2({y}, {x}) = {g}");
+        }
     }
 }
