@@ -21,19 +21,33 @@ pub struct ParityArgs {
     /// Relative tolerance of the optimiser results.
     #[arg(long, default_value_t = 1e-5)]
     optimizer_rtol: f64,
+    /// Run the models in this `forward_dtype` (the golden tensors are float32); with
+    /// bfloat16 every tolerance but the losses' becomes `--bf16-rtol` (`Tolerances::bf16`).
+    #[arg(long, default_value = "float32", value_parser = ["float32", "bfloat16"])]
+    forward_dtype: String,
+    /// bf16 tolerance of every tensor, relative to its largest entry (the official code's own
+    /// bf16 run moves by up to 0.19: `bench/bf16_yardstick.py`).
+    #[arg(long, default_value_t = 0.56)]
+    bf16_rtol: f64,
 }
 
 pub fn run(args: ParityArgs) -> Result<u8> {
-    let tol = Tolerances {
-        forward: args.forward_rtol,
-        gradient: args.gradient_rtol,
-        loss: 1e-6,
+    let tol = if args.forward_dtype == "bfloat16" {
+        Tolerances::bf16(args.bf16_rtol)
+    } else {
+        Tolerances {
+            forward: args.forward_rtol,
+            gradient: args.gradient_rtol,
+            ..Tolerances::default()
+        }
     };
+    let device = crate::device::default_device()?;
     let mut failed = 0;
     for dir in &args.golden {
         // One read of the folder serves both comparisons.
-        let golden = Golden::open_with_weights(dir, &args.weights, &candle_core::Device::Cpu)
+        let mut golden = Golden::open_with_weights(dir, &args.weights, &device)
             .with_context(|| format!("reading {}", dir.display()))?;
+        golden.config.forward_dtype = args.forward_dtype.clone();
         let mut deviations =
             run_golden(&golden, tol).with_context(|| format!("running {}", dir.display()))?;
         if dir.join("optim.safetensors").exists() {
@@ -42,7 +56,12 @@ pub fn run(args: ParityArgs) -> Result<u8> {
                     .with_context(|| format!("optimiser check of {}", dir.display()))?,
             );
         }
-        println!("{}", dir.display());
+        println!(
+            "{} ({}, {})",
+            dir.display(),
+            crate::device::describe(&device),
+            args.forward_dtype
+        );
         println!(
             "  {:<62} {:>11} {:>10} {:>10}",
             "tensor", "max|diff|", "relative", "tolerance"

@@ -89,12 +89,6 @@ impl Setting {
                 run.total_steps
             ));
         }
-        if run.model_config.forward_dtype != "float32" {
-            deviations.push(format!(
-                "forward_dtype {} is recorded, but this build computes in float32",
-                run.model_config.forward_dtype
-            ));
-        }
         Ok(Setting {
             data_source,
             overrides: cfg.overrides.clone(),

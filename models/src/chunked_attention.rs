@@ -54,7 +54,7 @@ impl ChunkedAttention {
         qkv.apply_op2(&out, self.clone())
     }
 
-    /// `(cos, sin)` as `[1, 1, S, D]` in `dtype`.
+    /// `(cos, sin)` as `[1, 1, S, D]` in `dtype` (f32 or f64).
     fn tables(&self, seq: usize, dtype: DType) -> Result<Option<(Tensor, Tensor)>> {
         self.rotary
             .as_ref()
@@ -66,7 +66,8 @@ impl ChunkedAttention {
             .transpose()
     }
 
-    /// q (rotated), k (rotated), v as `[B, H, S, D]`.
+    /// q (rotated), k (rotated), v as `[B, H, S, D]` in the input's dtype; the rotation
+    /// in f32 at least, as the official code.
     fn heads_of(&self, qkv: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, s, _) = qkv.dims3()?;
         let (h, hd) = (self.heads, self.head_dim);

@@ -73,6 +73,19 @@ impl ModelConfig {
         self.pos_encodings == "rope"
     }
 
+    /// The dtype of activations and matmuls (`forward_dtype`); weights, optimiser state and
+    /// RMSNorm statistics stay f32, stablemax f64, as the official code.
+    pub fn compute_dtype(&self) -> Result<candle_core::DType, String> {
+        match self.forward_dtype.as_str() {
+            "float32" => Ok(candle_core::DType::F32),
+            "bfloat16" => Ok(candle_core::DType::BF16),
+            "float64" => Ok(candle_core::DType::F64),
+            other => Err(format!(
+                "forward_dtype {other:?} is not supported (float32, bfloat16, or float64 for gradient checks)"
+            )),
+        }
+    }
+
     /// Checks the combinations the code cannot run, naming the field.
     pub fn validate(&self) -> Result<(), String> {
         if self.hidden_size == 0
@@ -107,6 +120,7 @@ impl ModelConfig {
         if self.H_cycles == 0 || self.L_cycles == 0 || self.halt_max_steps == 0 {
             return Err("H_cycles, L_cycles and halt_max_steps must be at least 1".into());
         }
+        self.compute_dtype()?;
         Ok(())
     }
 }

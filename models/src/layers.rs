@@ -32,13 +32,15 @@ pub fn no_grad<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// A parameter as the current mode reads it.
-fn parameter(t: &Tensor) -> Tensor {
-    if NO_GRAD.with(|g| g.get()) {
+/// A parameter as the current mode reads it, in the activations' dtype (the official
+/// `CastedLinear` casts its f32 weight to the input's dtype; the gradient flows back to f32).
+fn parameter(t: &Tensor, dtype: DType) -> Result<Tensor> {
+    let t = if NO_GRAD.with(|g| g.get()) {
         t.detach()
     } else {
         t.clone()
-    }
+    };
+    t.to_dtype(dtype)
 }
 
 /// Whether `t` can use the fused CPU kernels.
@@ -81,14 +83,14 @@ impl Linear {
         let fan_in = shape.pop().expect("at least one axis");
         let rows: usize = shape.iter().product();
         let x = x.reshape((rows, fan_in))?;
-        let weight = parameter(&self.weight);
+        let weight = parameter(&self.weight, x.dtype())?;
         let y = if fused(&x) {
             kernels::linear::linear(&x, &weight)?
         } else {
             x.matmul(&weight.t()?)?
         };
         let y = match &self.bias {
-            Some(b) => y.broadcast_add(&parameter(b))?,
+            Some(b) => y.broadcast_add(&parameter(b, y.dtype())?)?,
             None => y,
         };
         shape.push(y.dim(1)?);
@@ -141,20 +143,25 @@ impl Rotary {
         })
     }
 
-    /// Applies the rotation to `[batch, seq, heads, head_dim]`.
+    /// Applies the rotation to `[batch, seq, heads, head_dim]`, in f32 at least (the
+    /// official `apply_rotary_pos_emb` casts q and k to the tables' f32 and back).
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let (_, seq, _, head_dim) = x.dims4()?;
-        let cos = self
-            .cos
-            .narrow(0, 0, seq)?
-            .reshape((1, seq, 1, head_dim))?
-            .to_dtype(x.dtype())?;
-        let sin = self
-            .sin
-            .narrow(0, 0, seq)?
-            .reshape((1, seq, 1, head_dim))?
-            .to_dtype(x.dtype())?;
-        x.broadcast_mul(&cos)? + rotate_half(x)?.broadcast_mul(&sin)?
+        let dtype = x.dtype();
+        let work = if dtype == DType::F64 {
+            dtype
+        } else {
+            DType::F32
+        };
+        let table = |t: &Tensor| -> Result<Tensor> {
+            t.narrow(0, 0, seq)?
+                .reshape((1, seq, 1, head_dim))?
+                .to_dtype(work)
+        };
+        let x = x.to_dtype(work)?;
+        (x.broadcast_mul(&table(&self.cos)?)?
+            + rotate_half(&x)?.broadcast_mul(&table(&self.sin)?)?)?
+        .to_dtype(dtype)
     }
 }
 

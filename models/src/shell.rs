@@ -3,7 +3,7 @@
 
 use crate::config::ModelConfig;
 use crate::layers::{Linear, Rotary};
-use candle_core::{Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
 /// The recurrent state: `z_H` is TRM's answer y (HRM's slow state), `z_L` TRM's latent z
@@ -26,6 +26,9 @@ pub struct Shell {
     prefix_len: usize,
     hidden: usize,
     puzzle_emb_ndim: usize,
+    /// `forward_dtype`: the embeddings and states are cast to it, so every layer after runs
+    /// in it (the official `CastedEmbedding`, `CastedLinear`).
+    dtype: DType,
 }
 
 impl Shell {
@@ -54,6 +57,7 @@ impl Shell {
             prefix_len: cfg.prefix_len(),
             hidden: d,
             puzzle_emb_ndim: cfg.puzzle_emb_ndim,
+            dtype: cfg.compute_dtype().map_err(candle_core::Error::msg)?,
         })
     }
 
@@ -69,7 +73,9 @@ impl Shell {
         let tokens = self
             .embed_tokens
             .index_select(&inputs.flatten_all()?, 0)?
-            .reshape((b, s, self.hidden))?;
+            .reshape((b, s, self.hidden))?
+            .to_dtype(self.dtype)?;
+        let puzzle_rows = &puzzle_rows.to_dtype(self.dtype)?;
         let mut parts = vec![tokens];
         if self.prefix_len > 0 {
             let pad = self.prefix_len * self.hidden - self.puzzle_emb_ndim;
@@ -84,14 +90,21 @@ impl Shell {
         Tensor::cat(&parts, 1)? * (self.hidden as f64).sqrt()
     }
 
-    /// Logits over the grid positions (prefix dropped) and the halt / continue logits read
-    /// from prefix position 0.
+    /// Logits over the grid positions (prefix dropped, in the forward dtype) and the halt /
+    /// continue logits read from prefix position 0 (in f32 at least, as the official `q_head`).
     pub fn heads(&self, z_h: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let s = z_h.dim(1)?;
         let logits =
             self.lm_head
                 .forward(&z_h.narrow(1, self.prefix_len, s - self.prefix_len)?)?;
-        let q = self.q_head.forward(&z_h.narrow(1, 0, 1)?.squeeze(1)?)?;
+        let q = self
+            .q_head
+            .forward(&z_h.narrow(1, 0, 1)?.squeeze(1)?)?
+            .to_dtype(if self.dtype == DType::F64 {
+                DType::F64
+            } else {
+                DType::F32
+            })?;
         Ok((
             logits,
             q.narrow(1, 0, 1)?.squeeze(1)?,
@@ -105,11 +118,13 @@ impl Shell {
         Ok(InnerCarry {
             z_h: self
                 .h_init
+                .to_dtype(self.dtype)?
                 .reshape((1, 1, self.hidden))?
                 .broadcast_as(shape)?
                 .contiguous()?,
             z_l: self
                 .l_init
+                .to_dtype(self.dtype)?
                 .reshape((1, 1, self.hidden))?
                 .broadcast_as(shape)?
                 .contiguous()?,
