@@ -18,6 +18,29 @@ pub struct Batch {
 
 pub const IGNORE_LABEL: i64 = -100;
 
+impl Batch {
+    /// Rows `rows` of every tensor.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Result<Batch> {
+        let take = |t: &Tensor| t.narrow(0, rows.start, rows.len());
+        Ok(Batch {
+            inputs: take(&self.inputs)?,
+            labels: take(&self.labels)?,
+            puzzle_identifiers: take(&self.puzzle_identifiers)?,
+        })
+    }
+
+    /// The batches' rows one after another.
+    pub fn cat(parts: &[Batch]) -> Result<Batch> {
+        let join =
+            |f: fn(&Batch) -> &Tensor| Tensor::cat(&parts.iter().map(f).collect::<Vec<_>>(), 0);
+        Ok(Batch {
+            inputs: join(|b| &b.inputs)?,
+            labels: join(|b| &b.labels)?,
+            puzzle_identifiers: join(|b| &b.puzzle_identifiers)?,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Carry {
     pub inner: InnerCarry,
@@ -26,6 +49,37 @@ pub struct Carry {
     pub halted: Vec<bool>,
     /// The examples currently in the slots.
     pub data: Batch,
+}
+
+impl Carry {
+    /// Slots `rows`.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Result<Carry> {
+        let take = |t: &Tensor| t.narrow(0, rows.start, rows.len());
+        Ok(Carry {
+            inner: InnerCarry {
+                z_h: take(&self.inner.z_h)?,
+                z_l: take(&self.inner.z_l)?,
+            },
+            steps: self.steps[rows.clone()].to_vec(),
+            halted: self.halted[rows.clone()].to_vec(),
+            data: self.data.rows(rows)?,
+        })
+    }
+
+    /// The carries' slots one after another.
+    pub fn cat(parts: &[Carry]) -> Result<Carry> {
+        let join =
+            |f: fn(&Carry) -> &Tensor| Tensor::cat(&parts.iter().map(f).collect::<Vec<_>>(), 0);
+        Ok(Carry {
+            inner: InnerCarry {
+                z_h: join(|c| &c.inner.z_h)?,
+                z_l: join(|c| &c.inner.z_l)?,
+            },
+            steps: parts.iter().flat_map(|c| c.steps.clone()).collect(),
+            halted: parts.iter().flat_map(|c| c.halted.clone()).collect(),
+            data: Batch::cat(&parts.iter().map(|c| c.data.clone()).collect::<Vec<_>>())?,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -74,8 +128,36 @@ fn select_rows(
         .where_cond(on_true, on_false)
 }
 
+/// The exploration of one call for `slots` slots, drawn in slot order (as one call over
+/// the whole global batch would): each slot's minimum number of steps before it may halt, 0
+/// where it does not explore. Nothing is drawn when exploration is off, so a run without it
+/// leaves the stream untouched.
+pub fn exploration_min_steps<R: Rng>(
+    cfg: &crate::config::ModelConfig,
+    opts: (bool, bool),
+    rng: &mut R,
+    slots: usize,
+) -> Option<Vec<u32>> {
+    let (training, halt_early) = opts;
+    let max_steps = cfg.halt_max_steps as u32;
+    if !(training && halt_early && max_steps > 1 && cfg.halt_exploration_prob > 0.0) {
+        return None;
+    }
+    Some(
+        (0..slots)
+            .map(|_| {
+                if rng.random::<f64>() < cfg.halt_exploration_prob {
+                    rng.random_range(2..=max_steps)
+                } else {
+                    0
+                }
+            })
+            .collect(),
+    )
+}
+
 /// Options of one call.
-pub struct ActOptions<'a, R: Rng> {
+pub struct ActOptions<'a> {
     pub training: bool,
     /// In training, a slot halts before `halt_max_steps` when the model's rule says so (with
     /// exploration), as the official ACT; false runs every slot through all of them (the
@@ -83,17 +165,17 @@ pub struct ActOptions<'a, R: Rng> {
     pub halt_early: bool,
     /// Track the gradient of the puzzle-embedding rows.
     pub puzzle_grad: bool,
-    /// Draws the exploration (only used in training with a positive probability).
-    pub rng: &'a mut R,
+    /// Each slot's exploration (`exploration_min_steps`), or none.
+    pub min_steps: Option<&'a [u32]>,
 }
 
 /// One call of the ACT wrapper: one supervision step of every slot.
-pub fn act_step<R: Rng>(
+pub fn act_step(
     model: &dyn RecursiveModel,
     carry: &Carry,
     batch: &Batch,
     puzzle_table: &Tensor,
-    opts: ActOptions<'_, R>,
+    opts: ActOptions<'_>,
 ) -> Result<(Carry, StepOutput)> {
     let cfg = model.config();
     let device = batch.inputs.device();
@@ -157,14 +239,9 @@ pub fn act_step<R: Rng>(
                 *h |= model.halts(qh[i], qc[i]);
             }
         }
-        if opts.halt_early && cfg.halt_exploration_prob > 0.0 {
-            for (i, h) in new_halted.iter_mut().enumerate() {
-                let min_steps = if opts.rng.random::<f64>() < cfg.halt_exploration_prob {
-                    opts.rng.random_range(2..=max_steps)
-                } else {
-                    0
-                };
-                *h &= steps[i] >= min_steps;
+        if let (true, Some(min_steps)) = (opts.halt_early, opts.min_steps) {
+            for ((h, &s), &min) in new_halted.iter_mut().zip(&steps).zip(min_steps) {
+                *h &= s >= min;
             }
         }
         if model.learns_continue() {

@@ -4,6 +4,7 @@
 pub mod act;
 pub mod checkpoint;
 pub mod chunked_attention;
+pub mod collective;
 pub mod config;
 pub mod flops;
 pub mod host;

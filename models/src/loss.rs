@@ -71,6 +71,52 @@ pub struct Metrics {
     pub q_continue_loss: Option<f32>,
 }
 
+impl Metrics {
+    /// Every field is a sum over slots, so pieces of a batch add up to the whole.
+    pub fn add(&self, other: &Metrics) -> Metrics {
+        Metrics {
+            count: self.count + other.count,
+            accuracy: self.accuracy + other.accuracy,
+            exact_accuracy: self.exact_accuracy + other.exact_accuracy,
+            q_halt_accuracy: self.q_halt_accuracy + other.q_halt_accuracy,
+            steps: self.steps + other.steps,
+            lm_loss: self.lm_loss + other.lm_loss,
+            q_halt_loss: self.q_halt_loss + other.q_halt_loss,
+            q_continue_loss: self
+                .q_continue_loss
+                .zip(other.q_continue_loss)
+                .map(|(a, b)| a + b),
+        }
+    }
+
+    /// The fields as numbers, for a sum over ranks (`from_values` reads them back).
+    pub fn values(&self) -> [f64; 8] {
+        [
+            self.count as f64,
+            self.accuracy as f64,
+            self.exact_accuracy as f64,
+            self.q_halt_accuracy as f64,
+            self.steps as f64,
+            self.lm_loss,
+            self.q_halt_loss as f64,
+            self.q_continue_loss.map_or(0.0, f64::from),
+        ]
+    }
+
+    pub fn from_values(v: &[f64], has_continue: bool) -> Metrics {
+        Metrics {
+            count: v[0] as i64,
+            accuracy: v[1] as f32,
+            exact_accuracy: v[2] as i64,
+            q_halt_accuracy: v[3] as i64,
+            steps: v[4] as i64,
+            lm_loss: v[5],
+            q_halt_loss: v[6] as f32,
+            q_continue_loss: has_continue.then_some(v[7] as f32),
+        }
+    }
+}
+
 pub struct LossOutput {
     /// f64 scalar carrying the graph.
     pub total: Tensor,

@@ -257,11 +257,13 @@ pub fn run_golden(g: &Golden, tol: Tolerances) -> Result<Vec<Deviation>> {
                 };
             }
             let with_grad = training && call == 1;
+            let exploration =
+                crate::act::exploration_min_steps(&g.config, (training, true), &mut rng, b);
             let opts = ActOptions {
                 training,
                 halt_early: true,
                 puzzle_grad: with_grad,
-                rng: &mut rng,
+                min_steps: exploration.as_deref(),
             };
             let (next, step) = act_step(model.as_ref(), &carry, &batch, &table, opts)?;
             let loss = act_loss(

@@ -2,7 +2,8 @@
 //! slot divided by the global batch, backward, AdamATan2 on the trainable parameters, sign-SGD
 //! on the puzzle-embedding rows of the batch, the carry kept for the next call.
 
-use crate::act::{act_step, initial_carry, ActOptions, Batch, Carry};
+use crate::act::{act_step, exploration_min_steps, initial_carry, ActOptions, Batch, Carry};
+use crate::collective::{rank_rows, Collective, SingleRank};
 use crate::config::ModelConfig;
 use crate::hrm::Hrm;
 use crate::init::init_varmap;
@@ -31,12 +32,38 @@ pub struct OptimConfig {
     pub halt_early: bool,
 }
 
-/// One step's gradients, checked finite.
+/// One step's gradients: of a piece of this rank's slots, of all of them, or (after the
+/// exchange) of the whole global batch, checked finite.
 struct StepGradients {
     /// In the order of `Trainer::params`.
     params: Vec<Tensor>,
-    /// `[slots, puzzle_emb_ndim]` rows of the puzzle table the batch used.
+    /// `[slots, puzzle_emb_ndim]` rows of the puzzle table the slots used.
     puzzle_rows: Option<Tensor>,
+    /// Each slot's puzzle id `[slots]`.
+    ids: Tensor,
+    metrics: Metrics,
+}
+
+impl StepGradients {
+    /// Another piece's gradients added, its slots after these.
+    fn add(self, other: StepGradients) -> Result<StepGradients> {
+        let params = self
+            .params
+            .iter()
+            .zip(&other.params)
+            .map(|(a, b)| a + b)
+            .collect::<Result<_>>()?;
+        let puzzle_rows = match (self.puzzle_rows, other.puzzle_rows) {
+            (Some(a), Some(b)) => Some(Tensor::cat(&[a, b], 0)?),
+            (a, b) => a.or(b),
+        };
+        Ok(StepGradients {
+            params,
+            puzzle_rows,
+            ids: Tensor::cat(&[self.ids, other.ids], 0)?,
+            metrics: self.metrics.add(&other.metrics),
+        })
+    }
 }
 
 pub struct Trainer {
@@ -51,6 +78,10 @@ pub struct Trainer {
     /// Optimiser updates by the in-place CPU kernels (the default on the CPU), or by device
     /// tensor ops (elsewhere; on the CPU for the test that both give the same update).
     pub fused_updates: bool,
+    /// This rank's slots run as this many pieces, one graph in memory at a time.
+    pub micro_batches: usize,
+    /// The data-parallel ranks this trainer is one of.
+    pub group: std::sync::Arc<dyn Collective>,
 }
 
 /// Either model over the tensors of `vb` (rooted at the state dict's top, `model.inner` below).
@@ -100,6 +131,8 @@ impl Trainer {
             step: 0,
             carry: None,
             fused_updates: device.is_cpu(),
+            micro_batches: 1,
+            group: std::sync::Arc::new(SingleRank),
         })
     }
 
@@ -120,7 +153,7 @@ impl Trainer {
         carry: &Carry,
         batch: &Batch,
         table: &Tensor,
-        opts: ActOptions<'_, ChaCha8Rng>,
+        opts: ActOptions<'_>,
     ) -> Result<(Carry, crate::act::StepOutput, crate::loss::LossOutput)> {
         let (next, out) = act_step(model, carry, batch, table, opts)?;
         let loss = act_loss(
@@ -133,50 +166,79 @@ impl Trainer {
         Ok((next, out, loss))
     }
 
-    /// One ACT call and one optimiser step; `lr_scale` is the schedule's multiplier.
+    /// One ACT call of every slot and one optimiser step; `lr_scale` is the schedule's
+    /// multiplier. `batch` is the global batch: this rank holds its rows (`rank_rows`) and
+    /// runs them as `micro_batches` pieces, each with its own graph; the pieces' and ranks'
+    /// gradients are summed before the one step, so neither count changes the update.
     pub fn train_step(
         &mut self,
         batch: &Batch,
         lr_scale: f64,
         rng: &mut ChaCha8Rng,
     ) -> Result<Metrics> {
+        let global = batch.inputs.dim(0)?;
+        let local = rank_rows(global, self.group.rank(), self.group.world());
+        // Drawn for the global batch on every rank, so no rank count changes them.
+        let exploration = exploration_min_steps(
+            self.model.config(),
+            (true, self.optim.halt_early),
+            rng,
+            global,
+        );
+        let batch = batch.rows(local.clone())?;
         let carry = match self.carry.take() {
             Some(c) => c,
-            None => initial_carry(self.model.as_ref(), batch)?,
+            None => initial_carry(self.model.as_ref(), &batch)?,
         };
         let table = self.puzzle_table();
-        let opts = ActOptions {
-            training: true,
-            halt_early: self.optim.halt_early,
-            puzzle_grad: true,
-            rng,
-        };
-        let (next, out, loss) =
-            self.call(self.model.as_ref(), &carry, batch, table.as_tensor(), opts)?;
-        let batch_size = batch.inputs.dim(0)? as f64;
-        let grads = (&loss.total * (1.0 / batch_size))?.backward()?;
-        let grads = self.checked_gradients(&loss.metrics, &grads, out.puzzle_rows.as_ref())?;
+        let mut summed: Option<StepGradients> = None;
+        let mut next_carries = Vec::new();
+        let pieces = self.micro_batches.max(1);
+        for piece in (0..pieces).map(|i| rank_rows(local.len(), i, pieces)) {
+            if piece.is_empty() {
+                continue;
+            }
+            let slots = local.start + piece.start..local.start + piece.end;
+            let opts = ActOptions {
+                training: true,
+                halt_early: self.optim.halt_early,
+                puzzle_grad: true,
+                min_steps: exploration.as_ref().map(|m| &m[slots]),
+            };
+            let (next, out, loss) = self.call(
+                self.model.as_ref(),
+                &carry.rows(piece.clone())?,
+                &batch.rows(piece)?,
+                table.as_tensor(),
+                opts,
+            )?;
+            let grads = (&loss.total * (1.0 / global as f64))?.backward()?;
+            let piece_grads = self.gradients(&grads, &out, &next, loss.metrics)?;
+            summed = Some(match summed {
+                None => piece_grads,
+                Some(s) => s.add(piece_grads)?,
+            });
+            next_carries.push(next);
+        }
+        let grads = self.exchanged(summed.expect("a rank holds at least one slot"))?;
         self.step += 1;
-        self.apply(&grads, lr_scale, &next.data.puzzle_identifiers)?;
-        self.carry = Some(next);
-        Ok(loss.metrics)
+        self.apply(&grads, lr_scale)?;
+        self.carry = Some(match next_carries.len() {
+            1 => next_carries.pop().expect("one carry"),
+            _ => Carry::cat(&next_carries)?,
+        });
+        Ok(grads.metrics)
     }
 
-    /// The gradients of this step, provided the loss and every one of them are finite:
-    /// nothing is applied otherwise, since one NaN reaches every weight in a step.
-    fn checked_gradients(
+    /// The gradients of one piece (zeros for a parameter the loss does not reach, which
+    /// still decays, as in the official optimiser).
+    fn gradients(
         &self,
-        metrics: &Metrics,
         grads: &candle_core::backprop::GradStore,
-        puzzle_rows: Option<&Var>,
+        out: &crate::act::StepOutput,
+        next: &Carry,
+        metrics: Metrics,
     ) -> Result<StepGradients> {
-        if !metrics.lm_loss.is_finite() || !metrics.q_halt_loss.is_finite() {
-            return Err(candle_core::Error::msg(format!(
-                "the loss is not finite (lm_loss {}, q_halt_loss {})",
-                metrics.lm_loss, metrics.q_halt_loss
-            )));
-        }
-        // A parameter the loss does not reach still decays, as in the official optimiser.
         let params = self
             .params
             .iter()
@@ -185,18 +247,61 @@ impl Trainer {
                 None => p.var.as_tensor().zeros_like(),
             })
             .collect::<Result<Vec<_>>>()?;
-        // Sign-SGD reads only signs, where a NaN would pass as 0: checked too.
-        let puzzle_rows = puzzle_rows
+        let puzzle_rows = out
+            .puzzle_rows
+            .as_ref()
             .and_then(|rows| grads.get(rows.as_tensor()))
             .map(|g| g.to_dtype(DType::F32))
             .transpose()?;
+        Ok(StepGradients {
+            params,
+            puzzle_rows,
+            ids: next.data.puzzle_identifiers.clone(),
+            metrics,
+        })
+    }
+
+    /// This rank's gradients summed with the other ranks' (the puzzle rows and ids of every
+    /// rank gathered, as the official distributed sign-SGD), provided the loss and every
+    /// gradient are finite: nothing is applied otherwise, since one NaN reaches every weight.
+    fn exchanged(&self, local: StepGradients) -> Result<StepGradients> {
+        let has_continue = local.metrics.q_continue_loss.is_some();
+        let device = local.ids.device().clone();
+        let mut tensors = local.params;
+        tensors.push(Tensor::new(&local.metrics.values(), &device)?);
+        let mut tensors = self.group.all_reduce_sum(tensors)?;
+        let metrics = crate::host::vec1::<f64>(&tensors.pop().expect("the metrics"))?;
+        let metrics = Metrics::from_values(&metrics, has_continue);
+        let puzzle_rows = local
+            .puzzle_rows
+            .map(|rows| self.group.all_gather(&rows))
+            .transpose()?;
+        let grads = StepGradients {
+            params: tensors,
+            puzzle_rows,
+            ids: self.group.all_gather(&local.ids)?,
+            metrics,
+        };
+        self.check_finite(&grads)?;
+        Ok(grads)
+    }
+
+    fn check_finite(&self, grads: &StepGradients) -> Result<()> {
+        let metrics = &grads.metrics;
+        if !metrics.lm_loss.is_finite() || !metrics.q_halt_loss.is_finite() {
+            return Err(candle_core::Error::msg(format!(
+                "the loss is not finite (lm_loss {}, q_halt_loss {})",
+                metrics.lm_loss, metrics.q_halt_loss
+            )));
+        }
+        // Sign-SGD reads only signs, where a NaN would pass as 0: checked too.
         // One sum per tensor and one download: a NaN or an infinity anywhere shows in it.
         let named = self
             .params
             .iter()
             .map(|p| p.name.as_str())
-            .chain(puzzle_rows.iter().map(|_| PUZZLE_TABLE));
-        let tensors: Vec<&Tensor> = params.iter().chain(&puzzle_rows).collect();
+            .chain(grads.puzzle_rows.iter().map(|_| PUZZLE_TABLE));
+        let tensors: Vec<&Tensor> = grads.params.iter().chain(&grads.puzzle_rows).collect();
         let sums = Tensor::stack(
             &tensors
                 .iter()
@@ -210,15 +315,13 @@ impl Trainer {
                 "the gradient of {name} is not finite (its sum is {sum})"
             )));
         }
-        Ok(StepGradients {
-            params,
-            puzzle_rows,
-        })
+        Ok(())
     }
 
     /// AdamATan2 (and EMA) on the trainable parameters, sign-SGD on the batch's rows of the
-    /// puzzle table (`ids`, one per slot); in place on the CPU.
-    fn apply(&mut self, grads: &StepGradients, lr_scale: f64, ids: &Tensor) -> Result<()> {
+    /// puzzle table (`grads.ids`, one per slot), in place.
+    fn apply(&mut self, grads: &StepGradients, lr_scale: f64) -> Result<()> {
+        let ids = &grads.ids;
         let lr = self.optim.adam.lr * lr_scale;
         let scalars = AdamScalars::new(&self.optim.adam, lr, self.step);
         self.params
@@ -282,13 +385,11 @@ impl Trainer {
         batch: &Batch,
     ) -> Result<(Carry, EvalStep)> {
         let table = self.puzzle_table();
-        // Exploration is off outside training; the stream is never drawn from.
-        let mut unused = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
         let opts = ActOptions {
             training: false,
             halt_early: false,
             puzzle_grad: false,
-            rng: &mut unused,
+            min_steps: None,
         };
         let (next, out) = act_step(model, carry, batch, &table.as_tensor().detach(), opts)?;
         let logits = |t: &Tensor| crate::host::vec1::<f32>(&t.to_dtype(DType::F32)?);

@@ -1,0 +1,156 @@
+//! What data-parallel ranks exchange in one optimiser step, as `torch.distributed` does for
+//! the official code: the sum of the gradients (`all_reduce`) and every rank's puzzle-table
+//! ids and row gradients (`all_gather`, for the distributed sign-SGD). `SingleRank` is one
+//! process alone; `ThreadGroup` runs N ranks as threads of one process, each with its own copy
+//! of the model, which is how the tests show that the rank count does not change an update.
+
+use candle_core::{Device, Result, Tensor};
+use std::sync::{Arc, Barrier, Mutex};
+
+pub trait Collective: Send + Sync {
+    fn rank(&self) -> usize;
+    fn world(&self) -> usize;
+    /// Each tensor summed over the ranks (same shapes on every rank), in rank order, so every
+    /// rank gets the same bits.
+    fn all_reduce_sum(&self, tensors: Vec<Tensor>) -> Result<Vec<Tensor>>;
+    /// Every rank's tensor concatenated along axis 0, in rank order.
+    fn all_gather(&self, tensor: &Tensor) -> Result<Tensor>;
+}
+
+/// The rows of a global batch of `global` slots that `rank` of `world` holds: contiguous
+/// blocks, the first `global % world` ranks one row longer.
+pub fn rank_rows(global: usize, rank: usize, world: usize) -> std::ops::Range<usize> {
+    let (base, extra) = (global / world, global % world);
+    let start = rank * base + rank.min(extra);
+    start..start + base + usize::from(rank < extra)
+}
+
+pub struct SingleRank;
+
+impl Collective for SingleRank {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn world(&self) -> usize {
+        1
+    }
+    fn all_reduce_sum(&self, tensors: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        Ok(tensors)
+    }
+    fn all_gather(&self, tensor: &Tensor) -> Result<Tensor> {
+        Ok(tensor.clone())
+    }
+}
+
+struct Exchange {
+    barrier: Barrier,
+    deposits: Mutex<Vec<Vec<Tensor>>>,
+}
+
+/// One rank of a group of threads.
+pub struct ThreadGroup {
+    rank: usize,
+    world: usize,
+    device: Device,
+    exchange: Arc<Exchange>,
+}
+
+impl ThreadGroup {
+    /// The `world` ranks of one group; rank r is the r-th, and computes on `devices[r]`.
+    pub fn new(devices: Vec<Device>) -> Vec<ThreadGroup> {
+        let world = devices.len();
+        let exchange = Arc::new(Exchange {
+            barrier: Barrier::new(world),
+            deposits: Mutex::new(vec![Vec::new(); world]),
+        });
+        devices
+            .into_iter()
+            .enumerate()
+            .map(|(rank, device)| ThreadGroup {
+                rank,
+                world,
+                device,
+                exchange: exchange.clone(),
+            })
+            .collect()
+    }
+
+    /// Deposits this rank's tensors and returns every rank's, in rank order. The second wait
+    /// keeps a fast rank from overwriting its deposit before the others have read it.
+    fn exchange(&self, tensors: Vec<Tensor>) -> Result<Vec<Vec<Tensor>>> {
+        self.exchange.deposits.lock().expect("deposits")[self.rank] = tensors;
+        self.exchange.barrier.wait();
+        let all = self.exchange.deposits.lock().expect("deposits").clone();
+        self.exchange.barrier.wait();
+        all.into_iter()
+            .map(|ts| ts.iter().map(|t| t.to_device(&self.device)).collect())
+            .collect()
+    }
+}
+
+impl Collective for ThreadGroup {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn world(&self) -> usize {
+        self.world
+    }
+    fn all_reduce_sum(&self, tensors: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        let n = tensors.len();
+        let all = self.exchange(tensors)?;
+        (0..n)
+            .map(|i| {
+                let mut sum = all[0][i].clone();
+                for rank in &all[1..] {
+                    sum = (sum + &rank[i])?;
+                }
+                Ok(sum)
+            })
+            .collect()
+    }
+    fn all_gather(&self, tensor: &Tensor) -> Result<Tensor> {
+        let all = self.exchange(vec![tensor.clone()])?;
+        Tensor::cat(&all.iter().map(|ts| &ts[0]).collect::<Vec<_>>(), 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_rows_cover_the_batch_once() {
+        for (global, world) in [(8, 1), (8, 4), (10, 4), (3, 3)] {
+            let rows: Vec<usize> = (0..world)
+                .flat_map(|r| rank_rows(global, r, world))
+                .collect();
+            assert_eq!(rows, (0..global).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_thread_group_sums_and_gathers_in_rank_order() {
+        let ranks = ThreadGroup::new(vec![Device::Cpu; 3]);
+        let results: Vec<(Vec<f32>, Vec<f32>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = ranks
+                .iter()
+                .map(|g| {
+                    s.spawn(move || {
+                        let mine = Tensor::new(&[g.rank() as f32, 1.0], &Device::Cpu).unwrap();
+                        let sum = g.all_reduce_sum(vec![mine.clone()]).unwrap();
+                        let gathered = g.all_gather(&mine.narrow(0, 0, 1).unwrap()).unwrap();
+                        (
+                            sum[0].to_vec1::<f32>().unwrap(),
+                            gathered.to_vec1::<f32>().unwrap(),
+                        )
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (sum, gathered) in results {
+            assert_eq!(sum, vec![3.0, 3.0]);
+            assert_eq!(gathered, vec![0.0, 1.0, 2.0]);
+        }
+    }
+}
