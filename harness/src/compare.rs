@@ -183,6 +183,7 @@ pub fn run(args: CompareArgs) -> Result<u8> {
                     verbose: true,
                     device: device.clone(),
                     stop_after: None,
+                    device_memory: None,
                 },
             )?;
             if !outcome.completed {

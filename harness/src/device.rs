@@ -12,6 +12,21 @@ pub fn default_device() -> Result<Device> {
     Ok(Device::Cpu)
 }
 
+/// The free memory of a GPU (none for the CPU), for `train` to plan its micro-batches.
+pub fn free_memory(device: &Device) -> Option<u64> {
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(d) = device {
+        return d
+            .cuda_stream()
+            .context()
+            .mem_get_info()
+            .ok()
+            .map(|(free, _)| free as u64);
+    }
+    let _ = device;
+    None
+}
+
 /// A short description for results files.
 pub fn describe(device: &Device) -> String {
     match device {

@@ -11,9 +11,11 @@ pub mod datastore;
 pub mod device;
 pub mod eval;
 mod eval_cmd;
+pub mod heap;
 pub mod iso_compute;
 pub mod paired;
 mod parity_cmd;
+pub mod plan;
 pub mod plot;
 pub mod pooled;
 mod progress;
@@ -60,6 +62,10 @@ enum Command {
     /// (Sudoku shape), against the machine's measured f32 GEMM rate and the official PyTorch
     /// code's times.
     Bench(bench_cmd::BenchArgs),
+    /// The analytic peak memory of one training step (weights, optimiser state, puzzle
+    /// table, the graph's activations) and the micro-batches that fit a device; --measure
+    /// checks the estimate against two real steps on this CPU. Exits 1 when it does not fit.
+    Plan(plan::PlanArgs),
     /// Train one model on one task under a preset (official loop, EMA evaluation,
     /// checkpoints; Ctrl-C saves and exits, --resume continues).
     Train(train_cmd::TrainArgs),
@@ -98,6 +104,7 @@ where
         Command::Data(cmd) => data_cmd::run(cmd),
         Command::Audit(args) => audit_cmd::run(args),
         Command::Parity(args) => parity_cmd::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Train(args) => train_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),

@@ -1,8 +1,9 @@
 /// Training allocates and frees activation-sized buffers thousands of times a step; the
 /// system allocator hands large ones back to the kernel each time (page faults, zeroing),
-/// mimalloc keeps them.
+/// mimalloc keeps them. The count of live bytes is what `harness plan --measure` reads.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: harness::heap::Counting<mimalloc::MiMalloc> =
+    harness::heap::Counting(mimalloc::MiMalloc);
 
 /// `mi_option_purge_delay` in `mimalloc.h` (v2 and v3): -1 never returns freed pages to the
 /// kernel, which would zero them again on the next step's first touch.

@@ -205,6 +205,7 @@ pub fn run_cell(p: &Prepared, out: &Path, data: &LoadedDataset, device_name: &st
                 verbose: false,
                 device: crate::device::default_device()?,
                 stop_after: None,
+                device_memory: None,
             },
         )?;
         if !outcome.completed {

@@ -8,7 +8,7 @@
 use crate::config::RunConfig;
 use crate::eval::{evaluate, to_batch, Evaluation, Protocol};
 use crate::run_dir::{ArcPredictionsFile, RunDir, RunState};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use datasets::format::LoadedDataset;
 use datasets::loader::TrainSampler;
@@ -80,6 +80,9 @@ pub struct TrainOptions {
     pub device: Device,
     /// Save and stop after this step, as Ctrl-C would (to train in chunks, or to test resume).
     pub stop_after: Option<u64>,
+    /// The memory a step may use (default: a GPU's free memory; none on the CPU): the step
+    /// runs in as many micro-batches as `harness plan` says it needs.
+    pub device_memory: Option<u64>,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -155,6 +158,36 @@ pub fn new_trainer(run: &ResolvedRun, device: &Device) -> Result<Trainer> {
     .context("building the model")
 }
 
+/// `new_trainer` with the micro-batches that fit the device's memory.
+fn planned_trainer(run: &ResolvedRun, opts: &TrainOptions) -> Result<Trainer> {
+    let mut trainer = new_trainer(run, &opts.device)?;
+    let budget = opts
+        .device_memory
+        .or_else(|| crate::device::free_memory(&opts.device));
+    if let Some(budget) = budget {
+        let path = crate::plan::layer_path(&opts.device, &run.model_config);
+        let p = crate::plan::plan(&run.model_config, &run.config, path, 1, Some(budget));
+        if !p.fits {
+            bail!(
+                "a training step needs {:.2} GB even one slot at a time, more than the {:.2} GB available (harness plan shows the parts)",
+                p.peak as f64 / 1e9,
+                budget as f64 / 1e9
+            );
+        }
+        if p.micro_batches > 1 && opts.verbose {
+            println!(
+                "{} micro-batches of {} slots per step fit {:.1} GB (peak {:.1} GB)",
+                p.micro_batches,
+                p.rank_slots.div_ceil(p.micro_batches),
+                budget as f64 / 1e9,
+                p.peak as f64 / 1e9
+            );
+        }
+        trainer.micro_batches = p.micro_batches;
+    }
+    Ok(trainer)
+}
+
 const METRICS_HEADER: &str =
     "step,epoch,lr,lm_loss,q_halt_loss,accuracy,exact_accuracy,mean_steps,wall_seconds";
 const EVAL_HEADER: &str = "step,wall_seconds,examples,exact,exact_low,exact_high,token,mean_halting_step,exact_at_halt,maze_valid_path,arc_pass1,arc_pass2";
@@ -226,7 +259,7 @@ impl<'a> Training<'a> {
             run,
             data,
             opts,
-            trainer: new_trainer(run, &opts.device)?,
+            trainer: planned_trainer(run, opts)?,
             sampler: TrainSampler::new(
                 &data.data.train,
                 data.metadata("train"),

@@ -32,6 +32,10 @@ pub struct TrainArgs {
     /// Save and stop after this optimizer step (continue later with --resume).
     #[arg(long)]
     pub stop_after: Option<u64>,
+    /// The memory a step may use, e.g. 80GB (default: a GPU's free memory): the step runs in
+    /// the micro-batches `harness plan` says fit it, with the same update.
+    #[arg(long, value_parser = crate::plan::parse_bytes)]
+    pub device_memory: Option<u64>,
 }
 
 pub fn run(args: TrainArgs) -> Result<u8> {
@@ -57,6 +61,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             verbose: true,
             device: crate::device::default_device()?,
             stop_after: args.stop_after,
+            device_memory: args.device_memory,
         },
     )?;
     if let Some(e) = &outcome.final_eval {

@@ -1,0 +1,123 @@
+//! `harness plan` on the real binary (whose allocator counts live heap bytes): the paper
+//! recipes of every task fit an 80 GB GPU, and the analytic estimate of a step is within 20%
+//! of the peak live heap of two real steps on this CPU, whole and in micro-batches.
+
+use std::process::Command;
+
+fn plan(args: &[&str], data_root: &std::path::Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("plan")
+        .args(args)
+        .arg("--data-root")
+        .arg(data_root)
+        // The ARC sections name ../shared/data relative to the project root.
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_paper_recipes_of_every_task_fit_an_80_gb_gpu() {
+    let empty = tempfile::tempdir().unwrap();
+    let arc = datasets::shared::shared_dir("data/arc-agi-1", "planning the ARC recipes").is_some();
+    for task in ["sudoku-extreme", "maze-hard", "arc-agi-1", "arc-agi-2"] {
+        if task.starts_with("arc") && !arc {
+            continue;
+        }
+        for model in ["trm-att", "trm-mlp", "hrm"] {
+            let (ok, text) = plan(
+                &[
+                    "--preset",
+                    "paper",
+                    "--task",
+                    task,
+                    "--model",
+                    model,
+                    "--device-memory",
+                    "80GB",
+                ],
+                empty.path(),
+            );
+            assert!(
+                ok && text.contains("fits in 80.00 GB"),
+                "{task} {model}:\n{text}"
+            );
+        }
+    }
+    // A budget nothing fits is said, with the exit code.
+    let (ok, text) = plan(
+        &[
+            "--preset",
+            "paper",
+            "--task",
+            "maze-hard",
+            "--model",
+            "hrm",
+            "--device-memory",
+            "1GB",
+        ],
+        empty.path(),
+    );
+    assert!(!ok && text.contains("does NOT fit in 1.00 GB"), "{text}");
+}
+
+/// The estimate over the measured peak live heap, from the command's output.
+fn measured_ratio(text: &str) -> f64 {
+    let at = text
+        .find("estimate / measured = ")
+        .unwrap_or_else(|| panic!("no measurement in:\n{text}"));
+    text[at + 22..]
+        .split(|c: char| c == ')' || c.is_whitespace())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_estimate_is_within_a_fifth_of_the_measured_peak() {
+    let empty = tempfile::tempdir().unwrap();
+    let shape = [
+        "--preset",
+        "cpu",
+        "--task",
+        "sudoku-extreme",
+        "--layers",
+        "cpu",
+        "--measure",
+        "--set",
+        "train.global_batch_size=32",
+        "--set",
+        "arch.hidden_size=128",
+        "--set",
+        "arch.puzzle_emb_ndim=128",
+    ];
+    for (model, budget) in [
+        ("trm-att", None),
+        ("hrm", None),
+        ("trm-mlp", None),
+        ("trm-att", Some("0.1GB")),
+    ] {
+        let mut args: Vec<&str> = shape.to_vec();
+        args.extend(["--model", model]);
+        if let Some(b) = budget {
+            args.extend(["--device-memory", b]);
+        }
+        let (ok, text) = plan(&args, empty.path());
+        assert!(ok, "{model}:\n{text}");
+        if budget.is_some() {
+            assert!(!text.contains("with 1 micro-batch"), "{text}");
+        }
+        let ratio = measured_ratio(&text);
+        assert!(
+            (0.8..=1.2).contains(&ratio),
+            "{model} {budget:?}: estimate / measured {ratio}\n{text}"
+        );
+    }
+}
