@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// Batch size (default: the preset's, or 64 for the Sudoku shape).
     #[arg(long)]
     batch: Option<usize>,
+    /// Without --preset: the forward dtype of the Sudoku shape (the paper's is bfloat16).
+    #[arg(long, default_value = "float32", value_parser = ["float32", "bfloat16"])]
+    forward_dtype: String,
     /// Timed repetitions after one warm-up step (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
@@ -119,7 +122,7 @@ fn sudoku_cases(args: &BenchArgs, device: &Device) -> Result<Vec<Case>> {
             let (kind, mlp_t) = kind_of(model)?;
             let cfg = ModelConfig {
                 batch_size: batch,
-                forward_dtype: "float32".into(),
+                forward_dtype: args.forward_dtype.clone(),
                 ..ModelConfig::sudoku_paper(kind, mlp_t, hidden)
             };
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
@@ -127,7 +130,10 @@ fn sudoku_cases(args: &BenchArgs, device: &Device) -> Result<Vec<Case>> {
             let labels: Vec<i64> = (0..batch * 81).map(|_| rng.random_range(2..11)).collect();
             cases.push(Case {
                 model: model.clone(),
-                shape: format!("sudoku d={hidden}"),
+                shape: match args.forward_dtype.as_str() {
+                    "float32" => format!("sudoku d={hidden}"),
+                    other => format!("sudoku d={hidden} {other}"),
+                },
                 kind,
                 cfg,
                 optim: paper_optim(kind),

@@ -184,6 +184,7 @@ pub fn run(args: CompareArgs) -> Result<u8> {
                     device: device.clone(),
                     stop_after: None,
                     device_memory: None,
+                    gpus: 1,
                 },
             )?;
             if !outcome.completed {

@@ -351,6 +351,16 @@ pub fn apply_override(table: &mut Table, text: &str) -> Result<()> {
             .as_table_mut()
             .ok_or_else(|| anyhow!("--set {text:?}: {part} is not a section"))?;
     }
+    // A budget given in steps replaces the preset's epochs, and the other way round: they
+    // are two ways to say one thing.
+    let budget_twin = match key {
+        "train.steps" => Some("epochs"),
+        "train.epochs" => Some("steps"),
+        _ => None,
+    };
+    if let Some(twin) = budget_twin {
+        node.remove(twin);
+    }
     node.insert(parts[parts.len() - 1].to_string(), value);
     Ok(())
 }
@@ -411,6 +421,13 @@ mod tests {
         assert!(format!("{err:#}").contains("at least 1"), "{err:#}");
         assert!(preset.resolve("maze", "trm-att", &[]).is_err());
         assert!(apply_override(&mut Table::new(), "novalue").is_err());
+        // A step budget replaces the preset's epochs (the paper recipe gives epochs).
+        let paper = Preset::load("paper").unwrap();
+        let cfg = paper
+            .resolve("maze-hard", "trm-att", &["train.steps=200".into()])
+            .unwrap();
+        assert_eq!((cfg.train.steps, cfg.train.epochs), (Some(200), None));
+        cfg.validate().unwrap();
     }
 
     #[test]

@@ -12,6 +12,19 @@ pub fn default_device() -> Result<Device> {
     Ok(Device::Cpu)
 }
 
+/// The devices of `n` data-parallel ranks: GPUs 0..n with `--features cuda`, else n CPU
+/// ranks (a simulation that computes the same update on this machine's cores).
+pub fn rank_devices(n: usize) -> Result<Vec<Device>> {
+    #[cfg(feature = "cuda")]
+    {
+        return (0..n)
+            .map(|i| Device::new_cuda(i).map_err(|e| anyhow::anyhow!("GPU {i} of {n}: {e}")))
+            .collect();
+    }
+    #[allow(unreachable_code)]
+    Ok(vec![Device::Cpu; n])
+}
+
 /// The free memory of a GPU (none for the CPU), for `train` to plan its micro-batches.
 pub fn free_memory(device: &Device) -> Option<u64> {
     #[cfg(feature = "cuda")]

@@ -206,6 +206,7 @@ pub fn run_cell(p: &Prepared, out: &Path, data: &LoadedDataset, device_name: &st
                 device: crate::device::default_device()?,
                 stop_after: None,
                 device_memory: None,
+                gpus: 1,
             },
         )?;
         if !outcome.completed {

@@ -9,11 +9,12 @@ use crate::config::RunConfig;
 use crate::eval::{evaluate, to_batch, Evaluation, Protocol};
 use crate::run_dir::{ArcPredictionsFile, RunDir, RunState};
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use datasets::format::LoadedDataset;
 use datasets::loader::TrainSampler;
 use datasets::sample::{stream_rng, RngState};
 use indicatif::{ProgressBar, ProgressStyle};
+use models::collective::{Collective, ThreadGroup};
 use models::config::ModelConfig;
 use models::optim::{lr_multiplier, AdamAtan2Config};
 use models::trainer::{OptimConfig, Trainer};
@@ -21,6 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The commit (and `-dirty`) of the code this binary was built from.
@@ -83,6 +85,8 @@ pub struct TrainOptions {
     /// The memory a step may use (default: a GPU's free memory; none on the CPU): the step
     /// runs in as many micro-batches as `harness plan` says it needs.
     pub device_memory: Option<u64>,
+    /// Data-parallel ranks (`--gpus`); `device` is rank 0's.
+    pub gpus: usize,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -159,14 +163,15 @@ pub fn new_trainer(run: &ResolvedRun, device: &Device) -> Result<Trainer> {
 }
 
 /// `new_trainer` with the micro-batches that fit the device's memory.
-fn planned_trainer(run: &ResolvedRun, opts: &TrainOptions) -> Result<Trainer> {
-    let mut trainer = new_trainer(run, &opts.device)?;
+fn planned_trainer(run: &ResolvedRun, opts: &TrainOptions, device: &Device) -> Result<Trainer> {
+    let mut trainer = new_trainer(run, device)?;
     let budget = opts
         .device_memory
-        .or_else(|| crate::device::free_memory(&opts.device));
+        .or_else(|| crate::device::free_memory(device));
     if let Some(budget) = budget {
-        let path = crate::plan::layer_path(&opts.device, &run.model_config);
-        let p = crate::plan::plan(&run.model_config, &run.config, path, 1, Some(budget));
+        let path = crate::plan::layer_path(device, &run.model_config);
+        let ranks = opts.gpus.max(1);
+        let p = crate::plan::plan(&run.model_config, &run.config, path, ranks, Some(budget));
         if !p.fits {
             bail!(
                 "a training step needs {:.2} GB even one slot at a time, more than the {:.2} GB available (harness plan shows the parts)",
@@ -174,9 +179,9 @@ fn planned_trainer(run: &ResolvedRun, opts: &TrainOptions) -> Result<Trainer> {
                 budget as f64 / 1e9
             );
         }
-        if p.micro_batches > 1 && opts.verbose {
+        if p.micro_batches > 1 && opts.verbose && device.same_device(&opts.device) {
             println!(
-                "{} micro-batches of {} slots per step fit {:.1} GB (peak {:.1} GB)",
+                "{} micro-batches of {} slots per step fit {:.2} GB (peak {:.2} GB)",
                 p.micro_batches,
                 p.rank_slots.div_ceil(p.micro_batches),
                 budget as f64 / 1e9,
@@ -225,7 +230,111 @@ pub fn train(
         code_version: dir.resolved()?.code_version,
         ..run
     };
+    if opts.gpus > 1 {
+        return train_ranks(&run, data, dir, state, opts);
+    }
     Training::new(&run, data, dir, state, opts)?.run()
+}
+
+/// `--gpus N`: ranks 1..N as threads that only step, in lockstep with rank 0, which runs the
+/// whole loop (logs, evaluation, checkpoints). Every rank draws the same global batch and
+/// exploration (the same seeded streams), holds its rows of the slots and sums gradients
+/// with the others (`ThreadGroup`); a failing rank ends the others' waits.
+fn train_ranks(
+    run: &ResolvedRun,
+    data: &LoadedDataset,
+    dir: RunDir,
+    state: Option<RunState>,
+    opts: &TrainOptions,
+) -> Result<TrainOutcome> {
+    if state.is_some() {
+        bail!(
+            "{}: resuming on {} ranks is not supported yet (a checkpoint holds rank 0's slots only); resume it with --gpus 1",
+            dir.path().display(),
+            opts.gpus
+        );
+    }
+    let devices = crate::device::rank_devices(opts.gpus)?;
+    let ranks: Vec<Arc<ThreadGroup>> = ThreadGroup::new(devices.clone())
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    std::thread::scope(|s| {
+        let followers: Vec<_> = ranks[1..]
+            .iter()
+            .zip(&devices[1..])
+            .map(|(rank, device)| {
+                let rank = rank.clone();
+                s.spawn(move || {
+                    let result = follow(run, data, opts, rank.clone(), device);
+                    if let Err(e) = &result {
+                        rank.abort(&format!("{e:#}"));
+                    }
+                    result
+                })
+            })
+            .collect();
+        let lead = (|| {
+            let mut training = Training::new(run, data, dir, None, opts)?;
+            training.trainer.group = ranks[0].clone();
+            training.ranks = Some(ranks[0].clone());
+            training.run()
+        })();
+        if let Err(e) = &lead {
+            ranks[0].abort(&format!("{e:#}"));
+        }
+        for (r, follower) in followers.into_iter().enumerate() {
+            let outcome = follower
+                .join()
+                .map_err(|_| anyhow::anyhow!("rank {} panicked", r + 1))?;
+            // A follower's own failure is the cause; its stop after rank 0's is not.
+            if lead.is_ok() {
+                outcome.with_context(|| format!("rank {}", r + 1))?;
+            }
+        }
+        lead
+    })
+}
+
+/// Whether rank 0 takes another step: `go` from rank 0, read by every rank.
+fn another_step(rank: &ThreadGroup, go: bool) -> Result<bool> {
+    let flag = Tensor::new(&[f32::from(u8::from(go))], &Device::Cpu)?;
+    let sum = rank.all_reduce_sum(vec![flag])?;
+    Ok(models::host::vec1::<f32>(&sum[0])?[0] > 0.0)
+}
+
+/// A rank other than 0: the same trainer, batches and exploration as rank 0, stepping while
+/// rank 0 does.
+fn follow(
+    run: &ResolvedRun,
+    data: &LoadedDataset,
+    opts: &TrainOptions,
+    rank: Arc<ThreadGroup>,
+    device: &Device,
+) -> Result<()> {
+    let cfg = &run.config;
+    let mut trainer = planned_trainer(run, opts, device)?;
+    trainer.group = rank.clone();
+    let mut sampler = TrainSampler::new(
+        &data.data.train,
+        data.metadata("train"),
+        cfg.train.global_batch_size,
+        stream_rng(cfg.seed, 1),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", data.dir.display()))?;
+    let mut exploration = stream_rng(cfg.seed, 2);
+    while another_step(&rank, false)? {
+        let batch = to_batch(&sampler.next_batch(), device)?;
+        let t = &cfg.train;
+        let lr_scale = lr_multiplier(
+            trainer.step + 1,
+            t.lr_warmup_steps,
+            run.total_steps,
+            t.lr_min_ratio,
+        );
+        trainer.train_step(&batch, lr_scale, &mut exploration)?;
+    }
+    Ok(())
 }
 
 /// The loop's state between steps.
@@ -243,6 +352,8 @@ struct Training<'a> {
     wall_before: f64,
     started: Instant,
     bar: ProgressBar,
+    /// Rank 0 of `--gpus N`, which tells the other ranks whether to step.
+    ranks: Option<Arc<ThreadGroup>>,
 }
 
 impl<'a> Training<'a> {
@@ -259,7 +370,7 @@ impl<'a> Training<'a> {
             run,
             data,
             opts,
-            trainer: planned_trainer(run, opts)?,
+            trainer: planned_trainer(run, opts, &opts.device)?,
             sampler: TrainSampler::new(
                 &data.data.train,
                 data.metadata("train"),
@@ -275,6 +386,7 @@ impl<'a> Training<'a> {
             started: Instant::now(),
             bar: progress_bar(run),
             dir,
+            ranks: None,
         };
         if let Some(state) = state {
             let (step, path) = training
@@ -371,6 +483,9 @@ impl<'a> Training<'a> {
             }
             completed = !stop;
         }
+        if let Some(rank) = &self.ranks {
+            another_step(rank, false)?;
+        }
         self.bar.finish_and_clear();
         if !completed {
             println!(
@@ -406,6 +521,9 @@ impl<'a> Training<'a> {
 
     /// One optimizer step on the next batch, and its `metrics.csv` row when due.
     fn step(&mut self) -> Result<()> {
+        if let Some(rank) = &self.ranks {
+            another_step(rank, true)?;
+        }
         let t = &self.run.config.train;
         let batch = to_batch(&self.sampler.next_batch(), &self.opts.device)?;
         let lr_scale = lr_multiplier(

@@ -36,6 +36,11 @@ pub struct TrainArgs {
     /// the micro-batches `harness plan` says fit it, with the same update.
     #[arg(long, value_parser = crate::plan::parse_bytes)]
     pub device_memory: Option<u64>,
+    /// Data-parallel ranks, one per GPU (0..N; without CUDA, N ranks on this CPU, a
+    /// simulation): the global batch is split across them and their gradients summed, so
+    /// the update does not depend on N.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub gpus: u64,
 }
 
 pub fn run(args: TrainArgs) -> Result<u8> {
@@ -62,6 +67,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             device: crate::device::default_device()?,
             stop_after: args.stop_after,
             device_memory: args.device_memory,
+            gpus: args.gpus as usize,
         },
     )?;
     if let Some(e) = &outcome.final_eval {

@@ -5,7 +5,7 @@
 //! of the model, which is how the tests show that the rank count does not change an update.
 
 use candle_core::{Device, Result, Tensor};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 pub trait Collective: Send + Sync {
     fn rank(&self) -> usize;
@@ -42,9 +42,19 @@ impl Collective for SingleRank {
     }
 }
 
+/// One round of deposits; `result` holds the last completed round's, which no rank can
+/// overwrite before every rank has read it (a rank deposits again only after reading).
+struct Round {
+    deposits: Vec<Vec<Tensor>>,
+    arrived: usize,
+    generation: u64,
+    result: Arc<Vec<Vec<Tensor>>>,
+    aborted: Option<String>,
+}
+
 struct Exchange {
-    barrier: Barrier,
-    deposits: Mutex<Vec<Vec<Tensor>>>,
+    round: Mutex<Round>,
+    turn: Condvar,
 }
 
 /// One rank of a group of threads.
@@ -60,8 +70,14 @@ impl ThreadGroup {
     pub fn new(devices: Vec<Device>) -> Vec<ThreadGroup> {
         let world = devices.len();
         let exchange = Arc::new(Exchange {
-            barrier: Barrier::new(world),
-            deposits: Mutex::new(vec![Vec::new(); world]),
+            round: Mutex::new(Round {
+                deposits: vec![Vec::new(); world],
+                arrived: 0,
+                generation: 0,
+                result: Arc::new(Vec::new()),
+                aborted: None,
+            }),
+            turn: Condvar::new(),
         });
         devices
             .into_iter()
@@ -75,14 +91,44 @@ impl ThreadGroup {
             .collect()
     }
 
-    /// Deposits this rank's tensors and returns every rank's, in rank order. The second wait
-    /// keeps a fast rank from overwriting its deposit before the others have read it.
+    /// Ends every exchange of the group, now and later, with `why`: a rank that fails tells
+    /// the others, which would otherwise wait for it forever.
+    pub fn abort(&self, why: &str) {
+        let mut round = self.exchange.round.lock().expect("exchange");
+        round
+            .aborted
+            .get_or_insert_with(|| format!("rank {}: {why}", self.rank));
+        self.exchange.turn.notify_all();
+    }
+
+    /// Deposits this rank's tensors and returns every rank's, in rank order, once all
+    /// have deposited.
     fn exchange(&self, tensors: Vec<Tensor>) -> Result<Vec<Vec<Tensor>>> {
-        self.exchange.deposits.lock().expect("deposits")[self.rank] = tensors;
-        self.exchange.barrier.wait();
-        let all = self.exchange.deposits.lock().expect("deposits").clone();
-        self.exchange.barrier.wait();
-        all.into_iter()
+        let failed = |why: &String| candle_core::Error::msg(format!("the ranks stopped: {why}"));
+        let mut round = self.exchange.round.lock().expect("exchange");
+        if let Some(why) = &round.aborted {
+            return Err(failed(why));
+        }
+        round.deposits[self.rank] = tensors;
+        round.arrived += 1;
+        let generation = round.generation;
+        if round.arrived == self.world {
+            let deposits = std::mem::replace(&mut round.deposits, vec![Vec::new(); self.world]);
+            round.result = Arc::new(deposits);
+            round.arrived = 0;
+            round.generation += 1;
+            self.exchange.turn.notify_all();
+        } else {
+            while round.generation == generation && round.aborted.is_none() {
+                round = self.exchange.turn.wait(round).expect("exchange");
+            }
+            if let (true, Some(why)) = (round.generation == generation, &round.aborted) {
+                return Err(failed(why));
+            }
+        }
+        let all = round.result.clone();
+        drop(round);
+        all.iter()
             .map(|ts| ts.iter().map(|t| t.to_device(&self.device)).collect())
             .collect()
     }
@@ -126,6 +172,19 @@ mod tests {
                 .collect();
             assert_eq!(rows, (0..global).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn a_failed_rank_ends_the_others_waits() {
+        let ranks = ThreadGroup::new(vec![Device::Cpu; 2]);
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| {
+                ranks[0].all_reduce_sum(vec![Tensor::new(&[1f32], &Device::Cpu).unwrap()])
+            });
+            ranks[1].abort("out of memory");
+            let err = waiting.join().unwrap().unwrap_err();
+            assert!(err.to_string().contains("rank 1: out of memory"), "{err}");
+        });
     }
 
     #[test]

@@ -462,3 +462,63 @@ fn flops_matching_gives_every_model_the_first_models_training_compute() {
     assert!(hrm.train_steps > trm.train_steps);
     assert!((hrm.train_flops - trm.train_flops).abs() <= per_step / 2.0 + 1.0);
 }
+
+/// `train --gpus 2` (two CPU ranks here) ends with the weights, optimiser state and scores
+/// of `--gpus 1`: the rank count does not change a run; resuming on two ranks is refused
+/// with the way out.
+#[test]
+fn two_ranks_train_the_run_of_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    let train = |dir: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--model",
+            "trm-att",
+            "--task",
+            "maze-hard",
+            "--preset",
+            "smoke",
+            "--set",
+            "train.steps=6",
+            "--set",
+            "train.eval_interval=3",
+            "--run",
+            s(dir),
+            "--data-root",
+            s(&data),
+        ];
+        args.extend_from_slice(extra);
+        harness(&args)
+    };
+    assert_eq!(train(&one, &[]).unwrap(), 0);
+    assert_eq!(train(&two, &["--gpus", "2"]).unwrap(), 0);
+    let ckpt = |dir: &Path| {
+        let p = dir.join("checkpoints/step_6.safetensors");
+        models::checkpoint::load_state_dict(&p, &candle_core::Device::Cpu).unwrap()
+    };
+    let (a, b) = (ckpt(&one), ckpt(&two));
+    let values = |t: &candle_core::Tensor| -> Vec<f32> {
+        t.flatten_all()
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    for (name, ta) in a.iter().filter(|(n, _)| !n.starts_with("carry.")) {
+        let (x, y) = (values(ta), values(&b[name]));
+        let scale = x.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+        let worst = x
+            .iter()
+            .zip(&y)
+            .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(
+            worst <= 1e-4 * scale,
+            "{name}: two ranks differ by {worst:e} of {scale:e}"
+        );
+    }
+    let err = train(&two, &["--gpus", "2", "--resume"]).unwrap_err();
+    assert!(err.contains("--gpus 1"), "{err}");
+}

@@ -265,7 +265,9 @@ mod tests {
             g[3] = 0.0;
             let g = Tensor::from_vec(g, (6, 10), &dev).unwrap();
             let s = AdamScalars::new(&cfg, cfg.lr, t);
-            kernel.step(std::slice::from_ref(&g), s, Some(0.9), true).unwrap();
+            kernel
+                .step(std::slice::from_ref(&g), s, Some(0.9), true)
+                .unwrap();
             device.step(&[g], s, Some(0.9), false).unwrap();
         }
         close(
