@@ -108,9 +108,13 @@ pub fn to_batch(b: &HostBatch, device: &Device) -> Result<Batch> {
     })
 }
 
-/// What one pass over the test examples saw: for each example, whether it was right after
-/// each step, and the first step at which the model's rule said halt.
-struct Pass {
+/// What one pass over the test examples (or one rank's share of them) saw: for each example,
+/// whether it was right after each step, and the first step at which the model's rule said
+/// halt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pass {
+    /// The split index of each entry (in split order after `merge`).
+    examples: Vec<usize>,
     right: Vec<Vec<bool>>,
     first_halt: Vec<Option<usize>>,
     /// The answers: predictions and sigmoid(q_halt) after the trained number of steps, or
@@ -120,6 +124,67 @@ struct Pass {
 }
 
 impl Pass {
+    /// The ranks' passes as one, in split order; every example of `0..limit` exactly once.
+    pub fn merge(parts: Vec<Pass>, limit: usize) -> Result<Pass> {
+        let mut slots: Vec<Option<Pass>> = vec![None; limit];
+        for p in parts {
+            let lengths = [
+                p.right.len(),
+                p.first_halt.len(),
+                p.predictions.len(),
+                p.halt_probability.len(),
+            ];
+            if lengths.iter().any(|&n| n != p.examples.len()) {
+                anyhow::bail!("an evaluation shard's lists differ in length");
+            }
+            for (k, &e) in p.examples.iter().enumerate() {
+                let slot = slots.get_mut(e).filter(|s| s.is_none()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the evaluation shards do not hold test example {e} exactly once"
+                    )
+                })?;
+                *slot = Some(Pass {
+                    examples: vec![e],
+                    right: vec![p.right[k].clone()],
+                    first_halt: vec![p.first_halt[k]],
+                    predictions: vec![p.predictions[k].clone()],
+                    halt_probability: vec![p.halt_probability[k]],
+                });
+            }
+        }
+        let mut pass = Pass::with_capacity(limit);
+        for (e, slot) in slots.into_iter().enumerate() {
+            let one = slot.ok_or_else(|| {
+                anyhow::anyhow!("the evaluation shards do not hold test example {e} exactly once")
+            })?;
+            pass.examples.extend(one.examples);
+            pass.right.extend(one.right);
+            pass.first_halt.extend(one.first_halt);
+            pass.predictions.extend(one.predictions);
+            pass.halt_probability.extend(one.halt_probability);
+        }
+        Ok(pass)
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.examples.is_empty()
+    }
+
+    fn with_capacity(n: usize) -> Pass {
+        Pass {
+            examples: Vec::with_capacity(n),
+            right: Vec::with_capacity(n),
+            first_halt: Vec::with_capacity(n),
+            predictions: Vec::with_capacity(n),
+            halt_probability: Vec::with_capacity(n),
+        }
+    }
+
     /// The step at which an example stops under halting with a budget of `steps`.
     fn stop(&self, e: usize, steps: usize) -> usize {
         self.first_halt[e].map_or(steps, |h| h.min(steps))
@@ -147,29 +212,62 @@ impl Pass {
     }
 }
 
-/// Runs every batch of the test split for `max_steps` supervision steps.
+/// The test examples a protocol runs, and its budgets of supervision steps (the trained
+/// one among them), in ascending order.
+fn extent(protocol: &Protocol, data: &LoadedDataset, trained: usize) -> (usize, Vec<usize>) {
+    let limit = protocol
+        .max_examples
+        .unwrap_or(usize::MAX)
+        .min(data.data.test.num_examples());
+    let mut budgets: Vec<usize> = protocol
+        .test_time_steps
+        .iter()
+        .copied()
+        .chain([trained])
+        .filter(|&s| s >= 1)
+        .collect();
+    budgets.sort_unstable();
+    budgets.dedup();
+    (limit, budgets)
+}
+
+/// Rank `shard.0` of `shard.1`'s share of the protocol's pass: test batches `rank`,
+/// `rank + world`, ... for the largest budget.
+pub fn run_shard(
+    trainer: &Trainer,
+    model: &dyn RecursiveModel,
+    data: &LoadedDataset,
+    protocol: &Protocol,
+    shard: (usize, usize),
+) -> Result<Pass> {
+    let (limit, budgets) = extent(protocol, data, model.config().halt_max_steps);
+    let max_steps = *budgets.last().context("halt_max_steps is at least 1")?;
+    run_pass(trainer, model, data, limit, protocol, max_steps, shard)
+}
+
+/// Runs this shard's batches of the test split for `max_steps` supervision steps.
 fn run_pass(
     trainer: &Trainer,
     model: &dyn RecursiveModel,
     data: &LoadedDataset,
     limit: usize,
-    batch_size: usize,
+    protocol: &Protocol,
     max_steps: usize,
-    halting: bool,
+    (rank, world): (usize, usize),
 ) -> Result<Pass> {
     let split = &data.data.test;
     let trained = model.config().halt_max_steps;
+    let halting = protocol.halting;
     let device = trainer.puzzle_table().as_tensor().device().clone();
-    let mut pass = Pass {
-        right: Vec::with_capacity(limit),
-        first_halt: Vec::with_capacity(limit),
-        predictions: Vec::with_capacity(limit),
-        halt_probability: Vec::with_capacity(limit),
-    };
-    for host in test_batches(split, data.metadata("test"), batch_size) {
+    let mut pass = Pass::with_capacity(limit.div_ceil(world.max(1)));
+    let batches = test_batches(split, data.metadata("test"), protocol.batch_size);
+    for (index, host) in batches.enumerate() {
         let first = host.example_indices[0];
         if first >= limit {
             break;
+        }
+        if index % world.max(1) != rank {
+            continue;
         }
         let rows = host.effective.min(limit - first);
         let batch = to_batch(&host, &device)?;
@@ -201,6 +299,7 @@ fn run_pass(
             pass.predictions.push(prediction);
             pass.halt_probability.push(probability);
         }
+        pass.examples.extend(&host.example_indices[..rows]);
         pass.right.extend(right);
         pass.first_halt.extend(first_halt);
     }
@@ -214,32 +313,21 @@ pub fn evaluate(
     data: &LoadedDataset,
     protocol: &Protocol,
 ) -> Result<EvalOutput> {
+    let pass = run_shard(trainer, model, data, protocol, (0, 1))?;
+    score_pass(pass, model, data, protocol)
+}
+
+/// The scores of a whole pass (one rank's, or the ranks' merged).
+pub fn score_pass(
+    pass: Pass,
+    model: &dyn RecursiveModel,
+    data: &LoadedDataset,
+    protocol: &Protocol,
+) -> Result<EvalOutput> {
     let split = &data.data.test;
     let meta = data.metadata("test");
-    let limit = protocol
-        .max_examples
-        .unwrap_or(usize::MAX)
-        .min(split.num_examples());
     let trained = model.config().halt_max_steps;
-    let mut budgets: Vec<usize> = protocol
-        .test_time_steps
-        .iter()
-        .copied()
-        .chain([trained])
-        .filter(|&s| s >= 1)
-        .collect();
-    budgets.sort_unstable();
-    budgets.dedup();
-    let max_steps = *budgets.last().context("halt_max_steps is at least 1")?;
-    let pass = run_pass(
-        trainer,
-        model,
-        data,
-        limit,
-        protocol.batch_size,
-        max_steps,
-        protocol.halting,
-    )?;
+    let (_, budgets) = extent(protocol, data, trained);
     let answer_step = |e: usize| {
         if protocol.halting {
             pass.stop(e, trained)
@@ -483,6 +571,44 @@ mod tests {
                 "{kind:?}"
             );
         }
+    }
+
+    #[test]
+    fn rank_shards_merge_to_the_one_rank_evaluation() {
+        let data = tiny_data();
+        let (trainer, arch) = trainer(ModelKind::Trm, [0.5, -3.0], 3);
+        let model = trainer
+            .inference_model(&arch, ModelKind::Trm, false)
+            .unwrap();
+        let protocol = Protocol {
+            task: "sudoku-extreme",
+            batch_size: 1,
+            max_examples: None,
+            test_time_steps: &[1, 6],
+            flops_per_step: 10.0,
+            halting: false,
+        };
+        let whole = run_shard(&trainer, model.as_ref(), &data, &protocol, (0, 1)).unwrap();
+        let n = whole.len();
+        assert!(n >= 2, "the tiny split has {n} examples");
+        for world in [2, 3] {
+            let parts: Vec<Pass> = (0..world)
+                .map(|r| run_shard(&trainer, model.as_ref(), &data, &protocol, (r, world)).unwrap())
+                .collect();
+            assert!(
+                parts.iter().all(|p| p.len() < n),
+                "a shard ran every example"
+            );
+            // Through the shard files' format.
+            let parts = parts
+                .into_iter()
+                .map(|p| serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap())
+                .collect();
+            assert_eq!(Pass::merge(parts, n).unwrap(), whole, "{world} ranks");
+        }
+        let one = run_shard(&trainer, model.as_ref(), &data, &protocol, (0, 2)).unwrap();
+        let err = Pass::merge(vec![one], n).unwrap_err().to_string();
+        assert!(err.contains("exactly once"), "{err}");
     }
 
     #[test]

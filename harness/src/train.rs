@@ -6,7 +6,7 @@
 //! `run_dir::RunDir`'s business; this loop only steps, logs, evaluates and saves.
 
 use crate::config::RunConfig;
-use crate::eval::{evaluate, to_batch, Evaluation, Protocol};
+use crate::eval::{evaluate, run_shard, score_pass, to_batch, Evaluation, Pass, Protocol};
 use crate::run_dir::{ArcPredictionsFile, RunDir, RunState};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
@@ -255,6 +255,8 @@ fn train_ranks(
         );
     }
     let devices = crate::device::rank_devices(opts.gpus)?;
+    let run_dir = dir.path().to_path_buf();
+    let run_dir = &run_dir;
     let ranks: Vec<Arc<ThreadGroup>> = ThreadGroup::new(devices.clone())
         .into_iter()
         .map(Arc::new)
@@ -266,7 +268,7 @@ fn train_ranks(
             .map(|(rank, device)| {
                 let rank = rank.clone();
                 s.spawn(move || {
-                    let result = follow(run, data, opts, rank.clone(), device);
+                    let result = follow(run, data, opts, rank.clone(), device, run_dir);
                     if let Err(e) = &result {
                         rank.abort(&format!("{e:#}"));
                     }
@@ -296,11 +298,62 @@ fn train_ranks(
     })
 }
 
-/// Whether rank 0 takes another step: `go` from rank 0, read by every rank.
-fn another_step(rank: &ThreadGroup, go: bool) -> Result<bool> {
-    let flag = Tensor::new(&[f32::from(u8::from(go))], &Device::Cpu)?;
+/// What the ranks do next, as rank 0 says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Next {
+    Stop = 0,
+    Step = 1,
+    Evaluate = 2,
+}
+
+/// Rank 0's `Next` (the others give none), read by every rank.
+fn next_round(rank: &ThreadGroup, mine: Option<Next>) -> Result<Next> {
+    let flag = Tensor::new(&[mine.map_or(0.0, |n| n as u8 as f32)], &Device::Cpu)?;
     let sum = rank.all_reduce_sum(vec![flag])?;
-    Ok(models::host::vec1::<f32>(&sum[0])?[0] > 0.0)
+    Ok(match models::host::vec1::<f32>(&sum[0])?[0] as u8 {
+        0 => Next::Stop,
+        1 => Next::Step,
+        _ => Next::Evaluate,
+    })
+}
+
+/// Waits until every rank has arrived.
+fn barrier(rank: &ThreadGroup) -> Result<()> {
+    rank.all_reduce_sum(vec![Tensor::new(&[0f32], &Device::Cpu)?])?;
+    Ok(())
+}
+
+/// Where rank `r` writes its share of the evaluation at `step`.
+fn shard_file(run_dir: &Path, step: u64, r: usize) -> PathBuf {
+    run_dir
+        .join("eval-shards")
+        .join(format!("step_{step}.rank{r}.json"))
+}
+
+/// This rank's share of the evaluation at its trainer's step, written to its file.
+fn evaluate_shard(
+    run: &ResolvedRun,
+    data: &LoadedDataset,
+    trainer: &Trainer,
+    rank: &ThreadGroup,
+    run_dir: &Path,
+) -> Result<()> {
+    let cfg = &run.config;
+    let last = trainer.step == run.total_steps;
+    let model = trainer.inference_model(&run.model_config, cfg.kind(), cfg.train.ema)?;
+    let protocol = Protocol::of(run, last);
+    let pass = run_shard(
+        trainer,
+        model.as_ref(),
+        data,
+        &protocol,
+        (rank.rank(), rank.world()),
+    )?;
+    let path = shard_file(run_dir, trainer.step, rank.rank());
+    std::fs::create_dir_all(path.parent().expect("a shard file has a folder"))
+        .with_context(|| format!("creating the folder of {}", path.display()))?;
+    datasets::format::write_json(&path, &pass)?;
+    Ok(())
 }
 
 /// A rank other than 0: the same trainer, batches and exploration as rank 0, stepping while
@@ -311,6 +364,7 @@ fn follow(
     opts: &TrainOptions,
     rank: Arc<ThreadGroup>,
     device: &Device,
+    run_dir: &Path,
 ) -> Result<()> {
     let cfg = &run.config;
     let mut trainer = planned_trainer(run, opts, device)?;
@@ -323,7 +377,16 @@ fn follow(
     )
     .map_err(|e| anyhow::anyhow!("{}: {e}", data.dir.display()))?;
     let mut exploration = stream_rng(cfg.seed, 2);
-    while another_step(&rank, false)? {
+    loop {
+        match next_round(&rank, None)? {
+            Next::Stop => return Ok(()),
+            Next::Evaluate => {
+                evaluate_shard(run, data, &trainer, &rank, run_dir)?;
+                barrier(&rank)?;
+                continue;
+            }
+            Next::Step => {}
+        }
         let batch = to_batch(&sampler.next_batch(), device)?;
         let t = &cfg.train;
         let lr_scale = lr_multiplier(
@@ -334,7 +397,6 @@ fn follow(
         );
         trainer.train_step(&batch, lr_scale, &mut exploration)?;
     }
-    Ok(())
 }
 
 /// The loop's state between steps.
@@ -484,7 +546,7 @@ impl<'a> Training<'a> {
             completed = !stop;
         }
         if let Some(rank) = &self.ranks {
-            another_step(rank, false)?;
+            next_round(rank, Some(Next::Stop))?;
         }
         self.bar.finish_and_clear();
         if !completed {
@@ -522,7 +584,7 @@ impl<'a> Training<'a> {
     /// One optimizer step on the next batch, and its `metrics.csv` row when due.
     fn step(&mut self) -> Result<()> {
         if let Some(rank) = &self.ranks {
-            another_step(rank, true)?;
+            next_round(rank, Some(Next::Step))?;
         }
         let t = &self.run.config.train;
         let batch = to_batch(&self.sampler.next_batch(), &self.opts.device)?;
@@ -584,6 +646,35 @@ impl<'a> Training<'a> {
         Ok(())
     }
 
+    /// Every rank evaluates its share of the test batches and writes it to a file; rank 0
+    /// merges the files (never the ranks' memory) and scores the whole.
+    fn evaluate_sharded(
+        &self,
+        rank: &ThreadGroup,
+        model: &dyn models::model::RecursiveModel,
+        protocol: &Protocol,
+    ) -> Result<crate::eval::EvalOutput> {
+        next_round(rank, Some(Next::Evaluate))?;
+        evaluate_shard(self.run, self.data, &self.trainer, rank, self.dir.path())?;
+        barrier(rank)?;
+        let step = self.trainer.step;
+        let parts = (0..rank.world())
+            .map(|r| {
+                let path = shard_file(self.dir.path(), step, r);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                serde_json::from_str::<Pass>(&text)
+                    .with_context(|| format!("{}: not an evaluation shard", path.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let limit = parts.iter().map(|p| p.len()).sum();
+        let pass = Pass::merge(parts, limit)?;
+        let shards = self.dir.path().join("eval-shards");
+        std::fs::remove_dir_all(&shards)
+            .with_context(|| format!("removing {}", shards.display()))?;
+        score_pass(pass, model, self.data, protocol)
+    }
+
     /// The protocol on the test split (its first examples during training, all at the end),
     /// with the EMA weights where the recipe has them.
     fn evaluate(&mut self, last: bool) -> Result<()> {
@@ -592,12 +683,11 @@ impl<'a> Training<'a> {
         let model =
             self.trainer
                 .inference_model(&self.run.model_config, cfg.kind(), cfg.train.ema)?;
-        let out = evaluate(
-            &self.trainer,
-            model.as_ref(),
-            self.data,
-            &Protocol::of(self.run, last),
-        )?;
+        let protocol = Protocol::of(self.run, last);
+        let out = match &self.ranks {
+            None => evaluate(&self.trainer, model.as_ref(), self.data, &protocol)?,
+            Some(rank) => self.evaluate_sharded(rank, model.as_ref(), &protocol)?,
+        };
         let examples = self.data.data.test.num_examples();
         // Only whole-split predictions are pooled; a partial evaluation's are recomputed.
         if !out.arc_predictions.is_empty() && out.evaluation.examples == examples {

@@ -519,6 +519,17 @@ fn two_ranks_train_the_run_of_one() {
             "{name}: two ranks differ by {worst:e} of {scale:e}"
         );
     }
+    // Each rank evaluated its share into a file; rank 0 merged them all and removed them.
+    let examples = |dir: &Path| -> Vec<String> {
+        std::fs::read_to_string(dir.join("eval.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| l.split(',').nth(2).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(examples(&one), examples(&two));
+    assert!(!two.join("eval-shards").exists());
+    assert!(two.join("scores.json").exists());
     let err = train(&two, &["--gpus", "2", "--resume"]).unwrap_err();
     assert!(err.contains("--gpus 1"), "{err}");
 }
