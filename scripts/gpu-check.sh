@@ -46,10 +46,13 @@ if [ "$mode" = prepare ]; then
     cargo build --release -p harness
     # The data, by the CPU binary: a run of the same data section (its batch does not enter
     # the section's hash) builds it under $inputs/data and stops after one step.
+    status=0
     target/release/harness train "${maze_paper[@]}" --data-root "$inputs/data" \
-        --run "$inputs/prepare-run" --stop-after 1 --set train.global_batch_size=2 >/dev/null || true
+        --run "$inputs/prepare-run" --stop-after 1 --set train.global_batch_size=2 || status=$?
     rm -rf "$inputs/prepare-run"
-    ls "$inputs/data" >/dev/null
+    # 130: stopped after its one step, as asked.
+    [ "$status" -eq 0 ] || [ "$status" -eq 130 ] || { echo "preparing the data failed (exit $status)" >&2; exit 1; }
+    ls "$inputs"/data/maze-hard-*/manifest.json >/dev/null
     du -sh "$inputs"
     exit 0
 fi
@@ -65,7 +68,7 @@ if [ "$mode" = gpu ]; then
     harness=/tmp/gpu-check-harness
     xz -dc "$inputs/harness.xz" >"$harness"
     chmod +x "$harness"
-    libs=$(python3 - <<'EOF'
+    libs=$(python3 - <<'EOF' || true
 import glob, os, site
 dirs = set()
 for root in site.getsitepackages() + [site.getusersitepackages()]:
@@ -74,12 +77,14 @@ for root in site.getsitepackages() + [site.getusersitepackages()]:
 print(":".join(sorted(dirs)))
 EOF
 )
+    [ -n "$libs" ] || say "no CUDA libraries found in the Python wheels: relying on the system's"
     export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     golden="$inputs/golden"
     data_root="$inputs/data"
     bench=(--hidden 512 --batch 768 --repeats 3)
     maze=("${maze_paper[@]}" "${maze_short[@]}")
-    limits=(60 60 120 120 240)
+    # parity f32, parity bf16, bench f32, bench bf16, maze: 480 s, 8 minutes.
+    limits=(60 60 90 90 180)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | sed 's/^/gpu: /' | tee -a "$summary"
 else
     harness="${binary:-target/release/harness}"
@@ -126,7 +131,8 @@ phase() {
     watch=$(memory_watch "$name")
     start=$(date +%s%N)
     set +e
-    timeout "$limit" "$@" >"$out/$name.txt" 2>&1
+    # SIGTERM first (train saves and stops), SIGKILL 15 s later if it has not.
+    timeout -k 15 "$limit" "$@" >"$out/$name.txt" 2>&1
     status=$?
     set -e
     local seconds=$((($(date +%s%N) - start) / 1000000000))
@@ -152,16 +158,19 @@ phase parity-f32 "${limits[0]}" "$harness" parity "${goldens[@]}"
 parity_lines parity-f32
 phase parity-bf16 "${limits[1]}" "$harness" parity --forward-dtype bfloat16 "${goldens[@]}"
 parity_lines parity-bf16
-for dtype in float32 bfloat16; do
-    phase "bench-$dtype" "${limits[2]}" "$harness" bench "${bench[@]}" --forward-dtype "$dtype" \
+for i in 0 1; do
+    dtype=$([ "$i" -eq 0 ] && echo float32 || echo bfloat16)
+    phase "bench-$dtype" "${limits[$((2 + i))]}" "$harness" bench "${bench[@]}" --forward-dtype "$dtype" \
         --models trm-att,hrm --json "$out/bench-$dtype.json"
     grep -E "^(model|trm|hrm)" "$out/bench-$dtype.txt" | sed 's/^/  /' | tee -a "$summary" || true
 done
-run_dir="$out/maze-run"
+# The run's checkpoint (about 2 GB at the paper shape) stays out of $out.
+run_dir=/tmp/gpu-check-maze-run
 rm -rf "$run_dir"
 phase maze-hard-200 "${limits[4]}" "$harness" train "${maze[@]}" --data-root "$data_root" --run "$run_dir"
 grep -E "micro-batches|steps in" "$out/maze-hard-200.txt" | sed 's/^/  /' | tee -a "$summary" || true
 if [ -f "$run_dir/metrics.csv" ]; then
+    cp "$run_dir/metrics.csv" "$out/maze-hard-metrics.csv"
     # step,epoch,lr,...,wall_seconds: the seconds per step between the first and last log lines.
     awk -F, 'NR == 2 { s0 = $1; t0 = $NF } NR > 2 { s = $1; t = $NF }
              END { if (s > s0) printf "  logged steps %d to %d: %.3f s per step\n", s0, s, (t - t0) / (s - s0);

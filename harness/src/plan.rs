@@ -205,25 +205,22 @@ pub fn plan(
     budget: Option<u64>,
 ) -> Plan {
     let kind = run.kind();
-    let rank_slots = cfg.batch_size.div_ceil(ranks.max(1));
+    let ranks = ranks.max(1);
+    let rank_slots = cfg.batch_size.div_ceil(ranks);
     let usable = budget.map(|b| b / 10 * 9);
-    let (micro_batches, peak, fits) = match usable
-        .and_then(|b| micro_batches_to_fit(cfg, kind, run.train.ema, path, rank_slots, b))
-    {
+    let fit = |b| micro_batches_to_fit(cfg, kind, run.train.ema, path, (rank_slots, ranks), b);
+    let (micro_batches, peak, fits) = match usable.and_then(fit) {
         Some((k, peak)) => (k, peak, true),
         None => {
             let k = if usable.is_some() { rank_slots } else { 1 };
-            let m = step_memory(cfg, kind, run.train.ema, k, path);
-            (
-                k,
-                m.peak(rank_slots, rank_slots.div_ceil(k)),
-                usable.is_none(),
-            )
+            let m = step_memory(cfg, kind, run.train.ema, (k, ranks), path);
+            let peak = m.peak(rank_slots, rank_slots.div_ceil(k));
+            (k, peak, usable.is_none())
         }
     };
     Plan {
         model_config: cfg.clone(),
-        memory: step_memory(cfg, kind, run.train.ema, micro_batches, path),
+        memory: step_memory(cfg, kind, run.train.ema, (micro_batches, ranks), path),
         rank_slots,
         micro_batches,
         peak,

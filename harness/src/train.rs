@@ -164,10 +164,11 @@ pub fn new_trainer(run: &ResolvedRun, device: &Device) -> Result<Trainer> {
 
 /// `new_trainer` with the micro-batches that fit the device's memory.
 fn planned_trainer(run: &ResolvedRun, opts: &TrainOptions, device: &Device) -> Result<Trainer> {
-    let mut trainer = new_trainer(run, device)?;
+    // Before the model exists: the plan counts its weights and state itself.
     let budget = opts
         .device_memory
         .or_else(|| crate::device::free_memory(device));
+    let mut trainer = new_trainer(run, device)?;
     if let Some(budget) = budget {
         let path = crate::plan::layer_path(device, &run.model_config);
         let ranks = opts.gpus.max(1);
@@ -249,26 +250,38 @@ fn train_ranks(
 ) -> Result<TrainOutcome> {
     if state.is_some() {
         bail!(
-            "{}: resuming on {} ranks is not supported yet (a checkpoint holds rank 0's slots only); resume it with --gpus 1",
+            "{}: resuming on {} ranks is not supported yet: a checkpoint holds rank 0's slots only, so the run cannot continue where it stopped (its checkpoints can still be evaluated)",
             dir.path().display(),
             opts.gpus
         );
     }
-    let devices = crate::device::rank_devices(opts.gpus)?;
+    let batch = run.config.train.global_batch_size;
+    if batch < opts.gpus {
+        bail!(
+            "--gpus {}: the global batch of {batch} slots leaves a rank without one",
+            opts.gpus
+        );
+    }
+    let mut devices = crate::device::rank_devices(opts.gpus)?;
+    // Rank 0 computes on the run's device: one handle, so its exchange copies nothing.
+    devices[0] = opts.device.clone();
     let run_dir = dir.path().to_path_buf();
     let run_dir = &run_dir;
     let ranks: Vec<Arc<ThreadGroup>> = ThreadGroup::new(devices.clone())
         .into_iter()
         .map(Arc::new)
         .collect();
+    let exchanges = gradient_exchanges(&ranks, &devices)?;
     std::thread::scope(|s| {
         let followers: Vec<_> = ranks[1..]
             .iter()
             .zip(&devices[1..])
-            .map(|(rank, device)| {
-                let rank = rank.clone();
+            .zip(&exchanges[1..])
+            .map(|((rank, device), exchange)| {
+                let (rank, exchange) = (rank.clone(), exchange.clone());
                 s.spawn(move || {
-                    let result = follow(run, data, opts, rank.clone(), device, run_dir);
+                    let _guard = rank.abort_on_panic();
+                    let result = follow(run, data, opts, (rank.clone(), exchange), device, run_dir);
                     if let Err(e) = &result {
                         rank.abort(&format!("{e:#}"));
                     }
@@ -277,8 +290,9 @@ fn train_ranks(
             })
             .collect();
         let lead = (|| {
+            let _guard = ranks[0].abort_on_panic();
             let mut training = Training::new(run, data, dir, None, opts)?;
-            training.trainer.group = ranks[0].clone();
+            training.trainer.group = exchanges[0].clone();
             training.ranks = Some(ranks[0].clone());
             training.run()
         })();
@@ -296,6 +310,28 @@ fn train_ranks(
         }
         lead
     })
+}
+
+/// What the ranks' trainers exchange gradients through: NCCL with `--features nccl`, else
+/// the threads' own group (device-to-device copies). The rounds of `next_round` and
+/// `barrier` always go through the threads' group.
+fn gradient_exchanges(
+    ranks: &[Arc<ThreadGroup>],
+    devices: &[Device],
+) -> Result<Vec<Arc<dyn Collective>>> {
+    #[cfg(feature = "nccl")]
+    if devices.iter().all(Device::is_cuda) {
+        let _ = ranks;
+        return Ok(models::nccl::NcclGroup::new(devices)?
+            .into_iter()
+            .map(|g| Arc::new(g) as Arc<dyn Collective>)
+            .collect());
+    }
+    let _ = devices;
+    Ok(ranks
+        .iter()
+        .map(|r| r.clone() as Arc<dyn Collective>)
+        .collect())
 }
 
 /// What the ranks do next, as rank 0 says.
@@ -362,13 +398,13 @@ fn follow(
     run: &ResolvedRun,
     data: &LoadedDataset,
     opts: &TrainOptions,
-    rank: Arc<ThreadGroup>,
+    (rank, exchange): (Arc<ThreadGroup>, Arc<dyn Collective>),
     device: &Device,
     run_dir: &Path,
 ) -> Result<()> {
     let cfg = &run.config;
     let mut trainer = planned_trainer(run, opts, device)?;
-    trainer.group = rank.clone();
+    trainer.group = exchange;
     let mut sampler = TrainSampler::new(
         &data.data.train,
         data.metadata("train"),

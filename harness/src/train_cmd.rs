@@ -38,7 +38,7 @@ pub struct TrainArgs {
     pub device_memory: Option<u64>,
     /// Data-parallel ranks, one per GPU (0..N; without CUDA, N ranks on this CPU, a
     /// simulation): the global batch is split across them and their gradients summed, so
-    /// the update does not depend on N.
+    /// the update does not depend on N. Such a run cannot be resumed yet.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub gpus: u64,
 }

@@ -74,9 +74,12 @@ impl ChunkedAttention {
         let split = qkv.reshape((b, s, 3 * h, hd))?.transpose(1, 2)?;
         let part = |i: usize| split.narrow(1, i * h, h)?.contiguous();
         let (mut q, mut k, v) = (part(0)?, part(1)?, part(2)?);
-        if let Some((cos, sin)) = self.tables(s, qkv.dtype())? {
-            let rotate =
-                |x: &Tensor| x.broadcast_mul(&cos)? + rotate_half(x)?.broadcast_mul(&sin)?;
+        let (dtype, work) = (qkv.dtype(), work_dtype(qkv.dtype()));
+        if let Some((cos, sin)) = self.tables(s, work)? {
+            let rotate = |x: &Tensor| -> Result<Tensor> {
+                let x = x.to_dtype(work)?;
+                (x.broadcast_mul(&cos)? + rotate_half(&x)?.broadcast_mul(&sin)?)?.to_dtype(dtype)
+            };
             q = rotate(&q)?;
             k = rotate(&k)?;
         }

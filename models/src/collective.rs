@@ -91,6 +91,12 @@ impl ThreadGroup {
             .collect()
     }
 
+    /// A guard that ends the group's exchanges if this rank's thread panics, so the other
+    /// ranks get an error instead of waiting forever.
+    pub fn abort_on_panic(&self) -> AbortOnPanic<'_> {
+        AbortOnPanic(self)
+    }
+
     /// Ends every exchange of the group, now and later, with `why`: a rank that fails tells
     /// the others, which would otherwise wait for it forever.
     pub fn abort(&self, why: &str) {
@@ -105,6 +111,9 @@ impl ThreadGroup {
     /// have deposited.
     fn exchange(&self, tensors: Vec<Tensor>) -> Result<Vec<Vec<Tensor>>> {
         let failed = |why: &String| candle_core::Error::msg(format!("the ranks stopped: {why}"));
+        // Each GPU rank queues work on its own stream: its tensors must be computed before
+        // another rank copies them, and its copies done before it hands them on.
+        self.device.synchronize()?;
         let mut round = self.exchange.round.lock().expect("exchange");
         if let Some(why) = &round.aborted {
             return Err(failed(why));
@@ -128,9 +137,22 @@ impl ThreadGroup {
         }
         let all = round.result.clone();
         drop(round);
-        all.iter()
+        let copies = all
+            .iter()
             .map(|ts| ts.iter().map(|t| t.to_device(&self.device)).collect())
-            .collect()
+            .collect::<Result<Vec<Vec<Tensor>>>>()?;
+        self.device.synchronize()?;
+        Ok(copies)
+    }
+}
+
+pub struct AbortOnPanic<'a>(&'a ThreadGroup);
+
+impl Drop for AbortOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abort("panicked");
+        }
     }
 }
 
@@ -172,6 +194,23 @@ mod tests {
                 .collect();
             assert_eq!(rows, (0..global).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn a_panicking_rank_ends_the_others_waits() {
+        let ranks = ThreadGroup::new(vec![Device::Cpu; 2]);
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| {
+                ranks[0].all_reduce_sum(vec![Tensor::new(&[1f32], &Device::Cpu).unwrap()])
+            });
+            let panicking = s.spawn(|| {
+                let _guard = ranks[1].abort_on_panic();
+                panic!("a bug in rank 1");
+            });
+            assert!(panicking.join().is_err());
+            let err = waiting.join().unwrap().unwrap_err();
+            assert!(err.to_string().contains("rank 1: panicked"), "{err}");
+        });
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod layers;
 pub mod loss;
 pub mod memory;
 pub mod model;
+#[cfg(feature = "nccl")]
+pub mod nccl;
 pub mod optim;
 pub mod params;
 pub mod parity;

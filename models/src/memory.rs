@@ -31,8 +31,8 @@ pub struct StepMemory {
     pub per_slot: u64,
     /// The largest transient of the backward pass for `slots` slots at once.
     pub workspace_per_slot: u64,
-    /// `(heads, positions)` of the composed path's attention, whose backward holds three
-    /// f32 score blocks (P, dP, dS) of one query chunk.
+    /// `(heads, positions)` of the composed path's attention, whose backward holds up to
+    /// five f32 score blocks of one query chunk.
     pub score_blocks_of: Option<(usize, usize)>,
     /// `z_H` and `z_L`, the old carry and the new, per slot of the rank.
     pub carry_per_slot: u64,
@@ -55,7 +55,9 @@ impl StepMemory {
     pub fn score_blocks(&self, slots: usize) -> u64 {
         self.score_blocks_of.map_or(0, |(heads, seq)| {
             let rows = query_chunk(slots, heads, seq, SCORE_BLOCK_BYTES);
-            3 * (slots * heads * rows * seq * 4) as u64
+            // One chunk in f32: P, dP, dP - delta and dS in the backward, with the scores,
+            // their shift and exponentials while P is recomputed: five blocks at the most.
+            5 * (slots * heads * rows * seq * 4) as u64
         })
     }
 }
@@ -123,7 +125,7 @@ pub fn step_memory(
     cfg: &ModelConfig,
     kind: ModelKind,
     ema: bool,
-    micro_batches: usize,
+    (micro_batches, ranks): (usize, usize),
     path: LayerPath,
 ) -> StepMemory {
     let counts = parameter_counts(cfg, kind);
@@ -145,6 +147,13 @@ pub fn step_memory(
     }
     if micro_batches > 1 {
         fixed.push(("gradients summed over micro-batches".to_string(), p));
+    }
+    if ranks > 1 {
+        // The exchange (`ThreadGroup`) copies every other rank's gradients, then sums.
+        fixed.push((
+            "other ranks' gradients during the exchange".to_string(),
+            ranks as u64 * p,
+        ));
     }
     if path == LayerPath::Composed && e != 4 {
         // Each application's weights cast to the forward dtype, kept by its graph.
@@ -186,18 +195,20 @@ pub fn step_memory(
     }
 }
 
-/// The fewest micro-batches whose step fits in `budget` bytes on a rank holding `rank_slots`
-/// slots, with that step's peak; none when one slot at a time does not fit.
+/// The fewest micro-batches whose step fits in `budget` bytes on each of `ranks` ranks
+/// holding `rank_slots` slots, with that step's peak; none when one slot at a time does not
+/// fit.
 pub fn micro_batches_to_fit(
     cfg: &ModelConfig,
     kind: ModelKind,
     ema: bool,
     path: LayerPath,
-    rank_slots: usize,
+    (rank_slots, ranks): (usize, usize),
     budget: u64,
 ) -> Option<(usize, u64)> {
     (1..=rank_slots.max(1)).find_map(|k| {
-        let peak = step_memory(cfg, kind, ema, k, path).peak(rank_slots, rank_slots.div_ceil(k));
+        let memory = step_memory(cfg, kind, ema, (k, ranks), path);
+        let peak = memory.peak(rank_slots, rank_slots.div_ceil(k));
         (peak <= budget).then_some((k, peak))
     })
 }

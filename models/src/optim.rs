@@ -205,6 +205,12 @@ pub fn device_sparse_sign_sgd(
     weight_decay: f64,
 ) -> Result<()> {
     let (b, width) = local_grads.dims2()?;
+    // An id beyond the table would make `index_select` and `scatter_set` misbehave on a GPU.
+    let rows_in_table = table.dim(0)?;
+    let largest = crate::host::scalar::<u32>(&ids.max(0)?)? as usize;
+    if largest >= rows_in_table {
+        candle_core::bail!("puzzle id {largest} is beyond the table's {rows_in_table} rows");
+    }
     let same_id = ids
         .unsqueeze(1)?
         .broadcast_eq(&ids.unsqueeze(0)?)?

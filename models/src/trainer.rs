@@ -187,6 +187,13 @@ impl Trainer {
         );
         let batch = batch.rows(local.clone())?;
         let carry = match self.carry.take() {
+            Some(c) if c.steps.len() != local.len() => {
+                return Err(candle_core::Error::msg(format!(
+                    "the carry holds {} slots but this rank holds {} of the batch of {global}: a checkpoint of one rank of several cannot continue",
+                    c.steps.len(),
+                    local.len()
+                )))
+            }
             Some(c) => c,
             None => initial_carry(self.model.as_ref(), &batch)?,
         };

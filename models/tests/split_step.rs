@@ -154,8 +154,9 @@ fn device_tensor_optimiser_gives_the_kernels_update() {
 /// parameter or a row of the puzzle table: the bytes read do not grow with the model.
 #[test]
 fn a_training_step_downloads_no_parameter_and_no_puzzle_row() {
-    let bytes_per_step = |hidden: usize, puzzles: usize| {
+    let bytes_per_step = |hidden: usize, puzzles: usize, dtype: &str| {
         let mut cfg = config(ModelKind::Trm);
+        cfg.forward_dtype = dtype.into();
         cfg.hidden_size = hidden;
         cfg.puzzle_emb_ndim = hidden;
         cfg.num_puzzle_identifiers = puzzles;
@@ -167,9 +168,12 @@ fn a_training_step_downloads_no_parameter_and_no_puzzle_row() {
         trainer.train_step(&batch(1), 1.0, &mut rng).unwrap();
         models::host::bytes_read() - before
     };
-    let small = bytes_per_step(16, 3);
-    let large = bytes_per_step(64, 3000);
-    assert_eq!(small, large, "the downloads grow with the model");
+    // The CPU kernels' path (f32) and the GPU's (bf16: compositions, chunked attention).
+    let small = bytes_per_step(16, 3, "float32");
+    for dtype in ["float32", "bfloat16"] {
+        let large = bytes_per_step(64, 3000, dtype);
+        assert_eq!(small, large, "{dtype}: the downloads grow with the model");
+    }
     let trm_parameters = 20; // tensors of the tiny TRM, each summed to one f32 for the NaN check
     let slots = 4;
     assert!(

@@ -531,5 +531,16 @@ fn two_ranks_train_the_run_of_one() {
     assert!(!two.join("eval-shards").exists());
     assert!(two.join("scores.json").exists());
     let err = train(&two, &["--gpus", "2", "--resume"]).unwrap_err();
-    assert!(err.contains("--gpus 1"), "{err}");
+    assert!(err.contains("cannot continue"), "{err}");
+    // Nor on one rank: its checkpoint holds rank 0's slots only, which is said, not a panic.
+    let stopped = tmp.path().join("stopped");
+    assert_eq!(
+        train(&stopped, &["--gpus", "2", "--stop-after", "2"]).unwrap(),
+        130
+    );
+    let err = train(&stopped, &["--resume"]).unwrap_err();
+    assert!(err.contains("one rank of several cannot continue"), "{err}");
+    // A batch smaller than the ranks is refused before anything runs.
+    let err = train(&tmp.path().join("wide"), &["--gpus", "64"]).unwrap_err();
+    assert!(err.contains("leaves a rank without one"), "{err}");
 }
