@@ -14,6 +14,37 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `harness train --model MODEL --task maze-hard --preset smoke` for `steps` steps, evaluating
+/// every 3, on `dir` with the data under `data`, plus `extra`.
+fn smoke_train(
+    model: &str,
+    steps: usize,
+    dir: &Path,
+    data: &Path,
+    extra: &[&str],
+) -> Result<u8, String> {
+    let steps = format!("train.steps={steps}");
+    let mut args = vec![
+        "train",
+        "--model",
+        model,
+        "--task",
+        "maze-hard",
+        "--preset",
+        "smoke",
+        "--set",
+        &steps,
+        "--set",
+        "train.eval_interval=3",
+        "--run",
+        s(dir),
+        "--data-root",
+        s(data),
+    ];
+    args.extend_from_slice(extra);
+    harness(&args)
+}
+
 /// `harness compare --preset smoke EXTRA...` with every output inside `root`; the records.
 fn compare_in(root: &Path, extra: &[&str]) -> Vec<ResultRecord> {
     let (out, data, results) = (root.join("out"), root.join("data"), root.join("results"));
@@ -226,27 +257,7 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let train = |dir: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "train",
-            "--model",
-            "hrm",
-            "--task",
-            "maze-hard",
-            "--preset",
-            "smoke",
-            "--set",
-            "train.steps=5",
-            "--set",
-            "train.eval_interval=3",
-            "--run",
-            s(dir),
-            "--data-root",
-            s(&data),
-        ];
-        args.extend_from_slice(extra);
-        harness(&args)
-    };
+    let train = |dir: &Path, extra: &[&str]| smoke_train("hrm", 5, dir, &data, extra);
     assert_eq!(train(&a, &[]).unwrap(), 0);
     // Stopped after step 2 (between evaluations), then continued.
     assert_eq!(train(&b, &["--stop-after", "2"]).unwrap(), 130);
@@ -471,27 +482,7 @@ fn two_ranks_train_the_run_of_one() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
-    let train = |dir: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "train",
-            "--model",
-            "trm-att",
-            "--task",
-            "maze-hard",
-            "--preset",
-            "smoke",
-            "--set",
-            "train.steps=6",
-            "--set",
-            "train.eval_interval=3",
-            "--run",
-            s(dir),
-            "--data-root",
-            s(&data),
-        ];
-        args.extend_from_slice(extra);
-        harness(&args)
-    };
+    let train = |dir: &Path, extra: &[&str]| smoke_train("trm-att", 6, dir, &data, extra);
     assert_eq!(train(&one, &[]).unwrap(), 0);
     assert_eq!(train(&two, &["--gpus", "2"]).unwrap(), 0);
     let ckpt = |dir: &Path| {

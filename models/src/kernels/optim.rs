@@ -158,14 +158,18 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn in_place_updates_equal_the_reference_arithmetic() {
-        let cfg = AdamAtan2Config {
+    fn adam_config() -> AdamAtan2Config {
+        AdamAtan2Config {
             lr: 1e-2,
             weight_decay: 0.1,
             beta1: 0.9,
             beta2: 0.95,
-        };
+        }
+    }
+
+    #[test]
+    fn in_place_updates_equal_the_reference_arithmetic() {
+        let cfg = adam_config();
         let dev = Device::Cpu;
         let var =
             Var::from_tensor(&Tensor::from_vec(values(12, 1), (3, 4), &dev).unwrap()).unwrap();
@@ -244,12 +248,7 @@ mod tests {
 
     #[test]
     fn device_tensor_updates_equal_the_in_place_kernels() {
-        let cfg = AdamAtan2Config {
-            lr: 1e-2,
-            weight_decay: 0.1,
-            beta1: 0.9,
-            beta2: 0.95,
-        };
+        let cfg = adam_config();
         let dev = Device::Cpu;
         let make = || {
             let var =
