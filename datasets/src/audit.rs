@@ -1,6 +1,7 @@
-//! `harness audit`: what each split of a dataset holds, what leaks from test into training,
-//! and whether the data keeps the split protocol its manifest declares. It reads dataset
-//! directories only (ours or the official builders') and never needs a model.
+//! `harness audit`: what each split of a dataset holds, what leaks from test into training
+//! (and from val into training, and between val and test), and whether the data keeps the
+//! split protocol its manifest declares. It reads dataset directories only (ours or the
+//! official builders') and never needs a model.
 
 use crate::arc::augment::{canonical_key, ArcAugmentation};
 use crate::arc::encode::decode;
@@ -102,8 +103,10 @@ pub fn audit_dir(dir: &Path) -> Result<AuditReport> {
         Some(m) => m.verify(dir)?,
         None => vec![],
     };
-    let splits = [("train", &d.data.train), ("test", &d.data.test)]
-        .iter()
+    let splits = d
+        .data
+        .splits()
+        .into_iter()
         .map(|(name, s)| SplitSummary {
             split: name.to_string(),
             groups: s.num_groups(),
@@ -112,25 +115,45 @@ pub fn audit_dir(dir: &Path) -> Result<AuditReport> {
             distinct_identifiers: s.puzzle_identifiers.iter().collect::<HashSet<_>>().len(),
         })
         .collect();
-    let exact = ExactHits::find(&d.data.train, &d.data.test);
+    let (train, test) = (&d.data.train, &d.data.test);
+    let exact = ExactHits::find(train, test);
+    // Val is held to test's rules: nothing of it in training, nothing shared with test.
+    let val_exact = d
+        .data
+        .val
+        .as_ref()
+        .map(|val| (ExactHits::find(train, val), ExactHits::find(test, val)));
     let mut findings = Vec::new();
     if task.starts_with("arc") {
-        findings.extend(arc_leaks(&d, dir, &protocol, &exact)?);
+        findings.extend(arc_leaks(&d, dir, &protocol, &exact, val_exact.as_ref())?);
     } else {
-        findings.extend(exact.findings(&protocol));
+        findings.extend(exact.findings("test", "train", &protocol));
+        if let Some((in_train, in_test)) = &val_exact {
+            findings.extend(in_train.findings("val", "train", &protocol));
+            findings.extend(in_test.findings("val", "test", &protocol));
+        }
     }
     if task.starts_with("sudoku") {
         let side = (d.train_metadata.seq_len as f64).sqrt().round() as usize;
         let shape = Shape::from_side(side)
             .map_err(|e| DataError::config(format!("{}: {e}", dir.display())))?;
         findings.push(sudoku_equivalences(
-            &d.data.train,
-            &d.data.test,
-            &protocol,
-            shape,
+            train, test, "test", "train", &protocol, shape,
         ));
+        if let Some(val) = &d.data.val {
+            findings.push(sudoku_equivalences(
+                train, val, "val", "train", &protocol, shape,
+            ));
+            findings.push(sudoku_equivalences(
+                test, val, "val", "test", &protocol, shape,
+            ));
+        }
     } else if task == "maze-hard" {
-        findings.push(maze_layouts(&d.data.train, &d.data.test, &protocol));
+        findings.push(maze_layouts(train, test, "test", "train", &protocol));
+        if let Some(val) = &d.data.val {
+            findings.push(maze_layouts(train, val, "val", "train", &protocol));
+            findings.push(maze_layouts(test, val, "val", "test", &protocol));
+        }
     }
     Ok(AuditReport {
         dir: dir.display().to_string(),
@@ -149,32 +172,42 @@ pub fn audit_dir(dir: &Path) -> Result<AuditReport> {
     })
 }
 
+/// `train` as an adjective ("training"), other split names as they are.
+fn split_word(split: &str) -> &str {
+    if split == "train" {
+        "training"
+    } else {
+        split
+    }
+}
+
 fn hash_of(parts: &[&[u8]]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     parts.hash(&mut h);
     h.finish()
 }
 
-/// Test examples whose input, or input with label, occurs verbatim in training.
+/// Examples of a held-out split (test, val) whose input, or input with label, occurs verbatim
+/// in a reference split (training; test for val).
 struct ExactHits {
     inputs: HashSet<usize>,
     pairs: HashSet<usize>,
 }
 
 impl ExactHits {
-    /// Hashes bucket the training examples; a hit is confirmed byte for byte, so a hash
+    /// Hashes bucket the reference examples; a hit is confirmed byte for byte, so a hash
     /// collision can never be reported as a leak.
-    fn find(train: &Split, test: &Split) -> Self {
+    fn find(reference: &Split, held_out: &Split) -> Self {
         let index = |with_label: bool| -> std::collections::HashMap<u64, Vec<usize>> {
             let mut m: std::collections::HashMap<u64, Vec<usize>> =
                 std::collections::HashMap::new();
-            let hashes: Vec<u64> = (0..train.num_examples())
+            let hashes: Vec<u64> = (0..reference.num_examples())
                 .into_par_iter()
                 .map(|e| {
                     if with_label {
-                        hash_of(&[train.input(e), train.label(e)])
+                        hash_of(&[reference.input(e), reference.label(e)])
                     } else {
-                        hash_of(&[train.input(e)])
+                        hash_of(&[reference.input(e)])
                     }
                 })
                 .collect();
@@ -185,22 +218,23 @@ impl ExactHits {
         };
         let (inputs, pairs) = (index(false), index(true));
         ExactHits {
-            inputs: (0..test.num_examples())
+            inputs: (0..held_out.num_examples())
                 .into_par_iter()
                 .filter(|&e| {
                     inputs
-                        .get(&hash_of(&[test.input(e)]))
-                        .is_some_and(|c| c.iter().any(|&t| train.input(t) == test.input(e)))
+                        .get(&hash_of(&[held_out.input(e)]))
+                        .is_some_and(|c| c.iter().any(|&t| reference.input(t) == held_out.input(e)))
                 })
                 .collect(),
-            pairs: (0..test.num_examples())
+            pairs: (0..held_out.num_examples())
                 .into_par_iter()
                 .filter(|&e| {
                     pairs
-                        .get(&hash_of(&[test.input(e), test.label(e)]))
+                        .get(&hash_of(&[held_out.input(e), held_out.label(e)]))
                         .is_some_and(|c| {
                             c.iter().any(|&t| {
-                                train.input(t) == test.input(e) && train.label(t) == test.label(e)
+                                reference.input(t) == held_out.input(e)
+                                    && reference.label(t) == held_out.label(e)
                             })
                         })
                 })
@@ -208,20 +242,26 @@ impl ExactHits {
         }
     }
 
-    /// Every protocol here holds test inputs and pairs out of training.
-    fn findings(&self, protocol: &str) -> Vec<Finding> {
+    /// Every protocol here holds test (and val) inputs and pairs out of training, and val's
+    /// out of test. `held_out` names the split searched, `reference` the one searched in.
+    fn findings(&self, held_out: &str, reference: &str, protocol: &str) -> Vec<Finding> {
         let enforced = protocol != "none";
         vec![
             Finding {
-                check: "exact_test_inputs_in_train".into(),
-                description: "test inputs that occur verbatim as training inputs".into(),
+                check: format!("exact_{held_out}_inputs_in_{reference}"),
+                description: format!(
+                    "{held_out} inputs that occur verbatim as {} inputs",
+                    split_word(reference)
+                ),
                 count: self.inputs.len(),
                 violation: enforced && !self.inputs.is_empty(),
             },
             Finding {
-                check: "exact_test_pairs_in_train".into(),
-                description: "test examples (input and label) that occur verbatim in training"
-                    .into(),
+                check: format!("exact_{held_out}_pairs_in_{reference}"),
+                description: format!(
+                    "{held_out} examples (input and label) that occur verbatim in {}",
+                    split_word(reference)
+                ),
                 count: self.pairs.len(),
                 violation: enforced && !self.pairs.is_empty(),
             },
@@ -229,45 +269,53 @@ impl ExactHits {
     }
 }
 
-/// Test puzzles equivalent to a training puzzle under the Sudoku group. Invariants bucket
-/// the boards; exact canonical forms are computed only where a test invariant meets a
-/// training one.
-fn sudoku_equivalences(train: &Split, test: &Split, protocol: &str, shape: Shape) -> Finding {
+/// Held-out puzzles (test or val) equivalent to a puzzle of the reference split (training,
+/// or test for val) under the Sudoku group. Invariants bucket the boards; exact canonical
+/// forms are computed only where a held-out invariant meets a reference one.
+fn sudoku_equivalences(
+    reference: &Split,
+    held_out: &Split,
+    held_name: &str,
+    reference_name: &str,
+    protocol: &str,
+    shape: Shape,
+) -> Finding {
     let boards = |s: &Split| -> Vec<Board> {
         (0..s.num_examples())
             .map(|e| from_tokens(s.input(e)))
             .collect()
     };
-    let (train_boards, test_boards) = (boards(train), boards(test));
-    let train_inv: Vec<u64> = train_boards
+    let (reference_boards, held_boards) = (boards(reference), boards(held_out));
+    let reference_inv: Vec<u64> = reference_boards
         .par_iter()
         .map(|b| invariant(b, shape))
         .collect();
-    let test_inv: Vec<u64> = test_boards
+    let held_inv: Vec<u64> = held_boards
         .par_iter()
         .map(|b| invariant(b, shape))
         .collect();
-    let train_inv_set: HashSet<u64> = train_inv.iter().copied().collect();
-    let candidates: Vec<usize> = (0..test_boards.len())
-        .filter(|&i| train_inv_set.contains(&test_inv[i]))
+    let reference_inv_set: HashSet<u64> = reference_inv.iter().copied().collect();
+    let candidates: Vec<usize> = (0..held_boards.len())
+        .filter(|&i| reference_inv_set.contains(&held_inv[i]))
         .collect();
-    let wanted: HashSet<u64> = candidates.iter().map(|&i| test_inv[i]).collect();
-    let unique_train: HashSet<Board> = (0..train_boards.len())
-        .filter(|&i| wanted.contains(&train_inv[i]))
-        .map(|i| train_boards[i])
+    let wanted: HashSet<u64> = candidates.iter().map(|&i| held_inv[i]).collect();
+    let unique_reference: HashSet<Board> = (0..reference_boards.len())
+        .filter(|&i| wanted.contains(&reference_inv[i]))
+        .map(|i| reference_boards[i])
         .collect();
-    let train_forms: HashSet<Board> = unique_train
+    let reference_forms: HashSet<Board> = unique_reference
         .par_iter()
         .map(|b| canonical_form(b, shape))
         .collect();
     let hits = candidates
         .par_iter()
-        .filter(|&&i| train_forms.contains(&canonical_form(&test_boards[i], shape)))
+        .filter(|&&i| reference_forms.contains(&canonical_form(&held_boards[i], shape)))
         .count();
     Finding {
-        check: "sudoku_test_equivalent_to_train".into(),
+        check: format!("sudoku_{held_name}_equivalent_to_{reference_name}"),
         description: format!(
-            "test puzzles that are a transform (digits, bands, rows, stacks, columns, transpose) of a training puzzle; exact check on {} invariant collisions",
+            "{held_name} puzzles that are a transform (digits, bands, rows, stacks, columns, transpose) of a {} puzzle; exact check on {} invariant collisions",
+            split_word(reference_name),
             candidates.len()
         ),
         count: hits,
@@ -275,32 +323,43 @@ fn sudoku_equivalences(train: &Split, test: &Split, protocol: &str, shape: Shape
     }
 }
 
-/// Test mazes whose wall layout, up to rotation and reflection, is also a training layout.
-fn maze_layouts(train: &Split, test: &Split, protocol: &str) -> Finding {
-    let train_keys: HashSet<Vec<u8>> = (0..train.num_examples())
+/// Held-out mazes (test or val) whose wall layout, up to rotation and reflection, is also a
+/// layout of the reference split (training, or test for val).
+fn maze_layouts(
+    reference: &Split,
+    held_out: &Split,
+    held_name: &str,
+    reference_name: &str,
+    protocol: &str,
+) -> Finding {
+    let reference_keys: HashSet<Vec<u8>> = (0..reference.num_examples())
         .into_par_iter()
-        .map(|e| wall_layout_key(train.input(e)))
+        .map(|e| wall_layout_key(reference.input(e)))
         .collect();
-    let hits = (0..test.num_examples())
+    let hits = (0..held_out.num_examples())
         .into_par_iter()
-        .filter(|&e| train_keys.contains(&wall_layout_key(test.input(e))))
+        .filter(|&e| reference_keys.contains(&wall_layout_key(held_out.input(e))))
         .count();
     Finding {
-        check: "maze_test_layout_in_train".into(),
-        description: "test mazes whose wall layout (up to the 8 symmetries) is a training layout"
-            .into(),
+        check: format!("maze_{held_name}_layout_in_{reference_name}"),
+        description: format!(
+            "{held_name} mazes whose wall layout (up to the 8 symmetries) is a {} layout",
+            split_word(reference_name)
+        ),
         count: hits,
         violation: protocol == crate::maze::build::PROTOCOL && hits > 0,
     }
 }
 
 /// Which evaluation-task data is in training: demonstrations, identifiers (embeddings),
-/// test inputs and test outputs, the last two up to the augmentation group.
+/// test inputs and test outputs, the last two up to the augmentation group. The same for
+/// the val tasks when there is a val split, and val test pairs that are test pairs too.
 fn arc_leaks(
     d: &LoadedDataset,
     dir: &Path,
     protocol: &str,
     exact: &ExactHits,
+    val_exact: Option<&(ExactHits, ExactHits)>,
 ) -> Result<Vec<Finding>> {
     let (train, test) = (&d.data.train, &d.data.test);
     let names = &d.data.identifiers;
@@ -310,26 +369,30 @@ fn arc_leaks(
             .and_then(|n| ArcAugmentation::parse_name(n))
             .map(|(task, _)| task)
     };
-    // Evaluation tasks: from our tasks.json, else from the test puzzles' identifier names.
+    // Evaluation (and val) tasks: from our tasks.json, else from the held-out puzzles'
+    // identifier names.
     let tasks_path = dir.join("tasks.json");
     let tasks_json: Option<serde_json::Value> = if tasks_path.exists() {
         Some(read_json(&tasks_path)?)
     } else {
         None
     };
-    let eval_tasks: HashSet<String> = match &tasks_json {
-        Some(v) => v["test_groups"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.as_str().map(String::from))
-            .collect(),
-        None => test
-            .puzzle_identifiers
-            .iter()
-            .filter_map(|&id| task_of_id(id))
-            .collect(),
+    let held_out_tasks = |key: &str, split: &Split| -> HashSet<String> {
+        match &tasks_json {
+            Some(v) => v[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect(),
+            None => split
+                .puzzle_identifiers
+                .iter()
+                .filter_map(|&id| task_of_id(id))
+                .collect(),
+        }
     };
+    let eval_tasks = held_out_tasks("test_groups", test);
     // Overlaps the builder found in the source tasks themselves, as `<task>#<test index>`.
     let declared = |kind: &str| -> HashSet<String> {
         tasks_json
@@ -340,23 +403,31 @@ fn arc_leaks(
             .filter_map(|t| t.as_str().map(String::from))
             .collect()
     };
-    let (declared_inputs, declared_pairs) = (declared("test_inputs"), declared("test_pairs"));
-    let test_puzzle_of_example = test.example_puzzles();
-    let test_ref = |e: usize| -> String {
-        let p = test_puzzle_of_example[e];
-        let task = task_of_id(test.puzzle_identifiers[p]).unwrap_or_default();
-        format!("{task}#{}", e - test.puzzle_indices[p] as usize)
+    // `<task>#<index of the pair among the task's test pairs>` of a held-out example.
+    let reference_of = |s: &Split| {
+        let puzzle_of_example = s.example_puzzles();
+        (0..s.num_examples())
+            .map(|e| {
+                let p = puzzle_of_example[e];
+                let task = task_of_id(s.puzzle_identifiers[p]).unwrap_or_default();
+                format!("{task}#{}", e - s.puzzle_indices[p] as usize)
+            })
+            .collect::<Vec<String>>()
     };
     let train_puzzle_of_example = train.example_puzzles();
-    let demo_examples = (0..train.num_examples())
-        .filter(|&e| {
-            task_of_id(train.puzzle_identifiers[train_puzzle_of_example[e]])
-                .is_some_and(|t| eval_tasks.contains(&t))
-        })
-        .count();
+    let examples_of_tasks = |tasks: &HashSet<String>| {
+        (0..train.num_examples())
+            .filter(|&e| {
+                task_of_id(train.puzzle_identifiers[train_puzzle_of_example[e]])
+                    .is_some_and(|t| tasks.contains(&t))
+            })
+            .count()
+    };
     let train_ids: HashSet<i32> = train.puzzle_identifiers.iter().copied().collect();
-    let test_ids: HashSet<i32> = test.puzzle_identifiers.iter().copied().collect();
-    let shared_ids = test_ids.intersection(&train_ids).count();
+    let shared_ids = |s: &Split| {
+        let ids: HashSet<i32> = s.puzzle_identifiers.iter().copied().collect();
+        ids.intersection(&train_ids).count()
+    };
 
     let grids = |s: &Split, e: usize| -> Option<(Grid, Grid)> {
         Some((decode(s.input(e))?, decode(s.label(e))?))
@@ -371,25 +442,35 @@ fn arc_leaks(
     let train_inputs: HashSet<[u8; 16]> = train_keys.iter().flatten().map(|k| k.0).collect();
     let train_pairs: HashSet<[u8; 16]> = train_keys.iter().flatten().map(|k| k.1).collect();
     let test_keys = keys(test);
-    let hits = |found: &dyn Fn(usize) -> bool| -> Vec<usize> {
-        (0..test.num_examples()).filter(|&e| found(e)).collect()
+    // Held-out examples whose input, or pair, is in training, up to the group or verbatim.
+    let hits_in_train = |keys: &[Option<([u8; 16], [u8; 16])>], exact: &ExactHits| {
+        let inputs: Vec<usize> = (0..keys.len())
+            .filter(|&e| {
+                keys[e].is_some_and(|k| train_inputs.contains(&k.0)) || exact.inputs.contains(&e)
+            })
+            .collect();
+        let pairs: Vec<usize> = (0..keys.len())
+            .filter(|&e| {
+                keys[e].is_some_and(|k| train_pairs.contains(&k.1)) || exact.pairs.contains(&e)
+            })
+            .collect();
+        (inputs, pairs)
     };
-    let input_hits = hits(&|e| {
-        test_keys[e].is_some_and(|k| train_inputs.contains(&k.0)) || exact.inputs.contains(&e)
-    });
-    let pair_hits = hits(&|e| {
-        test_keys[e].is_some_and(|k| train_pairs.contains(&k.1)) || exact.pairs.contains(&e)
-    });
-    let undeclared = |hits: &[usize], declared: &HashSet<String>| {
+    let undeclared = |hits: &[usize], refs: &[String], declared: &HashSet<String>| {
         hits.iter()
-            .filter(|&&e| !declared.contains(&test_ref(e)))
+            .filter(|&&e| !declared.contains(&refs[e]))
             .count()
     };
+    let test_refs = reference_of(test);
+    let (declared_inputs, declared_pairs) = (declared("test_inputs"), declared("test_pairs"));
+    let (input_hits, pair_hits) = hits_in_train(&test_keys, exact);
     let (inputs_undeclared, pairs_undeclared) = (
-        undeclared(&input_hits, &declared_inputs),
-        undeclared(&pair_hits, &declared_pairs),
+        undeclared(&input_hits, &test_refs, &declared_inputs),
+        undeclared(&pair_hits, &test_refs, &declared_pairs),
     );
-    let undecodable = train_keys
+    let demo_examples = examples_of_tasks(&eval_tasks);
+    let test_shared_ids = shared_ids(test);
+    let mut undecodable = train_keys
         .iter()
         .chain(&test_keys)
         .filter(|k| k.is_none())
@@ -406,8 +487,8 @@ fn arc_leaks(
         Finding {
             check: "arc_eval_identifiers_in_train".into(),
             description: "test puzzle identifiers (per-version embeddings) that are trained on".into(),
-            count: shared_ids,
-            violation: strict && shared_ids > 0,
+            count: test_shared_ids,
+            violation: strict && test_shared_ids > 0,
         },
         Finding {
             check: "arc_source_overlaps".into(),
@@ -432,6 +513,81 @@ fn arc_leaks(
             violation: pairs_undeclared > 0,
         },
     ];
+
+    if let (Some(val), Some((val_in_train, val_in_test))) = (&d.data.val, val_exact) {
+        let val_tasks = held_out_tasks("val_groups", val);
+        let val_keys = keys(val);
+        let val_refs = reference_of(val);
+        let (declared_inputs, declared_pairs, declared_in_test) = (
+            declared("val_inputs"),
+            declared("val_pairs"),
+            declared("val_pairs_in_test"),
+        );
+        let (input_hits, pair_hits) = hits_in_train(&val_keys, val_in_train);
+        let (inputs_undeclared, pairs_undeclared) = (
+            undeclared(&input_hits, &val_refs, &declared_inputs),
+            undeclared(&pair_hits, &val_refs, &declared_pairs),
+        );
+        let test_pairs: HashSet<[u8; 16]> = test_keys.iter().flatten().map(|k| k.1).collect();
+        let in_test: Vec<usize> = (0..val.num_examples())
+            .filter(|&e| {
+                val_keys[e].is_some_and(|k| test_pairs.contains(&k.1))
+                    || val_in_test.pairs.contains(&e)
+            })
+            .collect();
+        let in_test_undeclared = undeclared(&in_test, &val_refs, &declared_in_test);
+        let demos = examples_of_tasks(&val_tasks);
+        let ids = shared_ids(val);
+        undecodable += val_keys.iter().filter(|k| k.is_none()).count();
+        findings.extend([
+            Finding {
+                check: "arc_val_demonstrations_in_train".into(),
+                description: format!(
+                    "training examples that are demonstrations of the {} val tasks (by design under arc-transductive, as the evaluation tasks')",
+                    val_tasks.len()
+                ),
+                count: demos,
+                violation: strict && demos > 0,
+            },
+            Finding {
+                check: "arc_val_identifiers_in_train".into(),
+                description: "val puzzle identifiers (per-version embeddings) that are trained on".into(),
+                count: ids,
+                violation: strict && ids > 0,
+            },
+            Finding {
+                check: "arc_val_source_overlaps".into(),
+                description: format!(
+                    "val examples whose input ({} original val inputs), pair in training ({} original pairs) or pair in test ({} original pairs) the source tasks themselves repeat, declared by the builder",
+                    declared_inputs.len(),
+                    declared_pairs.len(),
+                    declared_in_test.len()
+                ),
+                count: (input_hits.len() - inputs_undeclared)
+                    .max(pair_hits.len() - pairs_undeclared)
+                    .max(in_test.len() - in_test_undeclared),
+                violation: false,
+            },
+            Finding {
+                check: "arc_val_inputs_in_train".into(),
+                description: "val inputs that occur in training (verbatim or up to dihedral transform and colour permutation), beyond the declared source overlaps".into(),
+                count: inputs_undeclared,
+                violation: inputs_undeclared > 0,
+            },
+            Finding {
+                check: "arc_val_outputs_in_train".into(),
+                description: "val pairs whose output is trained on for the same input (verbatim or up to the augmentation group), beyond the declared source overlaps".into(),
+                count: pairs_undeclared,
+                violation: pairs_undeclared > 0,
+            },
+            Finding {
+                check: "arc_val_pairs_in_test".into(),
+                description: "val pairs that are also test pairs (verbatim or up to the augmentation group), beyond the declared source overlaps".into(),
+                count: in_test_undeclared,
+                violation: in_test_undeclared > 0,
+            },
+        ]);
+    }
     if undecodable > 0 {
         findings.push(Finding {
             check: "arc_undecodable_examples".into(),

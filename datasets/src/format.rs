@@ -4,7 +4,11 @@
 //! ```text
 //! <dir>/train/dataset.json   <dir>/train/all__{inputs,labels,puzzle_indices,group_indices,puzzle_identifiers}.npy
 //! <dir>/test/...             <dir>/identifiers.json   <dir>/manifest.json (ours)
+//! <dir>/val/... (ours, optional)
 //! ```
+//! `val/` is a validation split carved from the training side, in the same layout; the
+//! official loader reads only `train/` and `test/`, so the extra folder keeps directories
+//! compatible, and directories without it (the official builders') load with no val split.
 //! Hierarchy: a group is an original puzzle with all its augmented versions; a puzzle is one
 //! version with one identifier; an example is one input/label pair.
 
@@ -14,7 +18,10 @@ use crate::npy;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The splits every directory has (the official loader's).
 pub const SPLITS: [&str; 2] = ["train", "test"];
+/// The optional validation split, carved from the training side.
+pub const VAL: &str = "val";
 pub const SET_NAME: &str = "all";
 const FIELDS: [&str; 5] = [
     "inputs",
@@ -154,6 +161,9 @@ pub struct Dataset {
     pub num_puzzle_identifiers: usize,
     pub train: Split,
     pub test: Split,
+    /// Validation split carved from the training side (never from test); `None` for
+    /// directories without `val/` (e.g. the official builders').
+    pub val: Option<Split>,
     /// Identifier names, index = identifier; entry 0 is `<blank>`.
     pub identifiers: Vec<String>,
     /// Further files written beside the splits (e.g. ARC's `test_puzzles.json`).
@@ -162,12 +172,23 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// `"train"`, `"val"` (when present) or `"test"` (any other name, as before).
     pub fn split(&self, name: &str) -> &Split {
-        if name == "train" {
-            &self.train
-        } else {
-            &self.test
+        match (name, &self.val) {
+            ("train", _) => &self.train,
+            (VAL, Some(val)) => val,
+            (VAL, None) => panic!("this dataset has no val split"),
+            _ => &self.test,
         }
+    }
+
+    /// Every split present, by name: train, test, then val when there is one.
+    pub fn splits(&self) -> Vec<(&'static str, &Split)> {
+        let mut out = vec![("train", &self.train), ("test", &self.test)];
+        if let Some(val) = &self.val {
+            out.push((VAL, val));
+        }
+        out
     }
 
     pub fn metadata(&self, split: &Split) -> Metadata {
@@ -199,17 +220,29 @@ pub struct LoadedDataset {
     pub dir: PathBuf,
     pub train_metadata: Metadata,
     pub test_metadata: Metadata,
+    /// `val/dataset.json`, when the directory has a val split.
+    pub val_metadata: Option<Metadata>,
     pub data: Dataset,
     pub manifest: Option<Manifest>,
 }
 
 impl LoadedDataset {
+    /// `"train"`, `"val"` or `"test"` (any other name, as before). Asking for `"val"` of a
+    /// directory without one is a bug in the caller: see [`LoadedDataset::val`].
     pub fn metadata(&self, split: &str) -> &Metadata {
-        if split == "train" {
-            &self.train_metadata
-        } else {
-            &self.test_metadata
+        match split {
+            "train" => &self.train_metadata,
+            VAL => self
+                .val_metadata
+                .as_ref()
+                .expect("this dataset has no val split (check `val()` first)"),
+            _ => &self.test_metadata,
         }
+    }
+
+    /// The val split and its metadata; `None` for directories without `val/`.
+    pub fn val(&self) -> Option<(&Split, &Metadata)> {
+        self.data.val.as_ref().zip(self.val_metadata.as_ref())
     }
 }
 
@@ -232,8 +265,7 @@ pub fn write_dataset(
         ));
     }
     let staging = StagingDir::new(dir)?;
-    for name in SPLITS {
-        let split = dataset.split(name);
+    for (name, split) in dataset.splits() {
         let split_dir = staging.path.join(name);
         std::fs::create_dir_all(&split_dir).map_err(|e| DataError::io(&split_dir, e))?;
         let n = split.num_examples();
@@ -347,6 +379,35 @@ pub fn load_dataset(dir: &Path) -> Result<LoadedDataset> {
         splits.push(load_split(&dir.join(name), &meta)?);
         metas.push(meta);
     }
+    // Ours only: the official builders write no val/, and such a directory loads without one.
+    let val_dir = dir.join(VAL);
+    let (val, val_metadata) = if val_dir.join("dataset.json").exists() {
+        let meta: Metadata = read_json(&val_dir.join("dataset.json"))?;
+        let train = &metas[0];
+        if (meta.vocab_size, meta.seq_len, meta.num_puzzle_identifiers)
+            != (
+                train.vocab_size,
+                train.seq_len,
+                train.num_puzzle_identifiers,
+            )
+        {
+            return Err(DataError::format(
+                val_dir.join("dataset.json"),
+                format!(
+                    "vocab_size {}, seq_len {}, num_puzzle_identifiers {} differ from train's {}, {}, {}",
+                    meta.vocab_size,
+                    meta.seq_len,
+                    meta.num_puzzle_identifiers,
+                    train.vocab_size,
+                    train.seq_len,
+                    train.num_puzzle_identifiers
+                ),
+            ));
+        }
+        (Some(load_split(&val_dir, &meta)?), Some(meta))
+    } else {
+        (None, None)
+    };
     let identifiers_path = dir.join("identifiers.json");
     let identifiers: Vec<String> = if identifiers_path.exists() {
         read_json(&identifiers_path)?
@@ -366,6 +427,7 @@ pub fn load_dataset(dir: &Path) -> Result<LoadedDataset> {
         num_puzzle_identifiers: metas[0].num_puzzle_identifiers,
         train,
         test,
+        val,
         identifiers,
         extra_files: Vec::new(),
         // Only written, never read back from a loaded dataset.
@@ -377,6 +439,7 @@ pub fn load_dataset(dir: &Path) -> Result<LoadedDataset> {
         dir: dir.to_path_buf(),
         train_metadata,
         test_metadata,
+        val_metadata,
         data,
         manifest,
     })

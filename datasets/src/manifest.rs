@@ -3,7 +3,7 @@
 //! with the sha256 of every file so any later change to the data is detected.
 
 use crate::error::{DataError, Result};
-use crate::format::{Dataset, SPLITS};
+use crate::format::Dataset;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -12,7 +12,7 @@ use std::path::Path;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// Bumped whenever a builder's output for the same inputs and seed changes.
-pub const BUILDER_VERSION: &str = "1";
+pub const BUILDER_VERSION: &str = "2";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -75,10 +75,11 @@ impl Manifest {
         }
     }
 
-    /// Fills in counts and hashes from the files just written to `dir`.
+    /// Fills in counts (of every split, val included when present) and hashes (of every
+    /// file below `dir`, `val/` included) from the files just written to `dir`.
     pub fn complete(mut self, dir: &Path, dataset: &Dataset) -> Result<Self> {
-        for name in SPLITS {
-            let s = dataset.split(name);
+        self.splits.clear();
+        for (name, s) in dataset.splits() {
             self.splits.insert(
                 name.to_string(),
                 SplitCounts {
@@ -140,6 +141,21 @@ fn hash_tree(dir: &Path) -> Result<BTreeMap<String, FileRecord>> {
         }
     }
     Ok(out)
+}
+
+/// One record for a whole folder of input files (an ARC repository's `training/`): the
+/// sha256 over its sorted (relative path, sha256) list, as `dataset_hash` is over a dataset's
+/// files, and their total size. Equal for equal contents wherever the folder lies.
+pub fn hash_folder(dir: &Path, name: String) -> Result<FileRecord> {
+    if !dir.is_dir() {
+        return Err(DataError::format(dir, "folder not found"));
+    }
+    let files = hash_tree(dir)?;
+    Ok(FileRecord {
+        path: name,
+        sha256: combined_hash(&files),
+        bytes: files.values().map(|f| f.bytes).sum(),
+    })
 }
 
 pub fn hash_file(path: &Path, name: String) -> Result<FileRecord> {

@@ -1,7 +1,10 @@
 //! The audit catches planted leaks of every kind it promises to check, and passes clean data.
 
+mod common;
+
+use common::arc_fixture;
 use datasets::arc::augment::ArcAugmentation;
-use datasets::arc::build::{ArcConfig, ArcProtocol, ArcSource, ArcVersion};
+use datasets::arc::build::ArcProtocol;
 use datasets::arc::encode::{decode, encode};
 use datasets::audit::{audit_dir, AuditReport};
 use datasets::format::{write_dataset, Dataset};
@@ -12,7 +15,7 @@ use datasets::maze::generate::MazeSpec;
 use datasets::sudoku::augment::SudokuTransform;
 use datasets::sudoku::build::{SudokuConfig, SudokuSource};
 use datasets::sudoku::{from_tokens, to_tokens, Shape};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use std::path::Path;
 
 fn audited(dataset: &Dataset, manifest: &Manifest) -> AuditReport {
@@ -38,6 +41,7 @@ fn sudoku(shape: Shape) -> (Dataset, Manifest) {
         seed: 5,
         train_size: Some(30),
         test_size: Some(30),
+        val_size: Some(6),
         test_fraction: 0.5,
         num_aug: 2,
         min_rating: 0,
@@ -96,9 +100,9 @@ fn sudoku_leaks_are_caught_for_every_shape() {
     }
 }
 
-#[test]
-fn maze_layout_reuse_is_caught() {
-    let cfg = MazeConfig {
+/// 20 + 20 generated 10x10 mazes with 5 for val, with or without the dihedral versions.
+fn maze_cfg(augment: bool) -> MazeConfig {
+    MazeConfig {
         source: MazeSource::Generator(MazeSpec {
             side: 10,
             min_path_moves: 14,
@@ -107,8 +111,14 @@ fn maze_layout_reuse_is_caught() {
         seed: 2,
         train_size: Some(20),
         test_size: Some(20),
-        augment: true,
-    };
+        val_size: Some(5),
+        augment,
+    }
+}
+
+#[test]
+fn maze_layout_reuse_is_caught() {
+    let cfg = maze_cfg(true);
     let (clean, manifest) = datasets::maze::build::build(&cfg).unwrap();
     assert_eq!(clean.train.num_examples(), 20 * 8);
     assert!(failed(&audited(&clean, &manifest)).is_empty());
@@ -123,45 +133,8 @@ fn maze_layout_reuse_is_caught() {
     );
 }
 
-/// Writes small ARC-format task folders: `training/` and `evaluation/`.
-fn arc_fixture(root: &Path) {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-    for (set, n) in [("training", 5), ("evaluation", 4)] {
-        std::fs::create_dir_all(root.join(set)).unwrap();
-        for t in 0..n {
-            let mut pair = || {
-                let (h, w) = (rng.random_range(2..6), rng.random_range(2..6));
-                let input: Vec<Vec<u8>> = (0..h)
-                    .map(|_| (0..w).map(|_| rng.random_range(0..10)).collect())
-                    .collect();
-                let output: Vec<Vec<u8>> = input.iter().rev().cloned().collect();
-                serde_json::json!({ "input": input, "output": output })
-            };
-            let task = serde_json::json!({ "train": [pair(), pair()], "test": [pair()] });
-            std::fs::write(
-                root.join(set).join(format!("{set}{t:03}.json")),
-                task.to_string(),
-            )
-            .unwrap();
-        }
-    }
-}
-
 fn arc(root: &Path, protocol: ArcProtocol) -> (Dataset, Manifest) {
-    let cfg = ArcConfig {
-        version: ArcVersion::Arc1,
-        source: ArcSource::PublicDirs {
-            root: root.to_path_buf(),
-            concept: None,
-        },
-        protocol,
-        num_aug: 3,
-        seed: 9,
-        translate: true,
-        max_train_tasks: None,
-        max_eval_tasks: None,
-    };
-    datasets::arc::build::build(&cfg).unwrap()
+    datasets::arc::build::build(&common::arc_cfg(root, protocol, Some(2))).unwrap()
 }
 
 #[test]
@@ -266,4 +239,164 @@ fn files_changed_after_the_build_break_the_manifest() {
     );
     assert!(report.manifest_problems[0].contains("train/all__labels.npy"));
     assert!(!report.violations().is_empty());
+}
+
+/// Copies example `e` of `from` (transformed by `f`) into `to` as a group of its own.
+fn plant(
+    to: &mut datasets::format::Split,
+    from: &datasets::format::Split,
+    e: usize,
+    id: i32,
+    f: impl Fn(&[u8]) -> Vec<u8>,
+) {
+    let (input, label) = (f(from.input(e)), f(from.label(e)));
+    to.add_puzzle(id, [(&input[..], &label[..])]);
+    to.close_group();
+}
+
+#[test]
+fn sudoku_val_leaks_are_caught_like_test_leaks() {
+    for side in [9, 4] {
+        let shape = Shape::from_side(side).unwrap();
+        let (clean, manifest) = sudoku(shape);
+        let val = clean.val.as_ref().expect("a val split");
+        assert!(val.num_examples() > 0);
+        let report = audited(&clean, &manifest);
+        assert!(
+            failed(&report).is_empty(),
+            "side {side}: {:?}",
+            report.violations()
+        );
+        assert_eq!(
+            report
+                .splits
+                .iter()
+                .map(|s| s.split.as_str())
+                .collect::<Vec<_>>(),
+            ["train", "test", "val"]
+        );
+        assert_eq!(report.splits[2].examples, val.num_examples());
+
+        // A val puzzle in training, verbatim.
+        let mut exact = clean.clone();
+        plant(&mut exact.train, val, 0, 0, |t| t.to_vec());
+        assert_eq!(
+            failed(&audited(&exact, &manifest)),
+            [
+                "exact_val_inputs_in_train",
+                "exact_val_pairs_in_train",
+                "sudoku_val_equivalent_to_train"
+            ],
+            "side {side}"
+        );
+
+        // A transform of a val puzzle in training: only the equivalence check sees it.
+        let t = SudokuTransform::random(&mut rand_chacha::ChaCha8Rng::seed_from_u64(2), shape);
+        let moved = |tokens: &[u8]| to_tokens(&t.apply(&from_tokens(tokens)), shape).to_vec();
+        assert_ne!(moved(val.input(0)), val.input(0), "side {side}");
+        let mut transformed = clean.clone();
+        plant(&mut transformed.train, val, 0, 0, moved);
+        assert_eq!(
+            failed(&audited(&transformed, &manifest)),
+            ["sudoku_val_equivalent_to_train"],
+            "side {side}"
+        );
+
+        // A val puzzle that is also a test puzzle.
+        let mut shared = clean.clone();
+        plant(&mut shared.test, val, 0, 0, |t| t.to_vec());
+        assert_eq!(
+            failed(&audited(&shared, &manifest)),
+            [
+                "exact_val_inputs_in_test",
+                "exact_val_pairs_in_test",
+                "sudoku_val_equivalent_to_test"
+            ],
+            "side {side}"
+        );
+    }
+}
+
+#[test]
+fn maze_val_layout_reuse_is_caught() {
+    let cfg = maze_cfg(false);
+    let (clean, manifest) = datasets::maze::build::build(&cfg).unwrap();
+    let val = clean.val.as_ref().unwrap();
+    assert!(failed(&audited(&clean, &manifest)).is_empty());
+    let rotate = |t: &[u8]| Grid::new(10, 10, t.to_vec()).dihedral(5).cells;
+    let mut leaked = clean.clone();
+    plant(&mut leaked.train, val, 1, 0, rotate);
+    assert_eq!(
+        failed(&audited(&leaked, &manifest)),
+        ["maze_val_layout_in_train"]
+    );
+    let mut shared = clean.clone();
+    plant(&mut shared.test, val, 1, 0, rotate);
+    assert_eq!(
+        failed(&audited(&shared, &manifest)),
+        ["maze_val_layout_in_test"]
+    );
+}
+
+#[test]
+fn arc_val_leaks_are_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    arc_fixture(tmp.path());
+    let (clean, manifest) = arc(tmp.path(), ArcProtocol::Transductive);
+    let val = clean.val.as_ref().unwrap();
+    let report = audited(&clean, &manifest);
+    assert!(failed(&report).is_empty(), "{:?}", report.violations());
+    let count = |check: &str| {
+        report
+            .findings
+            .iter()
+            .find(|f| f.check == check)
+            .unwrap_or_else(|| panic!("no {check}"))
+            .count
+    };
+    // By design under the transductive protocol, as for the evaluation tasks.
+    assert_eq!(count("arc_val_demonstrations_in_train"), 2 * 4 * 2);
+    assert_eq!(count("arc_val_identifiers_in_train"), val.num_puzzles());
+
+    // A val pair trained on under another augmentation and offset.
+    let aug = ArcAugmentation::random(&mut rand_chacha::ChaCha8Rng::seed_from_u64(6));
+    let (i, o) = (val.input(0).to_vec(), val.label(0).to_vec());
+    let (gi, go) = (
+        aug.apply(&decode(&i).unwrap()),
+        aug.apply(&decode(&o).unwrap()),
+    );
+    let (ei, eo) = (encode(&gi, 1, 4), encode(&go, 1, 4));
+    let mut leaked = clean.clone();
+    leaked.train.add_puzzle(1, [(&ei[..], &eo[..])]);
+    leaked.train.close_group();
+    assert_eq!(
+        failed(&audited(&leaked, &manifest)),
+        ["arc_val_inputs_in_train", "arc_val_outputs_in_train"]
+    );
+
+    // A val pair that is also a test pair.
+    let mut shared = clean.clone();
+    let id = clean.test.puzzle_identifiers[0];
+    shared.test.add_puzzle(id, [(&i[..], &o[..])]);
+    shared.test.close_group();
+    assert_eq!(
+        failed(&audited(&shared, &manifest)),
+        ["arc_val_pairs_in_test"]
+    );
+
+    // Under the inductive protocol no data of a val task may be trained on.
+    let (inductive, manifest) = arc(tmp.path(), ArcProtocol::Inductive);
+    assert!(failed(&audited(&inductive, &manifest)).is_empty());
+    let mut leaked = inductive.clone();
+    let val_id = inductive.val.as_ref().unwrap().puzzle_identifiers[0];
+    let demo = encode(&Grid::filled(2, 3, 5), 0, 0);
+    leaked.train.add_puzzle(val_id, [(&demo[..], &demo[..])]);
+    leaked.train.close_group();
+    assert_eq!(
+        failed(&audited(&leaked, &manifest)),
+        [
+            "arc_val_demonstrations_in_train",
+            "arc_val_identifiers_in_train"
+        ]
+    );
 }

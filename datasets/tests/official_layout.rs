@@ -84,6 +84,8 @@ fn official_directory_loads_unchanged() {
     write_official(tmp.path());
     let d = load_dataset(tmp.path()).unwrap();
     assert!(d.manifest.is_none());
+    // No val/: the official builders write none, and the directory loads without it.
+    assert!(d.val().is_none() && d.val_metadata.is_none() && d.data.val.is_none());
     assert_eq!(d.train_metadata.seq_len, 81);
     assert_eq!(d.data.train.num_groups(), 1);
     assert_eq!(d.data.train.num_puzzles(), 2);

@@ -72,6 +72,7 @@ fn sudoku_lists_build_split_by_equivalence_class() {
         seed: 3,
         train_size: Some(300),
         test_size: None,
+        val_size: None,
         test_fraction: 0.1,
         num_aug: 3,
         min_rating: 0,
@@ -79,6 +80,9 @@ fn sudoku_lists_build_split_by_equivalence_class() {
     let (dataset, manifest) = datasets::sudoku::build::build(&cfg).unwrap();
     assert_eq!(dataset.train.num_groups(), 300);
     assert_eq!(dataset.train.num_examples(), 300 * 4);
+    // Val: 10% of the 300 that train, whole classes of what test left, not augmented.
+    let val = dataset.val.as_ref().unwrap();
+    assert_eq!((val.num_groups(), val.num_examples()), (30, 30));
     // 1840 distinct puzzles, 10% of the classes held out.
     assert!(
         (150..=220).contains(&dataset.test.num_examples()),
@@ -149,6 +153,7 @@ fn arc1_config(data: &std::path::Path, protocol: ArcProtocol, num_aug: usize) ->
         translate: true,
         max_train_tasks: None,
         max_eval_tasks: None,
+        val_tasks: None,
     }
 }
 
@@ -157,12 +162,25 @@ fn arc1_transductive_layout_matches_the_official_builder() {
     let Some(data) = shared_or_skip("arc1_transductive_layout_matches_the_official_builder") else {
         return;
     };
-    let (d, _) = build(&arc1_config(&data, ArcProtocol::Transductive, 0)).unwrap();
+    let (d, m) = build(&arc1_config(&data, ArcProtocol::Transductive, 0)).unwrap();
     // Official: 960 groups, 3,988 training examples per epoch, 419 test pairs of 400 tasks.
+    // Here the test pairs of 56 training tasks (10% of 400 + 160) are held out as val; their
+    // demonstrations still train, so every task keeps its group.
     assert_eq!(d.train.num_groups(), 960);
-    assert_eq!(d.train.num_examples(), 1302 + 416 + 427 + 480 + 1363);
+    let val = d.val.as_ref().unwrap();
+    assert_eq!(val.num_groups(), 56);
+    assert_eq!(
+        d.train.num_examples() + val.num_examples(),
+        1302 + 416 + 427 + 480 + 1363
+    );
     assert_eq!(d.test.num_groups(), 400);
     assert_eq!(d.test.num_examples(), 419);
+    // Val test pairs that the source repeats (in training, or as a test pair) are declared,
+    // so the audit passes.
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(&dir.path().join("a"), &d, m, false).unwrap();
+    let report = audit_dir(&dir.path().join("a")).unwrap();
+    assert!(report.violations().is_empty(), "{:?}", report.violations());
     // Each evaluation task's test puzzle shares its identifier with its demonstrations.
     let train_ids: std::collections::HashSet<i32> =
         d.train.puzzle_identifiers.iter().copied().collect();
@@ -246,10 +264,16 @@ fn arc2_public_build_and_kaggle_build_agree_on_shape() {
         translate: false,
         max_train_tasks: None,
         max_eval_tasks: None,
+        val_tasks: Some(100),
     };
     let (d, _) = build(&public).unwrap();
+    let val = d.val.as_ref().unwrap();
+    assert_eq!(val.num_groups(), 100);
     assert_eq!(
-        (d.train.num_groups(), d.train.num_examples()),
+        (
+            d.train.num_groups(),
+            d.train.num_examples() + val.num_examples()
+        ),
         (1120, 3232 + 1076 + 359)
     );
     assert_eq!(d.test.num_examples(), 167);
@@ -262,5 +286,6 @@ fn arc2_public_build_and_kaggle_build_agree_on_shape() {
     };
     let (k, _) = build(&kaggle).unwrap();
     assert_eq!(k.train.num_groups(), 1000 + 160 + 120);
+    assert_eq!(k.val.as_ref().unwrap().num_groups(), 100);
     assert_eq!(k.test.num_examples(), 172);
 }

@@ -74,6 +74,18 @@ pub struct BuildArgs {
     /// Test puzzles; default 1000 for generators, all rows for official and list sources.
     #[arg(long)]
     test_size: Option<usize>,
+    /// Maze, Sudoku: val puzzles (`val/`), carved from the training side, never from test.
+    /// Generators make this many more beside --train-size; official and list sources take
+    /// them from the training rows (Sudoku: whole equivalence classes). Default: 10% of
+    /// the training puzzles, at least 1. 0: no validation split (no `val/`); training keeps
+    /// every row, as the official builders make it.
+    #[arg(long)]
+    val_size: Option<usize>,
+    /// ARC: training tasks whose test pairs are held out of training as the val split
+    /// (`val/`, `val_puzzles.json`). Default: 10% of the training tasks, at least 1. 0: no
+    /// validation split; every training task's test pairs train, as officially.
+    #[arg(long)]
+    val_tasks: Option<usize>,
     /// Augmented versions per training puzzle (Sudoku) or per task (ARC); official 1000.
     #[arg(long, default_value_t = 1000)]
     num_aug: usize,
@@ -157,11 +169,24 @@ fn build(args: BuildArgs) -> Result<u8> {
         started.elapsed().as_secs_f64(),
         args.out.display()
     );
-    for (name, c) in &manifest.splits {
+    for name in ["train", "val", "test"] {
+        let Some(c) = manifest.splits.get(name) else {
+            continue;
+        };
         println!(
-            "  {name:<5} {} groups, {} puzzles, {} examples",
-            c.groups, c.puzzles, c.examples
+            "  {name:<5} {} groups, {} puzzles, {} examples{}",
+            c.groups,
+            c.puzzles,
+            c.examples,
+            if name == "val" {
+                " (carved from the training side)"
+            } else {
+                ""
+            }
         );
+    }
+    if !manifest.splits.contains_key("val") {
+        println!("  val   none (too few training puzzles to hold any out)");
     }
     println!("  dataset hash {}", manifest.dataset_hash);
     Ok(0)
@@ -213,6 +238,13 @@ fn scalar_text(key: &str, value: &toml::Value) -> Result<String> {
 
 /// Builds the dataset `args` describe and writes it atomically to `args.out`; its manifest.
 pub fn build_and_write(args: &BuildArgs) -> Result<datasets::manifest::Manifest> {
+    let is_arc = matches!(args.task, TaskName::ArcAgi1 | TaskName::ArcAgi2);
+    if is_arc && args.val_size.is_some() {
+        bail!("--val-size is for maze and Sudoku; ARC holds out whole tasks' test pairs with --val-tasks");
+    }
+    if !is_arc && args.val_tasks.is_some() {
+        bail!("--val-tasks is for ARC; maze and Sudoku take --val-size");
+    }
     let spinner =
         crate::progress::Spinner::start(format!("building the dataset for {}", args.out.display()));
     let (dataset, manifest) = match args.task {
@@ -256,6 +288,7 @@ pub fn build_and_write(args: &BuildArgs) -> Result<datasets::manifest::Manifest>
                 seed: args.seed,
                 train_size: Some(args.train_size.unwrap_or(1000)),
                 test_size: args.test_size.or(generated.then_some(1000)),
+                val_size: args.val_size,
                 test_fraction: args.test_fraction,
                 num_aug: args.num_aug,
                 min_rating: if generated {
@@ -285,6 +318,7 @@ pub fn build_and_write(args: &BuildArgs) -> Result<datasets::manifest::Manifest>
                 seed: args.seed,
                 train_size: args.train_size.or(generated.then_some(1000)),
                 test_size: args.test_size.or(generated.then_some(1000)),
+                val_size: args.val_size,
                 augment: args.augment,
             };
             datasets::maze::build::build(&cfg)?
@@ -321,6 +355,7 @@ pub fn build_and_write(args: &BuildArgs) -> Result<datasets::manifest::Manifest>
                 translate: !args.no_translate,
                 max_train_tasks: args.max_train_tasks,
                 max_eval_tasks: args.max_eval_tasks,
+                val_tasks: args.val_tasks,
             };
             datasets::arc::build::build(&cfg)?
         }
@@ -352,7 +387,10 @@ fn inspect(dir: &std::path::Path, examples: usize) -> Result<()> {
         "  vocab {}, seq_len {}, puzzle identifiers {}",
         meta.vocab_size, meta.seq_len, meta.num_puzzle_identifiers
     );
-    for (name, split) in [("train", &d.data.train), ("test", &d.data.test)] {
+    if d.val().is_none() {
+        println!("  no val split");
+    }
+    for (name, split) in d.data.splits() {
         let m = d.metadata(name);
         println!(
             "\n[{name}] {} groups, {} puzzles, {} examples (mean {:.3} examples per puzzle)",
@@ -401,26 +439,39 @@ fn difficulty_histogram(dir: &std::path::Path, out: &std::path::Path) -> Result<
         _ => bail!("{}: no difficulty ratings for task {task:?} (Sudoku and maze datasets built here have them)", dir.display()),
     };
     let (train, test) = (ratings(dir, "train")?, ratings(dir, "test")?);
+    let val = if d.val().is_some() && dir.join("puzzles_val.csv").exists() {
+        ratings(dir, "val")?
+    } else {
+        Vec::new()
+    };
     let source = d
         .manifest
         .as_ref()
         .map(|m| m.source.kind.as_str())
         .unwrap_or("unknown source");
+    let mut series = vec![
+        plots::Series {
+            name: "train",
+            values: &train,
+            colour: "#1f77b4",
+        },
+        plots::Series {
+            name: "test",
+            values: &test,
+            colour: "#ff7f0e",
+        },
+    ];
+    if !val.is_empty() {
+        series.push(plots::Series {
+            name: "val",
+            values: &val,
+            colour: "#2ca02c",
+        });
+    }
     let svg = plots::histogram_svg(
         &format!("{task} difficulty ({source})"),
         x_label,
-        &[
-            plots::Series {
-                name: "train",
-                values: &train,
-                colour: "#1f77b4",
-            },
-            plots::Series {
-                name: "test",
-                values: &test,
-                colour: "#ff7f0e",
-            },
-        ],
+        &series,
         30,
     )
     .map_err(anyhow::Error::msg)?;
@@ -483,4 +534,20 @@ fn draw(split: &Split, e: usize, task: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preset_val_keys_become_the_val_flags() {
+        let table: toml::Table =
+            toml::from_str("task = \"maze-hard\"\ntrain-size = 4000\nval-size = 500\n").unwrap();
+        let args = build_args_from_table(&table, std::path::Path::new("out")).unwrap();
+        assert_eq!((args.train_size, args.val_size), (Some(4000), Some(500)));
+        let table: toml::Table = toml::from_str("task = \"arc-agi-1\"\nval-tasks = 4\n").unwrap();
+        let args = build_args_from_table(&table, std::path::Path::new("out")).unwrap();
+        assert_eq!((args.val_tasks, args.val_size), (Some(4), None));
+    }
 }

@@ -7,12 +7,18 @@ use anyhow::{bail, Context, Result};
 use datasets::format::{load_dataset, LoadedDataset};
 use std::path::{Path, PathBuf};
 
+/// The layout of the directories this module builds, hashed beside the data section so that
+/// a directory built under an older layout is never reused: 2 added `val/`, the split
+/// carved from the training side (a dataset built before has none).
+pub const LAYOUT_VERSION: u32 = 2;
+
 /// Where the data section `data` of task `task` lives under `root`.
 pub fn dataset_dir(root: &Path, task: &str, data: &toml::Table) -> Result<PathBuf> {
     // toml::Table is ordered by key, so equal sections serialise equally. A section that
     // does not serialise must not share the hash of "" with every other such section.
-    let text = toml::to_string(data)
+    let mut text = toml::to_string(data)
         .with_context(|| format!("the data section of {task} cannot be written as TOML"))?;
+    text.push_str(&format!("\nlayout = {LAYOUT_VERSION}"));
     let hash = datasets::manifest::sha256_hex(text.as_bytes());
     Ok(root.join(format!("{task}-{}", &hash[..12])))
 }
@@ -62,4 +68,26 @@ pub fn load_verified(dir: &Path) -> Result<LoadedDataset> {
         }
     }
     Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layout_version_is_part_of_the_directory_name() {
+        // A directory built before val/ existed was named by the hash of the section alone:
+        // it must never be found again.
+        let data: toml::Table = toml::from_str("task = \"maze-hard\"\nside = 6\n").unwrap();
+        let dir = dataset_dir(Path::new("data"), "maze-hard", &data).unwrap();
+        let old = datasets::manifest::sha256_hex(toml::to_string(&data).unwrap().as_bytes());
+        assert_ne!(
+            dir,
+            Path::new("data").join(format!("maze-hard-{}", &old[..12]))
+        );
+        assert_eq!(
+            dir,
+            dataset_dir(Path::new("data"), "maze-hard", &data).unwrap()
+        );
+    }
 }

@@ -9,7 +9,8 @@ pub fn reference_records() -> Vec<crate::results::ResultRecord> {
     crate::results::read_records(&dir).unwrap()
 }
 
-/// A 4-token task with 3 single-example groups in each split, loaded as from disk.
+/// A 4-token task with 3 single-example groups in each split (val included), loaded as
+/// from disk.
 pub fn tiny_data() -> LoadedDataset {
     let mut split = Split::new(4);
     for v in 1..=3u8 {
@@ -20,6 +21,7 @@ pub fn tiny_data() -> LoadedDataset {
         vocab_size: 6,
         num_puzzle_identifiers: 1,
         train: split.clone(),
+        val: Some(split.clone()),
         test: split,
         identifiers: vec!["<blank>".into()],
         extra_files: Vec::new(),
@@ -29,6 +31,7 @@ pub fn tiny_data() -> LoadedDataset {
     LoadedDataset {
         dir: "tiny".into(),
         train_metadata: meta.clone(),
+        val_metadata: Some(meta.clone()),
         test_metadata: meta,
         data,
         manifest: None,

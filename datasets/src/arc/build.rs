@@ -4,6 +4,12 @@
 //!   are the test set, and each shares its puzzle identifier (its learned embedding) with the
 //!   same version's demonstrations in training;
 //! - `arc-inductive` (strict): no data of an evaluation task is in training at all.
+//!
+//! Both carve a val split from the training side: a seeded subset of the training tasks
+//! whose test pairs are held out of training and form `val/`, laid out as the evaluation
+//! tasks' test pairs are in `test/` (every version; under `arc-transductive` sharing the
+//! version's identifier with its demonstrations in training, under `arc-inductive` with no
+//! data of the task in training).
 
 use super::augment::{task_versions, ArcAugmentation};
 use super::encode::{encode, SEQ_LEN, VOCAB_SIZE};
@@ -11,11 +17,12 @@ use super::{load_dir, load_kaggle, ArcPair, ArcTask, MAX_SIDE};
 use crate::error::{DataError, Result};
 use crate::format::{Dataset, PuzzleCount, Split};
 use crate::manifest::{Manifest, Source};
-use crate::sample::{stream_rng, subsample};
+use crate::sample::{stream_rng, subsample, val_size};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde_json::json;
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +87,18 @@ pub struct ArcConfig {
     /// Seeded subsets of tasks, for scaled-down runs.
     pub max_train_tasks: Option<usize>,
     pub max_eval_tasks: Option<usize>,
+    /// Training tasks (after `max_train_tasks`) whose test pairs form the val split; `None`:
+    /// 10% of them, at least 1. `Some(0)`: no val split (no `val/`, no `val_puzzles.json`):
+    /// every training task's test pairs train, as in the official builder.
+    pub val_tasks: Option<usize>,
+}
+
+/// What a task is in a build: trained on, held out for val, or an evaluation task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Train,
+    Val,
+    Eval,
 }
 
 /// The tasks of a build, by role.
@@ -138,11 +157,30 @@ pub fn build(cfg: &ArcConfig) -> Result<(Dataset, Manifest)> {
             "no training or no evaluation tasks to build from",
         ));
     }
-    let ordered: Vec<(&ArcTask, bool)> = tasks
+    let n_val = val_size(
+        cfg.val_tasks,
+        tasks.training.len(),
+        "val-tasks",
+        "training task",
+    )?;
+    let val_ids: HashSet<String> = rand::seq::index::sample(&mut rng, tasks.training.len(), n_val)
+        .into_iter()
+        .map(|i| tasks.training[i].id.clone())
+        .collect();
+    // Val tasks keep their place among the training tasks: every task's versions come from
+    // the same stream as in a build without val.
+    let ordered: Vec<(&ArcTask, Role)> = tasks
         .training
         .iter()
-        .map(|t| (t, false))
-        .chain(tasks.evaluation.iter().map(|t| (t, true)))
+        .map(|t| {
+            let role = if val_ids.contains(&t.id) {
+                Role::Val
+            } else {
+                Role::Train
+            };
+            (t, role)
+        })
+        .chain(tasks.evaluation.iter().map(|t| (t, Role::Eval)))
         .collect();
     // Versions per task from the task's own stream: reproducible whatever the thread count.
     let versions: Vec<Vec<ArcAugmentation>> = ordered
@@ -155,11 +193,15 @@ pub fn build(cfg: &ArcConfig) -> Result<(Dataset, Manifest)> {
 
     let mut train = Split::new(SEQ_LEN);
     let mut test = Split::new(SEQ_LEN);
+    let mut val = Split::new(SEQ_LEN);
     let mut identifiers = vec!["<blank>".to_string()];
-    let (mut train_groups, mut test_groups) = (Vec::new(), Vec::new());
+    let (mut train_groups, mut test_groups, mut val_groups) = (Vec::new(), Vec::new(), Vec::new());
     let mut translate_rng = stream_rng(cfg.seed, 0);
-    for ((task, is_eval), task_versions) in ordered.iter().zip(&versions) {
-        let demos_in_training = !(*is_eval && cfg.protocol == ArcProtocol::Inductive);
+    for ((task, role), task_versions) in ordered.iter().zip(&versions) {
+        // Held-out tasks (val and evaluation) keep their demonstrations in training under
+        // the transductive protocol only; their test pairs are never trained on.
+        let held_out = *role != Role::Train;
+        let demos_in_training = !(held_out && cfg.protocol == ArcProtocol::Inductive);
         for aug in task_versions {
             let id = identifiers.len() as i32;
             identifiers.push(aug.name(&task.id));
@@ -177,25 +219,37 @@ pub fn build(cfg: &ArcConfig) -> Result<(Dataset, Manifest)> {
             } else {
                 Vec::new()
             };
-            if !is_eval {
+            if !held_out {
                 train_pairs.extend(augmented(&task.test));
             }
             if !train_pairs.is_empty() {
                 let encoded = encode_pairs(&train_pairs, cfg.translate, &mut translate_rng);
                 train.add_puzzle(id, encoded.iter().map(|(i, o)| (&i[..], &o[..])));
             }
-            if *is_eval {
+            if held_out {
                 let encoded = encode_pairs(&augmented(&task.test), false, &mut translate_rng);
-                test.add_puzzle(id, encoded.iter().map(|(i, o)| (&i[..], &o[..])));
+                let split = if *role == Role::Val {
+                    &mut val
+                } else {
+                    &mut test
+                };
+                split.add_puzzle(id, encoded.iter().map(|(i, o)| (&i[..], &o[..])));
             }
         }
         if train.num_puzzles() > *train.group_indices.last().unwrap() as usize {
             train.close_group();
             train_groups.push(task.id.clone());
         }
-        if *is_eval {
-            test.close_group();
-            test_groups.push(task.id.clone());
+        match role {
+            Role::Eval => {
+                test.close_group();
+                test_groups.push(task.id.clone());
+            }
+            Role::Val => {
+                val.close_group();
+                val_groups.push(task.id.clone());
+            }
+            Role::Train => {}
         }
     }
 
@@ -203,65 +257,72 @@ pub fn build(cfg: &ArcConfig) -> Result<(Dataset, Manifest)> {
         .iter()
         .map(|(t, _)| (t.id.as_str(), t.set.as_str()))
         .collect();
-    let overlaps = source_overlaps(&tasks, cfg.protocol);
+    let overlaps = source_overlaps_with_val(&tasks, cfg.protocol, &val_ids);
     let tasks_json = json!({
         "protocol": cfg.protocol.name(), "sets": sets, "train_groups": train_groups, "test_groups": test_groups,
-        "source_overlaps": overlaps,
+        "val_groups": val_groups, "source_overlaps": overlaps,
     });
-    let test_puzzles: serde_json::Map<String, serde_json::Value> = tasks
-        .evaluation
-        .iter()
-        .map(|t| (t.id.clone(), task_json(t)))
-        .collect();
+    let puzzles_json = |held_out: &mut dyn Iterator<Item = &ArcTask>| {
+        let map: serde_json::Map<String, serde_json::Value> =
+            held_out.map(|t| (t.id.clone(), task_json(t))).collect();
+        serde_json::to_vec(&map).expect("serialisable")
+    };
     let not_full = versions
         .iter()
         .filter(|v| v.len() < cfg.num_aug + 1)
         .count();
+    let mut extra_files = vec![
+        (
+            "tasks.json".into(),
+            serde_json::to_vec_pretty(&tasks_json).expect("serialisable"),
+        ),
+        (
+            "test_puzzles.json".into(),
+            puzzles_json(&mut tasks.evaluation.iter()),
+        ),
+    ];
+    if n_val > 0 {
+        // The val tasks' original pairs, as test_puzzles.json has the evaluation tasks'.
+        extra_files.push((
+            "val_puzzles.json".into(),
+            puzzles_json(&mut tasks.training.iter().filter(|t| val_ids.contains(&t.id))),
+        ));
+    }
     let dataset = Dataset {
         vocab_size: VOCAB_SIZE,
         num_puzzle_identifiers: identifiers.len(),
         train,
         test,
+        val: (n_val > 0).then_some(val),
         identifiers,
         total_puzzles: PuzzleCount::Puzzles,
-        extra_files: vec![
-            (
-                "tasks.json".into(),
-                serde_json::to_vec_pretty(&tasks_json).expect("serialisable"),
-            ),
-            (
-                "test_puzzles.json".into(),
-                serde_json::to_vec(&test_puzzles).expect("serialisable"),
-            ),
-        ],
+        extra_files,
     };
-    let (description, inputs) = match &cfg.source {
-        ArcSource::PublicDirs { root, concept } => (
-            format!(
-                "public ARC JSON from {}{}",
-                root.display(),
-                concept
-                    .as_ref()
-                    .map(|c| format!(" + ConceptARC {}", c.display()))
-                    .unwrap_or_default()
-            ),
-            vec![],
+    let description = match &cfg.source {
+        ArcSource::PublicDirs { root, concept } => format!(
+            "public ARC JSON from {}{}",
+            root.display(),
+            concept
+                .as_ref()
+                .map(|c| format!(" + ConceptARC {}", c.display()))
+                .unwrap_or_default()
         ),
-        ArcSource::Kaggle { dir, concept } => (
-            format!(
-                "Kaggle combined files in {}{}",
-                dir.display(),
-                if *concept { " with concept" } else { "" }
-            ),
-            vec![],
+        ArcSource::Kaggle { dir, concept } => format!(
+            "Kaggle combined files in {}{}",
+            dir.display(),
+            if *concept { " with concept" } else { "" }
         ),
     };
+    let inputs = source_inputs(cfg)?;
     let params = json!({
         "num_aug": cfg.num_aug, "translate": cfg.translate,
         "max_train_tasks": cfg.max_train_tasks, "max_eval_tasks": cfg.max_eval_tasks,
-        "training_tasks": tasks.training.len(), "evaluation_tasks": tasks.evaluation.len(),
+        "val_tasks": cfg.val_tasks, "val_task_ids": val_groups,
+        "training_tasks": tasks.training.len() - n_val, "evaluation_tasks": tasks.evaluation.len(),
         "tasks_with_fewer_versions": not_full,
         "source_overlap_test_inputs": overlaps.test_inputs.len(), "source_overlap_test_pairs": overlaps.test_pairs.len(),
+        "source_overlap_val_inputs": overlaps.val_inputs.len(), "source_overlap_val_pairs": overlaps.val_pairs.len(),
+        "source_overlap_val_pairs_in_test": overlaps.val_pairs_in_test.len(),
     });
     let source = Source {
         kind: "arc-json".into(),
@@ -280,44 +341,125 @@ pub fn build(cfg: &ArcConfig) -> Result<(Dataset, Manifest)> {
     ))
 }
 
+/// The sha256 of every input the build read: one record per task folder (public
+/// repositories, ConceptARC) or per Kaggle file, so that whether the data is the official
+/// one can be checked against known hashes rather than taken from the source's name.
+fn source_inputs(cfg: &ArcConfig) -> Result<Vec<crate::manifest::FileRecord>> {
+    use crate::manifest::{hash_file, hash_folder};
+    let (train_set, eval_set) = match cfg.version {
+        ArcVersion::Arc1 => ("training", "evaluation"),
+        ArcVersion::Arc2 => ("training2", "evaluation2"),
+    };
+    match &cfg.source {
+        ArcSource::PublicDirs { root, concept } => {
+            let root = if root.join("data").is_dir() {
+                root.join("data")
+            } else {
+                root.clone()
+            };
+            let mut out = vec![
+                hash_folder(&root.join("training"), "training/".into())?,
+                hash_folder(&root.join("evaluation"), "evaluation/".into())?,
+            ];
+            if let Some(c) = concept {
+                out.push(hash_folder(c, "ConceptARC corpus/".into())?);
+            }
+            Ok(out)
+        }
+        ArcSource::Kaggle { dir, concept } => {
+            let mut subsets = vec![train_set, eval_set];
+            if *concept {
+                subsets.push("concept");
+            }
+            let mut out = Vec::new();
+            for subset in subsets {
+                for kind in ["challenges", "solutions"] {
+                    let name = format!("arc-agi_{subset}_{kind}.json");
+                    out.push(hash_file(&dir.join(&name), name)?);
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
 /// Test pairs of evaluation tasks that the source data itself repeats in what goes to
 /// training, up to the augmentation group (e.g. an ARC-AGI-1 evaluation test pair that is a
 /// reflection of one of its own demonstrations, or equal to a training task's pair). Each is
-/// named `<task>#<test index>`. The builder records them so that the audit can tell these
-/// properties of the benchmark from leaks introduced by a split.
+/// named `<task>#<test index>`. The same for the val tasks' test pairs, and for val test
+/// pairs that are also an evaluation task's test pair. The builder records them so that the
+/// audit can tell these properties of the benchmark from leaks introduced by a split.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SourceOverlaps {
     pub test_inputs: Vec<String>,
     pub test_pairs: Vec<String>,
+    #[serde(default)]
+    pub val_inputs: Vec<String>,
+    #[serde(default)]
+    pub val_pairs: Vec<String>,
+    /// Val test pairs equal, up to the augmentation group, to an evaluation test pair.
+    #[serde(default)]
+    pub val_pairs_in_test: Vec<String>,
 }
 
+/// The overlaps of a build without a val split.
 pub fn source_overlaps(tasks: &ArcTasks, protocol: ArcProtocol) -> SourceOverlaps {
+    source_overlaps_with_val(tasks, protocol, &HashSet::new())
+}
+
+/// The overlaps of a build whose val tasks are the training tasks named in `val_tasks`.
+pub fn source_overlaps_with_val(
+    tasks: &ArcTasks,
+    protocol: ArcProtocol,
+    val_tasks: &HashSet<String>,
+) -> SourceOverlaps {
     use super::augment::canonical_key;
-    use std::collections::HashSet;
     let mut inputs = HashSet::new();
     let mut pairs = HashSet::new();
     let mut add = |p: &ArcPair| {
         inputs.insert(canonical_key(&[&p.input]));
         pairs.insert(canonical_key(&[&p.input, &p.output]));
     };
-    for t in &tasks.training {
+    let transductive = protocol == ArcProtocol::Transductive;
+    let (val, training): (Vec<&ArcTask>, Vec<&ArcTask>) = tasks
+        .training
+        .iter()
+        .partition(|t| val_tasks.contains(&t.id));
+    for t in &training {
         t.train.iter().chain(&t.test).for_each(&mut add);
     }
-    if protocol == ArcProtocol::Transductive {
-        tasks
-            .evaluation
-            .iter()
+    if transductive {
+        val.iter()
+            .copied()
+            .chain(&tasks.evaluation)
             .flat_map(|t| &t.train)
             .for_each(&mut add);
     }
     let mut out = SourceOverlaps::default();
+    let mut test_pair_keys = HashSet::new();
     for t in &tasks.evaluation {
         for (i, p) in t.test.iter().enumerate() {
+            let pair = canonical_key(&[&p.input, &p.output]);
+            test_pair_keys.insert(pair);
             if inputs.contains(&canonical_key(&[&p.input])) {
                 out.test_inputs.push(format!("{}#{i}", t.id));
             }
-            if pairs.contains(&canonical_key(&[&p.input, &p.output])) {
+            if pairs.contains(&pair) {
                 out.test_pairs.push(format!("{}#{i}", t.id));
+            }
+        }
+    }
+    for t in &val {
+        for (i, p) in t.test.iter().enumerate() {
+            let pair = canonical_key(&[&p.input, &p.output]);
+            if inputs.contains(&canonical_key(&[&p.input])) {
+                out.val_inputs.push(format!("{}#{i}", t.id));
+            }
+            if pairs.contains(&pair) {
+                out.val_pairs.push(format!("{}#{i}", t.id));
+            }
+            if test_pair_keys.contains(&pair) {
+                out.val_pairs_in_test.push(format!("{}#{i}", t.id));
             }
         }
     }

@@ -42,10 +42,23 @@ pub fn generate(
     max_tries_per_puzzle: usize,
     shape: Shape,
 ) -> Result<Vec<RatedPuzzle>, String> {
-    (0..count)
+    generate_streams(0, count, min_rating, seed, max_tries_per_puzzle, shape)
+}
+
+/// `count` puzzles from the streams `first..first + count` of `seed`: more puzzles after a
+/// `generate(first, ..)` pool, none of them drawn from the same stream.
+pub fn generate_streams(
+    first: u64,
+    count: usize,
+    min_rating: u32,
+    seed: u64,
+    max_tries_per_puzzle: usize,
+    shape: Shape,
+) -> Result<Vec<RatedPuzzle>, String> {
+    (first..first + count as u64)
         .into_par_iter()
         .map(|i| {
-            let mut rng = stream_rng(seed, i as u64);
+            let mut rng = stream_rng(seed, i);
             for _ in 0..max_tries_per_puzzle {
                 let (puzzle, solution) = minimal_puzzle(&mut rng, shape);
                 let a = analyse(&puzzle, shape).expect("a generated puzzle has consistent clues");
