@@ -1,6 +1,8 @@
 //! `harness collect DIR`: every finished cell of a sweep into one results file, the
 //! accuracy-against-cost charts with each model family's frontier, and a report. A cell
-//! without a readable record (pending, running, failed, half-written) is skipped and named.
+//! without a readable record (pending, running, failed, half-written) is skipped and named;
+//! a sweep folder without its cells' directories (a committed reference) is recollected from
+//! its `results.json`.
 
 use crate::plot::PlotFile;
 use crate::report::{esc, page_head};
@@ -103,12 +105,24 @@ pub fn read_cells(dir: &Path) -> Result<Collected> {
             dir.display()
         )
     })?;
+    // A collected sweep without its run directories (a committed reference) still has its
+    // records in results.json, each naming its cell's folder.
+    let collected: Vec<ResultRecord> = match dir.join("results.json") {
+        p if p.is_file() => datasets::format::read_json(&p)?,
+        _ => Vec::new(),
+    };
     let (mut done, mut skipped) = (Vec::new(), Vec::new());
     for cell in cells {
         let name = format!("cell {} ({}, seed {})", cell.index, cell.model, cell.seed);
         let path = dir.join(&cell.dir).join(RECORD);
         if !path.is_file() {
-            skipped.push(format!("{name}: {}", state(dir, &cell)?));
+            match collected
+                .iter()
+                .find(|r| Path::new(&r.run_dir).ends_with(&cell.dir))
+            {
+                Some(r) if !dir.join(&cell.dir).exists() => done.push((cell, r.clone())),
+                _ => skipped.push(format!("{name}: {}", state(dir, &cell)?)),
+            }
             continue;
         }
         match datasets::format::read_json::<ResultRecord>(&path) {
@@ -229,6 +243,78 @@ fn write_charts(groups: &[Group], dir: &Path) -> Result<Vec<PlotFile>> {
     crate::plot::write_files(dir, charts)
 }
 
+/// The sweep's setting, computed over every cell: the preset and data source, the
+/// overrides every cell shares, the axes that vary, and how many runs are the papers' setting.
+fn sweep_facts(groups: &[Group]) -> String {
+    let records: Vec<ResultRecord> = groups
+        .iter()
+        .flat_map(|g| g.runs.iter().map(|r| (*r).clone()))
+        .collect();
+    let across = |f: fn(&ResultRecord) -> String| crate::report::across_runs(&records, f);
+    let shared: Vec<&String> = records[0]
+        .setting
+        .overrides
+        .iter()
+        .filter(|o| records.iter().all(|r| r.setting.overrides.contains(o)))
+        .collect();
+    let mut axes: Vec<String> = groups
+        .iter()
+        .flat_map(|g| {
+            g.assignments
+                .iter()
+                .map(|a| a.split('=').next().unwrap_or(a).to_string())
+        })
+        .collect();
+    axes.sort();
+    axes.dedup();
+    let papers = records
+        .iter()
+        .filter(|r| r.setting.is_papers_setting())
+        .count();
+    let rows = [
+        ("preset", across(|r| r.preset.clone())),
+        (
+            "data",
+            across(|r| {
+                format!(
+                    "{} source, manifest hash {}",
+                    r.setting.data_source, r.dataset_hash
+                )
+            }),
+        ),
+        (
+            "overrides in every cell",
+            if shared.is_empty() {
+                "none".to_string()
+            } else {
+                shared
+                    .iter()
+                    .map(|o| format!("--set {o}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            },
+        ),
+        (
+            "axes",
+            if axes.is_empty() {
+                "none".into()
+            } else {
+                axes.join(", ")
+            },
+        ),
+        (
+            "setting",
+            format!("{papers} of {} runs in the papers' setting", records.len()),
+        ),
+    ];
+    let mut s = String::from("<table class=meta>");
+    for (name, value) in rows {
+        s.push_str(&format!("<tr><td>{name}</td><td>{}</td></tr>", esc(&value)));
+    }
+    s.push_str("</table>\n");
+    s
+}
+
 fn write_report(
     path: &Path,
     groups: &[Group],
@@ -239,10 +325,9 @@ fn write_report(
     let r0 = groups[0].runs[0];
     let mut html = page_head(&format!("Sweep on {}: {}", r0.task, r0.preset));
     html.push_str(&format!(
-        "<h1>Sweep on {}</h1>\n<p>Preset <b>{}</b>: {}</p>\n",
+        "<h1>Sweep on {}</h1>\n{}",
         esc(&r0.task),
-        esc(&r0.preset),
-        esc(&r0.preset_label)
+        sweep_facts(groups)
     ));
     html.push_str("<h2>Cells</h2>\n<table><tr><th>model</th><th>axes</th><th>seeds</th><th>exact accuracy: mean [range over seeds]</th><th>trainable params</th><th>train FLOPs</th><th>inference FLOPs / puzzle</th></tr>\n");
     for g in groups {
@@ -279,39 +364,38 @@ fn iso_html(iso: &[crate::iso_compute::IsoPoint]) -> String {
     if iso.is_empty() {
         return "<p>The families' training budgets do not overlap: no comparison at equal compute.</p>\n".into();
     }
-    let pts = |v: f64| format!("{:+.1}", 100.0 * v);
-    let mut s = String::from("<h2>At equal training compute</h2>\n<p>Each family's frontier (mean exact accuracy over seeds of each configuration; the configurations no cheaper one beats), read at the same training FLOPs: linearly in log FLOPs between frontier points, held at its best beyond the last. Intervals: 95% bootstrap over seeds, resampled with the same indices for both families (2,000 resamples).</p>\n<table><tr><th>training FLOPs</th><th>first family</th><th>second family</th><th>difference</th><th>95% interval</th></tr>\n");
+    let pct = |v: f64| format!("{:.1}%", 100.0 * v);
+    let mut s = String::from("<h2>At equal training compute</h2>\n<p>At each budget, each family's configuration is the best one (mean headline metric over its seeds, on the split named) whose training FLOPs are at most the budget: a step function, never an interpolation between configurations. The two choices are then scored on the test split, paired by seed, with the statistics of the comparison report.</p>\n<table><tr><th>budget (training FLOPs)</th><th>first family's choice</th><th>second family's choice</th><th>chosen on</th><th>test difference</th></tr>\n");
     for p in iso {
+        let choice = |c: &crate::iso_compute::Choice, model: &str| {
+            format!(
+                "{model} {} ({} FLOPs, {} on {})",
+                c.config,
+                human(c.train_flops),
+                pct(c.chosen_by),
+                p.chosen_on
+            )
+        };
         s.push_str(&format!(
-            "<tr><td>{}</td><td>{} {:.1}%</td><td>{} {:.1}%</td><td><b>{}</b></td><td>[{}, {}]</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><b>{:+.1}</b></td></tr>\n",
             human(p.train_flops),
-            esc(&p.a),
-            100.0 * p.a_exact,
-            esc(&p.b),
-            100.0 * p.b_exact,
-            pts(p.difference),
-            pts(p.interval.0),
-            pts(p.interval.1)
+            esc(&choice(&p.a, &p.difference.a)),
+            esc(&choice(&p.b, &p.difference.b)),
+            esc(&p.chosen_on),
+            100.0 * p.difference.mean(),
         ));
     }
     s.push_str("</table>\n<ul>\n");
     for p in iso {
-        let reading = if p.interval.0 > 0.0 {
-            format!("{} is ahead", p.a)
-        } else if p.interval.1 < 0.0 {
-            format!("{} is ahead", p.b)
+        let caveat = if p.chosen_on == "test" {
+            " The configurations were chosen on the test split (the records have no validation scores), so this difference is optimistic."
         } else {
-            "the interval contains zero".into()
+            ""
         };
         s.push_str(&format!(
-            "<li>At {} training FLOPs, {} − {} = {} points [{}, {}] over {} seeds: {reading}.</li>\n",
+            "<li>At {} training FLOPs: {}{caveat}</li>\n",
             human(p.train_flops),
-            esc(&p.a),
-            esc(&p.b),
-            pts(p.difference),
-            pts(p.interval.0),
-            pts(p.interval.1),
-            p.seeds
+            esc(&p.difference.verdict()),
         ));
     }
     s.push_str("</ul>\n");

@@ -6,7 +6,8 @@ use crate::config::{Preset, RunConfig};
 use crate::datastore::ensure_dataset;
 use crate::paired::{paired_differences, PairedDifference};
 use crate::results::{append_csv, write_csv, ResultRecord};
-use crate::train::{resolve_run, train, TrainOptions};
+use crate::run_queue::{train_all, Job, Parallelism};
+use crate::train::{resolve_run, TrainOptions};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use models::flops::step_flops;
@@ -45,12 +46,19 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',', default_value = "trm-att,hrm")]
     pub models: Vec<String>,
     /// Training seeds per model (0, 1, ...; added to the preset's seed), paired across
-    /// models for the statistics.
+    /// models for the statistics. 6 is the fewest on which a verdict can rest (the exact
+    /// sign-flip test cannot reach p < 0.05 with fewer); the default 3 keeps the README's
+    /// main job within 15 minutes on 2 cores, and then counts the seeds favouring each model.
     #[arg(long, default_value_t = 3)]
     pub seeds: u64,
-    /// How the training budget is matched across models.
-    #[arg(long = "match", value_enum, default_value = "steps")]
+    /// How the training budget is matched across models (default: training FLOPs, the cost
+    /// that matters; `steps` gives the dearer model more compute).
+    #[arg(long = "match", value_enum, default_value = "flops")]
     pub budget: BudgetMatch,
+    /// Runs trained at once, the cores divided between them (default: one per core on the
+    /// CPU, one on a GPU).
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// Override any key of every model's config, e.g. `train.steps=500` (repeatable).
     #[arg(long = "set")]
     pub overrides: Vec<String>,
@@ -65,6 +73,15 @@ pub struct CompareArgs {
     /// `results/reference/`; this default is kept out of git.
     #[arg(long, default_value = "results/local")]
     pub results: PathBuf,
+}
+
+/// One run per core on the CPU, where small shapes gain more from runs side by side than
+/// from threads inside a step (`run_queue`); one on a GPU.
+fn default_jobs(device: &candle_core::Device) -> usize {
+    match device {
+        candle_core::Device::Cpu => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        _ => 1,
+    }
 }
 
 pub fn default_preset() -> &'static str {
@@ -114,6 +131,16 @@ pub fn run(args: CompareArgs) -> Result<u8> {
         preset.name,
         first.label
     );
+    if (args.seeds as usize) < crate::stats::MIN_SEEDS_FOR_VERDICT {
+        println!(
+            "{} paired seed{}: too few for a verdict (the exact sign-flip test needs {} to reach p < {}); the outputs count the seeds favouring each model instead (--seeds {} for a verdict)",
+            args.seeds,
+            if args.seeds == 1 { "" } else { "s" },
+            crate::stats::MIN_SEEDS_FOR_VERDICT,
+            crate::stats::ALPHA,
+            crate::stats::MIN_SEEDS_FOR_VERDICT
+        );
+    }
     if args.preset.is_none() && !cfg!(feature = "cuda") {
         println!(
             "no GPU build: using the scaled-down `cpu` preset (a small generated task and small models); its numbers are not the papers' setting"
@@ -159,48 +186,61 @@ pub fn run(args: CompareArgs) -> Result<u8> {
 
     let device = crate::device::default_device()?;
     let device_name = crate::device::describe(&device);
+    // Seed by seed, every model: the order of the records and the table.
+    let runs = out.join("runs");
+    let jobs: Vec<Job> = (0..args.seeds)
+        .flat_map(|s| {
+            let runs = &runs;
+            configs.iter().map(move |base| {
+                let mut cfg = base.clone();
+                cfg.seed = base.seed + s;
+                let run_dir = runs.join(format!("{}-seed{}", cfg.model, cfg.seed));
+                Job { cfg, run_dir }
+            })
+        })
+        .collect();
+    let parallelism = Parallelism::of(args.jobs.unwrap_or_else(|| default_jobs(&device)));
+    if parallelism.workers > 1 {
+        println!(
+            "{} runs at a time, {} thread{} each",
+            parallelism.workers,
+            parallelism.threads,
+            if parallelism.threads == 1 { "" } else { "s" }
+        );
+    }
+    let opts = TrainOptions {
+        resume: true,
+        verbose: true,
+        progress_bar: parallelism.workers == 1,
+        device: device.clone(),
+        stop_after: None,
+        device_memory: None,
+        gpus: 1,
+    };
+    let outcomes = train_all(&jobs, &data, &opts, parallelism, |job| {
+        println!(
+            "training {} (seed {}) for {} steps -> {}",
+            job.cfg.model,
+            job.cfg.seed,
+            job.cfg.train.steps.unwrap_or(0),
+            job.run_dir.display()
+        )
+    })?;
     let mut records: Vec<ResultRecord> = Vec::new();
-    for s in 0..args.seeds {
-        for base in &configs {
-            let mut cfg = base.clone();
-            cfg.seed = base.seed + s;
-            let run_dir = out
-                .join("runs")
-                .join(format!("{}-seed{}", cfg.model, cfg.seed));
+    for (job, outcome) in jobs.iter().zip(outcomes) {
+        let Some(outcome) = outcome else {
             println!(
-                "training {} (seed {}) for {} steps -> {}",
-                cfg.model,
-                cfg.seed,
-                cfg.train.steps.unwrap_or(0),
-                run_dir.display()
+                "stopped before the comparison was complete; run the same command again to continue"
             );
-            let outcome = train(
-                &cfg,
-                &data,
-                &run_dir,
-                &TrainOptions {
-                    resume: true,
-                    verbose: true,
-                    device: device.clone(),
-                    stop_after: None,
-                    device_memory: None,
-                    gpus: 1,
-                },
-            )?;
-            if !outcome.completed {
-                println!(
-                    "stopped before the comparison was complete; run the same command again to continue"
-                );
-                return Ok(130);
-            }
-            records.push(ResultRecord::new(
-                &outcome,
-                &run_dir,
-                args.budget.name(),
-                &device_name,
-                &data,
-            )?);
-        }
+            return Ok(130);
+        };
+        records.push(ResultRecord::new(
+            &outcome,
+            &job.run_dir,
+            args.budget.name(),
+            &device_name,
+            &data,
+        )?);
     }
 
     let table = write_outputs(&out, &args.results, &records, &data.dir)?;
@@ -215,18 +255,40 @@ pub fn run(args: CompareArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Records, plots and the report of one comparison; returns the table as written.
+/// Records, plots and the report of one comparison, and its rows appended to the results
+/// table in `results_dir`; returns the table as written.
 pub fn write_outputs(
     out: &Path,
     results_dir: &Path,
     records: &[ResultRecord],
     dataset_dir: &Path,
 ) -> Result<String> {
+    let table = write_comparison(out, records, dataset_dir)?;
+    let (task, preset) = (&records[0].task, &records[0].preset);
+    append_csv(&results_dir.join(format!("{task}-{preset}.csv")), records)?;
+    let records_dir = results_dir.join("records");
+    std::fs::create_dir_all(&records_dir)
+        .with_context(|| format!("creating {}", records_dir.display()))?;
+    for r in records {
+        let name = format!(
+            "{}-{}-{}-seed{}-{}.json",
+            r.task, r.preset, r.model, r.seed, r.created_unix
+        );
+        datasets::format::write_json(&records_dir.join(name), r)?;
+    }
+    Ok(table)
+}
+
+/// Everything a comparison's folder holds, computed from its records alone (what
+/// `harness report` recomputes): `results.json`/`.csv`, `test_time.csv`, the paired
+/// statistics, the charts, `table.md` and `report.html`. Returns the table.
+pub fn write_comparison(
+    out: &Path,
+    records: &[ResultRecord],
+    dataset_dir: &Path,
+) -> Result<String> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let json = out.join("results.json");
-    datasets::format::write_json(&json, &records)?;
-    let task = &records[0].task;
-    let preset = &records[0].preset;
+    datasets::format::write_json(&out.join("results.json"), &records)?;
     write_csv(&out.join("results.csv"), records)?;
     crate::table::write(
         &out.join("test_time.csv"),
@@ -240,17 +302,6 @@ pub fn write_outputs(
         crate::paired::CSV_HEADER,
         &crate::paired::csv_rows(&paired),
     )?;
-    append_csv(&results_dir.join(format!("{task}-{preset}.csv")), records)?;
-    let records_dir = results_dir.join("records");
-    std::fs::create_dir_all(&records_dir)
-        .with_context(|| format!("creating {}", records_dir.display()))?;
-    for r in records {
-        let name = format!(
-            "{}-{}-{}-seed{}-{}.json",
-            r.task, r.preset, r.model, r.seed, r.created_unix
-        );
-        datasets::format::write_json(&records_dir.join(name), r)?;
-    }
     let plots = crate::plot::write_plots(records, &out.join("plots"))?;
     let table = render_table(records, &paired);
     datasets::fsio::write_atomic(&out.join("table.md"), table.as_bytes())?;
@@ -266,14 +317,13 @@ pub fn write_outputs(
 
 /// The comparison as a Markdown table (also printed).
 pub fn render_table(records: &[ResultRecord], paired: &[PairedDifference]) -> String {
-    let r0 = &records[0];
+    let across = |f: fn(&ResultRecord) -> String| crate::report::one_or_each(records, f);
     let mut s = format!(
-        "{} / preset {} ({}), budget matched by {}, dataset {}\n\n",
-        r0.task,
-        r0.preset,
-        r0.preset_label,
-        r0.budget_match,
-        crate::results::short_hash(&r0.dataset_hash, 16)
+        "{} / preset {}, budget matched by {}, dataset {}\n\n",
+        across(|r| r.task.clone()),
+        across(|r| format!("{} ({})", r.preset, r.preset_label)),
+        across(|r| r.budget_match.clone()),
+        across(|r| crate::results::short_hash(&r.dataset_hash, 16))
     );
     let (headers, rows) = crate::results::comparison_table(records);
     s.push_str(&format!("| {} |\n", headers.join(" | ")));
@@ -282,7 +332,12 @@ pub fn render_table(records: &[ResultRecord], paired: &[PairedDifference]) -> St
         s.push_str(&format!("| {} |\n", row.join(" | ")));
     }
     if !paired.is_empty() {
-        s.push_str("\nPaired by seed:\n\n");
+        s.push_str(&format!(
+            "\nPaired by seed (headline metric, named before the runs: {}; a verdict needs p < {} on the exact sign-flip test and an interval that excludes zero, so at least {} paired seeds):\n\n",
+            crate::paired::headline_metric(&records[0].task),
+            crate::stats::ALPHA,
+            crate::stats::MIN_SEEDS_FOR_VERDICT
+        ));
         for d in paired {
             s.push_str(&format!("- {}\n", d.verdict()));
         }

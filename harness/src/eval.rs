@@ -11,7 +11,7 @@ use crate::train::ResolvedRun;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use datasets::arc::augment::ArcAugmentation;
-use datasets::format::LoadedDataset;
+use datasets::format::{LoadedDataset, Metadata, Split};
 use datasets::grid::Grid;
 use datasets::loader::{test_batches, HostBatch};
 use datasets::score::{self, ArcPrediction, ArcScores, Proportion};
@@ -59,9 +59,72 @@ pub struct TestTimePoint {
     pub inference_flops_per_puzzle_halting: f64,
 }
 
+/// The split an evaluation reads. Every choice (the learning curve a user watches, which
+/// configuration of a sweep is best) reads the validation split; test is scored once, at the
+/// end, at the checkpoint fixed in advance (the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvalSplit {
+    Validation,
+    Test,
+}
+
+impl EvalSplit {
+    pub fn name(self) -> &'static str {
+        match self {
+            EvalSplit::Validation => "validation",
+            EvalSplit::Test => "test",
+        }
+    }
+
+    /// The split's examples and metadata in `data`; a directory without a validation split
+    /// (the official builders') has none to give.
+    pub fn of(self, data: &LoadedDataset) -> Result<(&Split, &Metadata)> {
+        match self {
+            EvalSplit::Test => Ok((&data.data.test, &data.test_metadata)),
+            EvalSplit::Validation => data.val().with_context(|| {
+                format!(
+                    "{} has no validation split (val/); rebuild it with this version of `harness data build`",
+                    data.dir.display()
+                )
+            }),
+        }
+    }
+
+    /// ARC: the file holding the true outputs of the split's tasks.
+    fn arc_solutions_file(self) -> &'static str {
+        match self {
+            EvalSplit::Validation => "val_puzzles.json",
+            EvalSplit::Test => "test_puzzles.json",
+        }
+    }
+}
+
+/// When in a run an evaluation happens, which decides its split and extent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Every `eval_interval` steps: the first `eval.max_examples_during_training` examples
+    /// of the validation split.
+    DuringTraining,
+    /// The last checkpoint on the whole validation split, at the trained budget.
+    FinalValidation,
+    /// The last checkpoint on the whole test split, at every test-time budget.
+    FinalTest,
+}
+
+impl Stage {
+    pub fn split(self) -> EvalSplit {
+        match self {
+            Stage::DuringTraining | Stage::FinalValidation => EvalSplit::Validation,
+            Stage::FinalTest => EvalSplit::Test,
+        }
+    }
+}
+
 /// How one evaluation runs.
 pub struct Protocol<'a> {
     pub task: &'a str,
+    pub split: EvalSplit,
     pub batch_size: usize,
     /// The first this many test examples (all when `None`).
     pub max_examples: Option<usize>,
@@ -75,17 +138,21 @@ pub struct Protocol<'a> {
 }
 
 impl<'a> Protocol<'a> {
-    /// The protocol of `run`'s evaluations: `last` is the final one, on the whole split and
-    /// at every test-time budget of the config.
-    pub fn of(run: &'a ResolvedRun, last: bool) -> Self {
+    /// The protocol of `run`'s evaluation at `stage`.
+    pub fn of(run: &'a ResolvedRun, stage: Stage) -> Self {
         let cfg = &run.config;
         Protocol {
             task: &cfg.task,
+            split: stage.split(),
             batch_size: cfg.eval.batch_size,
-            max_examples: (!last)
+            max_examples: (stage == Stage::DuringTraining)
                 .then_some(cfg.eval.max_examples_during_training)
                 .flatten(),
-            test_time_steps: if last { &cfg.eval.test_time_steps } else { &[] },
+            test_time_steps: if stage == Stage::FinalTest {
+                &cfg.eval.test_time_steps
+            } else {
+                &[]
+            },
             flops_per_step: models::flops::step_flops(&run.model_config, cfg.kind()).eval_step,
             halting: cfg.eval.halting,
         }
@@ -214,11 +281,11 @@ impl Pass {
 
 /// The test examples a protocol runs, and its budgets of supervision steps (the trained
 /// one among them), in ascending order.
-fn extent(protocol: &Protocol, data: &LoadedDataset, trained: usize) -> (usize, Vec<usize>) {
+fn extent(protocol: &Protocol, split: &Split, trained: usize) -> (usize, Vec<usize>) {
     let limit = protocol
         .max_examples
         .unwrap_or(usize::MAX)
-        .min(data.data.test.num_examples());
+        .min(split.num_examples());
     let mut budgets: Vec<usize> = protocol
         .test_time_steps
         .iter()
@@ -240,7 +307,8 @@ pub fn run_shard(
     protocol: &Protocol,
     shard: (usize, usize),
 ) -> Result<Pass> {
-    let (limit, budgets) = extent(protocol, data, model.config().halt_max_steps);
+    let (split, _) = protocol.split.of(data)?;
+    let (limit, budgets) = extent(protocol, split, model.config().halt_max_steps);
     let max_steps = *budgets.last().context("halt_max_steps is at least 1")?;
     run_pass(trainer, model, data, limit, protocol, max_steps, shard)
 }
@@ -255,12 +323,12 @@ fn run_pass(
     max_steps: usize,
     (rank, world): (usize, usize),
 ) -> Result<Pass> {
-    let split = &data.data.test;
+    let (split, meta) = protocol.split.of(data)?;
     let trained = model.config().halt_max_steps;
     let halting = protocol.halting;
     let device = trainer.puzzle_table().as_tensor().device().clone();
     let mut pass = Pass::with_capacity(limit.div_ceil(world.max(1)));
-    let batches = test_batches(split, data.metadata("test"), protocol.batch_size);
+    let batches = test_batches(split, meta, protocol.batch_size);
     for (index, host) in batches.enumerate() {
         let first = host.example_indices[0];
         if first >= limit {
@@ -324,10 +392,9 @@ pub fn score_pass(
     data: &LoadedDataset,
     protocol: &Protocol,
 ) -> Result<EvalOutput> {
-    let split = &data.data.test;
-    let meta = data.metadata("test");
+    let (split, meta) = protocol.split.of(data)?;
     let trained = model.config().halt_max_steps;
-    let (_, budgets) = extent(protocol, data, trained);
+    let (_, budgets) = extent(protocol, split, trained);
     let answer_step = |e: usize| {
         if protocol.halting {
             pass.stop(e, trained)
@@ -346,8 +413,11 @@ pub fn score_pass(
         ExampleBits(score::maze_valid_paths(&inputs, predictions))
     });
     let (arc, arc_predictions) = if protocol.task.starts_with("arc-") {
-        let preds = arc_predictions(data, predictions, &pass.halt_probability)?;
-        let solutions = arc_solutions(data)?;
+        let preds = arc_predictions(data, split, predictions, &pass.halt_probability)?;
+        let mut solutions = arc_solutions(data, protocol.split)?;
+        if n < split.num_examples() {
+            keep_covered_tasks(&mut solutions, &preds);
+        }
         (Some(score::score_arc(&preds, &solutions, &[1, 2])), preds)
     } else {
         (None, Vec::new())
@@ -378,6 +448,17 @@ pub fn score_pass(
         predictions: pass.predictions,
         arc_predictions,
     })
+}
+
+/// A partial evaluation (the first examples of a split, during training) scores the tasks
+/// whose every test input it predicted, rather than counting the others as failed.
+fn keep_covered_tasks(solutions: &mut BTreeMap<String, Vec<Grid>>, preds: &[ArcPrediction]) {
+    let seen: std::collections::HashSet<(&str, usize)> = preds
+        .iter()
+        .map(|p| (p.task.as_str(), p.test_index))
+        .collect();
+    solutions
+        .retain(|task, outputs| (0..outputs.len()).all(|i| seen.contains(&(task.as_str(), i))));
 }
 
 /// Every supervised position of a sequence predicted right (ignored labels are `IGNORE_LABEL`).
@@ -415,7 +496,7 @@ pub fn evaluate_checkpoint(
     let model = trainer.inference_model(&run.model_config, run.config.kind(), use_ema)?;
     let protocol = Protocol {
         test_time_steps,
-        ..Protocol::of(run, true)
+        ..Protocol::of(run, Stage::FinalTest)
     };
     let out = evaluate(&trainer, model.as_ref(), data, &protocol)?;
     Ok((out, use_ema))
@@ -425,10 +506,10 @@ pub fn evaluate_checkpoint(
 /// version's name says which task and augmentation.
 fn arc_predictions(
     data: &LoadedDataset,
+    split: &Split,
     predictions: &[Vec<u8>],
     halt_probability: &[f64],
 ) -> Result<Vec<ArcPrediction>> {
-    let split = &data.data.test;
     let puzzle_of = split.example_puzzles();
     let mut out = Vec::with_capacity(predictions.len());
     for (e, canvas) in predictions.iter().enumerate() {
@@ -457,9 +538,13 @@ fn arc_predictions(
     Ok(out)
 }
 
-/// The true outputs of every evaluation task's test inputs (`test_puzzles.json`).
-pub fn arc_solutions(data: &LoadedDataset) -> Result<BTreeMap<String, Vec<Grid>>> {
-    let path = data.dir.join("test_puzzles.json");
+/// The true outputs of the test inputs of every task of `which` split (`test_puzzles.json`:
+/// the evaluation tasks; `val_puzzles.json`: the validation tasks).
+pub fn arc_solutions(
+    data: &LoadedDataset,
+    which: EvalSplit,
+) -> Result<BTreeMap<String, Vec<Grid>>> {
+    let path = data.dir.join(which.arc_solutions_file());
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let tasks: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
@@ -543,6 +628,7 @@ mod tests {
             let model = trainer.inference_model(&arch, kind, false).unwrap();
             let protocol = Protocol {
                 task: "sudoku-extreme",
+                split: EvalSplit::Test,
                 batch_size: 2,
                 max_examples: None,
                 test_time_steps: &[1, 6],
@@ -582,6 +668,7 @@ mod tests {
             .unwrap();
         let protocol = Protocol {
             task: "sudoku-extreme",
+            split: EvalSplit::Test,
             batch_size: 1,
             max_examples: None,
             test_time_steps: &[1, 6],
@@ -612,6 +699,27 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_arc_evaluation_scores_only_the_tasks_it_covered() {
+        let grid = Grid::new(1, 1, vec![1]);
+        let mut solutions: BTreeMap<String, Vec<Grid>> = [
+            ("a".to_string(), vec![grid.clone(), grid.clone()]),
+            ("b".to_string(), vec![grid.clone()]),
+            ("c".to_string(), vec![grid]),
+        ]
+        .into();
+        let prediction = |task: &str, test_index: usize| ArcPrediction {
+            task: task.into(),
+            test_index,
+            augmentation: ArcAugmentation::identity(),
+            canvas: vec![],
+            halt_probability: 0.5,
+        };
+        // Task a is cut after its first input, b is whole, c was never reached.
+        keep_covered_tasks(&mut solutions, &[prediction("a", 0), prediction("b", 0)]);
+        assert_eq!(solutions.keys().collect::<Vec<_>>(), ["b"]);
+    }
+
+    #[test]
     fn halting_at_inference_answers_at_the_halting_step() {
         let data = tiny_data();
         // HRM halts at step 1 (q_halt > q_continue). Initial weights depend only on names, so
@@ -623,6 +731,7 @@ mod tests {
                 .unwrap();
             let protocol = Protocol {
                 task: "sudoku-extreme",
+                split: EvalSplit::Test,
                 batch_size: 2,
                 max_examples: None,
                 test_time_steps: &[],

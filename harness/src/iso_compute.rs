@@ -1,199 +1,247 @@
-//! Two families at equal training compute: each family's frontier (mean exact accuracy over
-//! seeds of each configuration, the configurations no cheaper one beats) read at the same
-//! training FLOPs, linearly in log FLOPs between frontier points and held at its best past
-//! the last one; the difference with a bootstrap interval over seeds (the same resampled
-//! seed indices for both families, as the runs are paired by seed).
+//! Two families at equal training compute. At each budget a family's configuration is the
+//! best one whose training cost is at most the budget, judged by its headline metric on the
+//! validation split (mean over its seeds): a step function, never an interpolation between
+//! configurations nobody trained. The two chosen configurations are then scored once on the
+//! test split, paired by seed, by the statistics engine (`paired::compare_runs`), so a
+//! verdict at equal compute needs the same seeds and meets the same rules as any other.
 
-use crate::collect::{frontier, Group};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
-use std::collections::BTreeMap;
+use crate::collect::Group;
+use crate::paired::{
+    compare_runs, headline_metric, headline_value, pairs_by_seed, PairedDifference,
+};
+use crate::results::ResultRecord;
+use serde::{Deserialize, Serialize};
 
-/// One configuration of a family: its training FLOPs and exact accuracy per seed.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub flops: f64,
-    pub by_seed: BTreeMap<u64, f64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct IsoPoint {
+/// One family's choice at one budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    /// The configuration's axis values (`key=value ...`).
+    pub config: String,
     pub train_flops: f64,
-    pub a: String,
-    pub b: String,
-    pub a_exact: f64,
-    pub b_exact: f64,
-    /// a - b, and its 95% percentile interval over seeds.
-    pub difference: f64,
-    pub interval: (f64, f64),
-    pub seeds: usize,
+    /// The mean headline metric it was chosen by, on `IsoPoint::chosen_on`.
+    pub chosen_by: f64,
 }
 
-/// (training FLOPs, accuracy) by increasing cost and accuracy.
-type Frontier = Vec<(f64, f64)>;
-
-const RESAMPLES: usize = 2000;
-const BOOTSTRAP_SEED: u64 = 0x150;
-
-/// A family's frontier read at `budget`; `None` below its cheapest configuration.
-fn at(frontier: &[(f64, f64)], budget: f64) -> Option<f64> {
-    let first = frontier.first()?;
-    if budget < first.0 {
-        return None;
-    }
-    for w in frontier.windows(2) {
-        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
-        if budget <= x1 {
-            let t = (budget.ln() - x0.ln()) / (x1.ln() - x0.ln());
-            return Some(y0 + t * (y1 - y0));
-        }
-    }
-    frontier.last().map(|p| p.1)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IsoPoint {
+    /// The budget: the least training FLOPs at which these two choices are the best.
+    pub train_flops: f64,
+    pub a: Choice,
+    pub b: Choice,
+    /// The split the choices read: `validation`; `test` where a record has no validation
+    /// scores (then the test difference below is optimistic and says so).
+    pub chosen_on: String,
+    /// The headline metric's difference a - b on the test split, paired by seed.
+    pub difference: PairedDifference,
 }
 
-/// The frontier of a family when its seeds are `seeds` (indices may repeat).
-fn family_frontier(configs: &[Config], seeds: &[u64]) -> Frontier {
-    let points = configs
-        .iter()
-        .map(|c| {
-            let mean = seeds.iter().map(|s| c.by_seed[s]).sum::<f64>() / seeds.len() as f64;
-            (c.flops, mean)
-        })
-        .collect();
-    frontier(points)
-}
-
-/// `a` against `b` at three training budgets spread (in log FLOPs) over the range where
-/// both frontiers are defined; empty when the ranges do not overlap or no seed is common to
-/// every configuration.
-pub fn compare(a: (&str, &[Config]), b: (&str, &[Config])) -> Vec<IsoPoint> {
-    let common: Vec<u64> =
-        a.1.iter()
-            .chain(b.1)
-            .map(|c| {
-                c.by_seed
-                    .keys()
-                    .copied()
-                    .collect::<std::collections::BTreeSet<u64>>()
-            })
-            .reduce(|x, y| &x & &y)
-            .map(|s| s.into_iter().collect())
-            .unwrap_or_default();
-    if common.is_empty() {
-        return Vec::new();
-    }
-    let (fa, fb) = (family_frontier(a.1, &common), family_frontier(b.1, &common));
-    // Where both families ran: from the dearer of the two cheapest configurations to the
-    // cheaper of the two dearest.
-    let cost = |configs: &[Config], pick: fn(f64, f64) -> f64, start: f64| {
-        configs.iter().map(|c| c.flops).fold(start, pick)
-    };
-    let lo = cost(a.1, f64::min, f64::INFINITY).max(cost(b.1, f64::min, f64::INFINITY));
-    let hi = cost(a.1, f64::max, 0.0).min(cost(b.1, f64::max, 0.0));
-    if !(lo.is_finite() && lo > 0.0) || lo > hi {
-        return Vec::new();
-    }
-    // Clamped: exp(ln(x)) may round to just below x, outside a frontier.
-    let budgets = [0.0, 0.5, 1.0].map(|t| (lo.ln() + t * (hi.ln() - lo.ln())).exp().clamp(lo, hi));
-    let mut rng = ChaCha8Rng::seed_from_u64(BOOTSTRAP_SEED);
-    let draws: Vec<Vec<u64>> = (0..RESAMPLES)
-        .map(|_| {
-            (0..common.len())
-                .map(|_| common[rng.random_range(0..common.len())])
-                .collect()
-        })
-        .collect();
-    let resampled: Vec<(Frontier, Frontier)> = draws
-        .iter()
-        .map(|s| (family_frontier(a.1, s), family_frontier(b.1, s)))
-        .collect();
-    budgets
-        .iter()
-        .filter_map(|&budget| {
-            let (ya, yb) = (at(&fa, budget)?, at(&fb, budget)?);
-            let mut diffs: Vec<f64> = resampled
-                .iter()
-                .filter_map(|(ra, rb)| Some(at(ra, budget)? - at(rb, budget)?))
-                .collect();
-            diffs.sort_by(f64::total_cmp);
-            let q = |p: f64| diffs[((diffs.len() - 1) as f64 * p).round() as usize];
-            Some(IsoPoint {
-                train_flops: budget,
-                a: a.0.to_string(),
-                b: b.0.to_string(),
-                a_exact: ya,
-                b_exact: yb,
-                difference: ya - yb,
-                interval: (q(0.025), q(0.975)),
-                seeds: common.len(),
-            })
-        })
-        .collect()
+/// A configuration of a family: its runs (one per seed) and its mean training cost.
+struct Candidate<'a> {
+    group: &'a Group<'a>,
+    flops: f64,
 }
 
 /// The first family against each other one, from a sweep's groups.
 pub fn from_groups(groups: &[Group]) -> Vec<IsoPoint> {
-    let mut families: Vec<(&str, Vec<Config>)> = Vec::new();
+    let mut families: Vec<(&str, Vec<Candidate>)> = Vec::new();
     for g in groups {
-        let config = Config {
-            flops: g.runs.iter().map(|r| r.train_flops).sum::<f64>() / g.runs.len() as f64,
-            by_seed: g
-                .runs
-                .iter()
-                .map(|r| (r.seed, r.metrics.exact.value))
-                .collect(),
-        };
+        let flops = g.runs.iter().map(|r| r.train_flops).sum::<f64>() / g.runs.len() as f64;
+        let c = Candidate { group: g, flops };
         match families.iter_mut().find(|(m, _)| *m == g.model) {
-            Some((_, configs)) => configs.push(config),
-            None => families.push((g.model, vec![config])),
+            Some((_, configs)) => configs.push(c),
+            None => families.push((g.model, vec![c])),
         }
     }
     let Some(((a, a_configs), others)) = families.split_first() else {
         return Vec::new();
     };
+    let on_validation = groups
+        .iter()
+        .flat_map(|g| &g.runs)
+        .all(|r| r.validation.is_some());
     others
         .iter()
-        .flat_map(|(b, b_configs)| compare((a, a_configs), (b, b_configs)))
+        .flat_map(|(b, b_configs)| compare((a, a_configs), (b, b_configs), on_validation))
         .collect()
+}
+
+/// The mean headline metric of a configuration's runs on the split the choices read.
+fn selection_score(c: &Candidate, on_validation: bool) -> Option<f64> {
+    let task = &c.group.runs.first()?.task;
+    let values: Option<Vec<f64>> = c
+        .group
+        .runs
+        .iter()
+        .map(|r| {
+            let e = if on_validation {
+                r.validation.as_ref()?
+            } else {
+                &r.metrics
+            };
+            headline_value(task, e)
+        })
+        .collect();
+    let values = values?;
+    Some(values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// The best configuration costing at most `budget`: highest score, then the cheaper.
+fn best_within<'c, 'a>(
+    configs: &'c [Candidate<'a>],
+    budget: f64,
+    on_validation: bool,
+) -> Option<(&'c Candidate<'a>, f64)> {
+    configs
+        .iter()
+        .filter(|c| c.flops <= budget)
+        .filter_map(|c| Some((c, selection_score(c, on_validation)?)))
+        .max_by(|(x, sx), (y, sy)| sx.total_cmp(sy).then(y.flops.total_cmp(&x.flops)))
+}
+
+fn compare(
+    (a, a_configs): (&str, &[Candidate]),
+    (b, b_configs): (&str, &[Candidate]),
+    on_validation: bool,
+) -> Vec<IsoPoint> {
+    let mut budgets: Vec<f64> = a_configs.iter().chain(b_configs).map(|c| c.flops).collect();
+    budgets.sort_by(f64::total_cmp);
+    budgets.dedup();
+    let mut out: Vec<IsoPoint> = Vec::new();
+    for budget in budgets {
+        let (Some((ca, sa)), Some((cb, sb))) = (
+            best_within(a_configs, budget, on_validation),
+            best_within(b_configs, budget, on_validation),
+        ) else {
+            continue;
+        };
+        let choice = |c: &Candidate, score: f64| Choice {
+            config: c.group.assignments.join(" "),
+            train_flops: c.flops,
+            chosen_by: score,
+        };
+        let (choice_a, choice_b) = (choice(ca, sa), choice(cb, sb));
+        if out
+            .last()
+            .is_some_and(|p| p.a.config == choice_a.config && p.b.config == choice_b.config)
+        {
+            continue;
+        }
+        let pairs = pairs_by_seed(&ca.group.runs, &cb.group.runs);
+        let Some(difference) = headline_difference((a, b), &pairs) else {
+            continue;
+        };
+        out.push(IsoPoint {
+            train_flops: budget,
+            a: choice_a,
+            b: choice_b,
+            chosen_on: if on_validation { "validation" } else { "test" }.into(),
+            difference,
+        });
+    }
+    out
+}
+
+fn headline_difference(
+    names: (&str, &str),
+    pairs: &[(&ResultRecord, &ResultRecord)],
+) -> Option<PairedDifference> {
+    let task = &pairs.first()?.0.task;
+    compare_runs(names, pairs)
+        .into_iter()
+        .find(|d| d.metric == headline_metric(task))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::ResultRecord;
 
-    fn family(accuracy: [f64; 3], noise: f64) -> Vec<Config> {
-        [1e9, 1e10, 1e11]
-            .iter()
-            .zip(accuracy)
-            .map(|(&flops, y)| Config {
-                flops,
-                by_seed: (0..3).map(|s| (s, y + noise * (s as f64 - 1.0))).collect(),
-            })
-            .collect()
+    /// A sudoku record of `model` and `seed` with `flops`, and exact accuracy `test` on test
+    /// and `val` on validation (200 examples, the first ones right).
+    fn record(model: &str, seed: u64, flops: f64, (val, test): (f64, f64)) -> ResultRecord {
+        let mut r = crate::test_support::reference_records().remove(0);
+        let eval = |value: f64| {
+            let mut e = r.metrics.clone();
+            let right = (value * 200.0).round() as usize;
+            e.examples = 200;
+            e.exact = datasets::score::wilson(right as u64, 200);
+            e.per_example.exact = crate::paired::ExampleBits((0..200).map(|i| i < right).collect());
+            e
+        };
+        r.task = "sudoku-small".into();
+        r.model = model.into();
+        r.seed = seed;
+        r.train_flops = flops;
+        r.validation = Some(eval(val));
+        r.metrics = eval(test);
+        r
     }
 
-    #[test]
-    fn a_family_ahead_everywhere_is_ahead_at_equal_compute() {
-        let a = family([0.1, 0.3, 0.5], 0.01);
-        let b = family([0.2, 0.4, 0.6], 0.01);
-        let points = compare(("trm", &a), ("hrm", &b));
-        let budgets: Vec<f64> = points.iter().map(|p| p.train_flops).collect();
-        assert_eq!(points.len(), 3);
-        assert!((budgets[0] - 1e9).abs() < 1.0 && (budgets[2] - 1e11).abs() < 1e2);
-        // Halfway in log FLOPs between 1e9 and 1e11 is the middle configuration.
-        assert!((points[1].a_exact - 0.3).abs() < 1e-9, "{points:?}");
-        for p in &points {
-            assert!((p.difference + 0.1).abs() < 1e-9, "{p:?}");
-            assert!(p.interval.1 < 0.0, "{p:?}");
+    fn groups(records: &[(ResultRecord, String)]) -> Vec<Group<'_>> {
+        let mut out: Vec<Group> = Vec::new();
+        for (r, axes) in records {
+            match out
+                .iter_mut()
+                .find(|g| g.model == r.model && g.assignments[0] == *axes)
+            {
+                Some(g) => g.runs.push(r),
+                None => out.push(Group {
+                    model: &r.model,
+                    assignments: std::slice::from_ref(axes),
+                    runs: vec![r],
+                }),
+            }
         }
+        out
     }
 
     #[test]
-    fn frontiers_interpolate_in_log_flops_and_hold_their_best() {
-        let f = [(1e9, 0.1), (1e11, 0.5)];
-        assert_eq!(at(&f, 1e8), None);
-        assert!((at(&f, 1e10).unwrap() - 0.3).abs() < 1e-12);
-        assert_eq!(at(&f, 1e12), Some(0.5));
+    fn the_best_affordable_configuration_is_chosen_on_validation() {
+        let mut records = Vec::new();
+        for seed in 0..3 {
+            // TRM: small (1e9) and large (1e11); the large one is best on validation.
+            records.push((
+                record("trm-att", seed, 1e9, (0.10, 0.20)),
+                "w=1".to_string(),
+            ));
+            records.push((
+                record("trm-att", seed, 1e11, (0.50, 0.40)),
+                "w=3".to_string(),
+            ));
+            // HRM at 1e10: two configurations, the one that is worse on test wins on
+            // validation, so the test split never decides.
+            records.push((record("hrm", seed, 1e10, (0.30, 0.10)), "w=2".to_string()));
+            records.push((record("hrm", seed, 1e10, (0.20, 0.45)), "w=2b".to_string()));
+        }
+        let points = from_groups(&groups(&records));
+        let summary: Vec<(f64, &str, &str)> = points
+            .iter()
+            .map(|p| (p.train_flops, p.a.config.as_str(), p.b.config.as_str()))
+            .collect();
+        // At 1e10 TRM can only afford its small configuration: no interpolation toward 1e11.
+        assert_eq!(summary, [(1e10, "w=1", "w=2"), (1e11, "w=3", "w=2")]);
+        assert!(points.iter().all(|p| p.chosen_on == "validation"));
+        assert!((points[0].difference.mean() - (0.20 - 0.10)).abs() < 1e-12);
+        assert!((points[1].difference.mean() - (0.40 - 0.10)).abs() < 1e-12);
+        assert_eq!(points[0].difference.seeds, [0, 1, 2]);
+        assert_eq!(
+            points[0].difference.reading,
+            crate::stats::Reading::TooFewSeeds
+        );
+    }
+
+    #[test]
+    fn records_without_validation_scores_say_their_choice_read_test() {
+        let mut records = Vec::new();
+        for seed in 0..2 {
+            for (model, flops) in [("trm-att", 1e9), ("hrm", 1e9)] {
+                let mut r = record(model, seed, flops, (0.1, 0.2));
+                r.validation = None;
+                records.push((r, "w=1".to_string()));
+            }
+        }
+        let points = from_groups(&groups(&records));
+        assert_eq!(points.len(), 1);
+        assert_eq!(points[0].chosen_on, "test");
     }
 }

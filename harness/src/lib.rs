@@ -20,10 +20,13 @@ pub mod plot;
 pub mod pooled;
 mod progress;
 pub mod report;
+mod report_cmd;
 pub mod results;
 pub mod run_dir;
+pub mod run_queue;
 pub mod setting;
 pub mod setup_audit;
+pub mod stats;
 pub mod sweep;
 mod sweep_cmd;
 pub mod table;
@@ -82,6 +85,9 @@ enum Command {
     Sweep(sweep_cmd::SweepArgs),
     /// Gather a sweep's finished cells into one results file, charts and a report.
     Collect(collect::CollectArgs),
+    /// Recompute a comparison's table, paired statistics, charts and report from its result
+    /// records, without training.
+    Report(report_cmd::ReportArgs),
 }
 
 /// Runs the command line `args` (program name first). Exit codes: 0 success, 1 a check
@@ -112,5 +118,6 @@ where
         Command::Plot(args) => plot::run(args),
         Command::Sweep(args) => sweep_cmd::run(args),
         Command::Collect(args) => collect::run(args),
+        Command::Report(args) => report_cmd::run(args),
     }
 }

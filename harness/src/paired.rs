@@ -1,14 +1,13 @@
 //! Paired comparisons: two models trained on the same data with the same seed index form a
-//! pair, and the difference A - B of a metric is summarised by its mean over the pairs with
-//! two bootstrap 95% intervals: over seeds (training randomness alone) and over seeds and
-//! test examples together (resample the seeds, then each chosen seed's test examples, the
-//! same examples for both models). The Wilson intervals of one run cover test sampling only;
-//! a verdict between models needs both sources.
+//! pair, and the difference A - B of each metric over the pairs goes to the statistics
+//! engine (`crate::stats`): seed-level t interval, sign-flip p-value, detectable difference,
+//! and the two-level bootstrap over seeds and the shared test examples. The Wilson intervals
+//! of one run cover test sampling only; a verdict between models needs both sources.
 
 use crate::results::{by_model, ResultRecord};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Binomial, Distribution};
+use crate::stats::{
+    hull, two_level_bootstrap, PairBits, Reading, SeedLevel, ALPHA, MIN_SEEDS_FOR_VERDICT, POWER,
+};
 use serde::{Deserialize, Serialize};
 
 /// One bit per test example (in split order), stored as hex digits (4 examples each, the
@@ -69,91 +68,130 @@ pub struct PerExample {
     pub maze_valid_path: Option<ExampleBits>,
 }
 
-/// The difference `a - b` of one metric over the seeds both models ran.
+/// The difference `a - b` of one metric over the seeds both models ran, with what the
+/// statistics engine (`crate::stats`) makes of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairedDifference {
     pub metric: String,
+    /// The metric named in advance as the comparison's headline (`headline_metric`); the
+    /// others are secondary and never decide a verdict.
+    pub headline: bool,
     pub a: String,
     pub b: String,
     pub seeds: Vec<u64>,
     /// a - b of each pair, in the seeds' order.
     pub differences: Vec<f64>,
-    pub mean: f64,
-    /// 95% percentile interval of the mean, resampling seeds.
-    pub over_seeds: (f64, f64),
-    /// 95% percentile interval of the mean, resampling seeds and then test examples; absent
-    /// where the metric is not a per-example proportion (ARC pass@2 is per task).
-    pub over_seeds_and_examples: Option<(f64, f64)>,
+    pub seed_level: SeedLevel,
+    /// The two-level bootstrap over seeds and the shared test examples, widened to contain
+    /// the seed-level t interval; absent where the metric is not a per-example proportion
+    /// (ARC pass@2 is per task).
+    pub seeds_and_examples: Option<(f64, f64)>,
+    pub reading: Reading,
 }
 
-const RESAMPLES: usize = 10_000;
-/// Fixed, so a report is reproducible to the digit.
-const BOOTSTRAP_SEED: u64 = 0x5eed;
-
 impl PairedDifference {
-    /// The interval a verdict rests on: both sources of variation when both are known.
-    pub fn interval(&self) -> (f64, f64) {
-        self.over_seeds_and_examples.unwrap_or(self.over_seeds)
+    pub fn mean(&self) -> f64 {
+        self.seed_level.mean
     }
 
-    /// One sentence a reviewer can quote.
+    /// The interval a verdict rests on: both sources of variation where both are known,
+    /// else the seed-level t interval; none for one pair without per-example bits.
+    pub fn interval(&self) -> Option<(f64, f64)> {
+        self.seeds_and_examples.or(self.seed_level.t_interval)
+    }
+
+    /// How `interval` was computed, in words.
+    pub fn method(&self) -> String {
+        let n = self.seed_level.n;
+        match (self.seeds_and_examples.is_some(), n) {
+            (true, 1) => "bootstrap over the test examples (one seed)".into(),
+            (true, _) => "two-level bootstrap: seeds, and one draw of test examples shared by every seed and both models; widened to contain the seed-level t interval".into(),
+            (false, 1) => "none (one seed, no per-example results)".into(),
+            (false, _) => format!("Student t over the seeds ({} degrees of freedom)", n - 1),
+        }
+    }
+
+    /// One sentence a reviewer can quote: the difference, its interval and p-value, the
+    /// reading, and the smallest difference these seeds would have detected.
     pub fn verdict(&self) -> String {
-        let (lo, hi) = self.interval();
+        let s = &self.seed_level;
         let pts = |v: f64| format!("{:+.1}", 100.0 * v);
-        let sources = if self.over_seeds_and_examples.is_some() {
-            "its seeds and test examples"
+        let interval = self
+            .interval()
+            .map_or("no interval".to_string(), |(lo, hi)| {
+                format!(
+                    "95% interval [{}, {}] ({})",
+                    pts(lo),
+                    pts(hi),
+                    self.method()
+                )
+            });
+        let role = if self.headline {
+            "headline"
         } else {
-            "its seeds"
+            "secondary"
         };
-        let n = self.seeds.len();
-        let pairs = if n == 1 {
-            "1 paired seed".to_string()
-        } else {
-            format!("{n} paired seeds")
+        let reading = match self.reading {
+            Reading::AAhead => format!("{} is ahead", self.a),
+            Reading::BAhead => format!("{} is ahead", self.b),
+            Reading::NotApart => "these seeds do not tell the models apart".to_string(),
+            Reading::TooFewSeeds => format!(
+                "{} of {} seeds favour {}, {} favour {}: no verdict, which needs at least {} paired seeds (the exact sign-flip test cannot reach p < {} with fewer)",
+                s.favour_a, s.n, self.a, s.favour_b, self.b, MIN_SEEDS_FOR_VERDICT, ALPHA
+            ),
         };
-        let reading = if lo > 0.0 {
-            format!("{} is ahead", self.a)
-        } else if hi < 0.0 {
-            format!("{} is ahead", self.b)
-        } else {
-            "the interval contains zero: this comparison does not tell the models apart".into()
-        };
-        let caveat = if n < 3 {
-            "; fewer than 3 seeds, so training randomness is barely measured"
-        } else {
-            ""
-        };
+        let detectable = s.detectable.map_or(String::new(), |d| {
+            format!(
+                "; a true difference under {:.1} points would likely go unseen with these seeds ({:.0}% power)",
+                100.0 * d,
+                100.0 * POWER
+            )
+        });
         format!(
-            "{} − {} on {}: {} points, 95% bootstrap interval [{}, {}] over {pairs} ({sources}): {reading}{caveat}.",
+            "{} − {} on {} ({role}): {} points over {} paired seed{}, {interval}, sign-flip p = {:.3}: {reading}{detectable}.",
             self.a,
             self.b,
             self.metric,
-            pts(self.mean),
-            pts(lo),
-            pts(hi)
+            pts(s.mean),
+            s.n,
+            if s.n == 1 { "" } else { "s" },
+            s.sign_flip_p,
         )
     }
 }
 
-pub const CSV_HEADER: &str = "metric,a,b,seeds,differences,mean,seeds_low,seeds_high,seeds_and_examples_low,seeds_and_examples_high";
+pub const CSV_HEADER: &str = "metric,headline,a,b,seeds,differences,mean,sd,t_low,t_high,sign_flip_p,interval_low,interval_high,interval_method,detectable,favour_a,favour_b,reading";
 
 pub fn csv_rows(diffs: &[PairedDifference]) -> Vec<Vec<String>> {
     let join = |v: Vec<String>| v.join(" ");
+    let opt6 = crate::table::opt6;
     diffs
         .iter()
         .map(|d| {
-            let both = d.over_seeds_and_examples;
+            let s = &d.seed_level;
+            let (t, i) = (s.t_interval, d.interval());
             vec![
                 d.metric.clone(),
+                d.headline.to_string(),
                 d.a.clone(),
                 d.b.clone(),
                 join(d.seeds.iter().map(u64::to_string).collect()),
                 join(d.differences.iter().map(|v| format!("{v:.6}")).collect()),
-                format!("{:.6}", d.mean),
-                format!("{:.6}", d.over_seeds.0),
-                format!("{:.6}", d.over_seeds.1),
-                crate::table::opt6(both.map(|b| b.0)),
-                crate::table::opt6(both.map(|b| b.1)),
+                format!("{:.6}", s.mean),
+                opt6(s.sd),
+                opt6(t.map(|t| t.0)),
+                opt6(t.map(|t| t.1)),
+                format!("{:.6}", s.sign_flip_p),
+                opt6(i.map(|i| i.0)),
+                opt6(i.map(|i| i.1)),
+                d.method(),
+                opt6(s.detectable),
+                s.favour_a.to_string(),
+                s.favour_b.to_string(),
+                serde_json::to_value(d.reading)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
             ]
         })
         .collect()
@@ -162,6 +200,30 @@ pub fn csv_rows(diffs: &[PairedDifference]) -> Vec<Vec<String>> {
 /// A metric as the record's value and, where there is one, its per-example bits.
 type Metric = fn(&ResultRecord) -> Option<(f64, Option<&ExampleBits>)>;
 
+/// The headline metric of a task, named before any run: valid shortest path for mazes
+/// (any shortest path is right), pass@2 for ARC (the papers' metric), exact accuracy else.
+pub fn headline_metric(task: &str) -> &'static str {
+    if task == "maze-hard" {
+        "valid shortest path"
+    } else if task.starts_with("arc-") {
+        "pass@2 (strict)"
+    } else {
+        "exact accuracy"
+    }
+}
+
+/// The headline metric's value in one evaluation.
+pub fn headline_value(task: &str, e: &crate::eval::Evaluation) -> Option<f64> {
+    if task == "maze-hard" {
+        e.maze_valid_path.map(|p| p.value)
+    } else if task.starts_with("arc-") {
+        Some(e.arc.as_ref()?.strict.get(&2)?.value)
+    } else {
+        Some(e.exact.value)
+    }
+}
+
+/// Every metric of a task, the headline first.
 fn metrics(task: &str) -> Vec<(&'static str, Metric)> {
     let mut out: Vec<(&'static str, Metric)> = vec![
         ("exact accuracy", |r| {
@@ -185,7 +247,25 @@ fn metrics(task: &str) -> Vec<(&'static str, Metric)> {
             Some((r.metrics.arc.as_ref()?.strict[&2].value, None))
         }));
     }
+    let headline = headline_metric(task);
+    out.sort_by_key(|(name, _)| *name != headline);
     out
+}
+
+/// Pairs of records by seed on the same dataset: the first model's runs against `b_runs`.
+pub fn pairs_by_seed<'r>(
+    a_runs: &[&'r ResultRecord],
+    b_runs: &[&'r ResultRecord],
+) -> Vec<(&'r ResultRecord, &'r ResultRecord)> {
+    a_runs
+        .iter()
+        .filter_map(|ra| {
+            let rb = b_runs
+                .iter()
+                .find(|rb| rb.seed == ra.seed && rb.dataset_hash == ra.dataset_hash)?;
+            Some((*ra, *rb))
+        })
+        .collect()
 }
 
 /// The first model against each other model, for every metric of the task; pairs are the
@@ -197,140 +277,66 @@ pub fn paired_differences(records: &[ResultRecord]) -> Vec<PairedDifference> {
     };
     let mut out = Vec::new();
     for (b, b_runs) in others {
-        let pairs: Vec<(&ResultRecord, &ResultRecord)> = a_runs
-            .iter()
-            .filter_map(|ra| {
-                let rb = b_runs
-                    .iter()
-                    .find(|rb| rb.seed == ra.seed && rb.dataset_hash == ra.dataset_hash)?;
-                Some((*ra, *rb))
-            })
-            .collect();
-        if pairs.is_empty() {
-            continue;
-        }
-        for (name, metric) in metrics(&pairs[0].0.task) {
-            if let Some(d) = difference(name, a, b, &pairs, metric) {
-                out.push(d);
-            }
-        }
+        out.extend(compare_runs((a, b), &pairs_by_seed(a_runs, b_runs)));
     }
     out
 }
 
+/// Every metric of the task for these pairs of runs (`names` = (A's, B's)).
+pub fn compare_runs(
+    names: (&str, &str),
+    pairs: &[(&ResultRecord, &ResultRecord)],
+) -> Vec<PairedDifference> {
+    let Some((first, _)) = pairs.first() else {
+        return Vec::new();
+    };
+    let headline = headline_metric(&first.task);
+    metrics(&first.task)
+        .into_iter()
+        .filter_map(|(name, metric)| difference(name, name == headline, names, pairs, metric))
+        .collect()
+}
+
 fn difference(
     name: &str,
-    a: &str,
-    b: &str,
+    headline: bool,
+    (a, b): (&str, &str),
     pairs: &[(&ResultRecord, &ResultRecord)],
     metric: Metric,
 ) -> Option<PairedDifference> {
     let mut differences = Vec::with_capacity(pairs.len());
-    let mut discordant = Vec::with_capacity(pairs.len());
+    let mut bits = Vec::with_capacity(pairs.len());
     for (ra, rb) in pairs {
         let ((va, bits_a), (vb, bits_b)) = (metric(ra)?, metric(rb)?);
         differences.push(va - vb);
-        discordant.push(match (bits_a, bits_b) {
-            (Some(x), Some(y)) if x.0.len() == y.0.len() && !x.0.is_empty() => {
-                Some(Discordant::of(x, y))
-            }
+        bits.push(match (bits_a, bits_b) {
+            (Some(x), Some(y)) => Some(PairBits { a: &x.0, b: &y.0 }),
             _ => None,
         });
     }
-    let mean = differences.iter().sum::<f64>() / differences.len() as f64;
-    let mut rng = ChaCha8Rng::seed_from_u64(BOOTSTRAP_SEED);
-    let over_seeds = percentile_interval(
-        (0..RESAMPLES)
-            .map(|_| resample_mean(&mut rng, differences.len(), |i, _| differences[i]))
-            .collect(),
-    );
-    let over_seeds_and_examples = discordant
-        .iter()
-        .copied()
+    let seed_level = SeedLevel::of(&differences);
+    let seeds_and_examples = bits
+        .into_iter()
         .collect::<Option<Vec<_>>>()
-        .map(|d| {
-            percentile_interval(
-                (0..RESAMPLES)
-                    .map(|_| resample_mean(&mut rng, d.len(), |i, rng| d[i].resample(rng)))
-                    .collect(),
-            )
+        .and_then(|bits| two_level_bootstrap(&bits))
+        .map(|boot| match seed_level.t_interval {
+            Some(t) => hull(boot, t),
+            None => boot,
         });
+    let interval = seeds_and_examples
+        .or(seed_level.t_interval)
+        .unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
     Some(PairedDifference {
         metric: name.into(),
+        headline,
         a: a.into(),
         b: b.into(),
         seeds: pairs.iter().map(|(ra, _)| ra.seed).collect(),
+        reading: Reading::of(&seed_level, interval),
         differences,
-        mean,
-        over_seeds,
-        over_seeds_and_examples,
+        seed_level,
+        seeds_and_examples,
     })
-}
-
-/// Mean of `n` draws with replacement of `value(index)`.
-fn resample_mean(
-    rng: &mut ChaCha8Rng,
-    n: usize,
-    mut value: impl FnMut(usize, &mut ChaCha8Rng) -> f64,
-) -> f64 {
-    (0..n)
-        .map(|_| {
-            let i = rng.random_range(0..n);
-            value(i, rng)
-        })
-        .sum::<f64>()
-        / n as f64
-}
-
-fn percentile_interval(mut samples: Vec<f64>) -> (f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    (at(0.025), at(0.975))
-}
-
-/// A pair's test examples by outcome: only the examples one model gets right and the other
-/// wrong move the difference, so resampling the examples is drawing these two counts from a
-/// multinomial, in time independent of the split's size.
-#[derive(Debug, Clone, Copy)]
-struct Discordant {
-    examples: u64,
-    only_a: u64,
-    only_b: u64,
-}
-
-impl Discordant {
-    fn of(a: &ExampleBits, b: &ExampleBits) -> Self {
-        let only = |x: &ExampleBits, y: &ExampleBits| {
-            x.0.iter().zip(&y.0).filter(|(&p, &q)| p && !q).count() as u64
-        };
-        Discordant {
-            examples: a.0.len() as u64,
-            only_a: only(a, b),
-            only_b: only(b, a),
-        }
-    }
-
-    fn resample(&self, rng: &mut ChaCha8Rng) -> f64 {
-        let n = self.examples;
-        let p_a = self.only_a as f64 / n as f64;
-        let only_a = draw_binomial(rng, n, p_a);
-        let rest = n - only_a;
-        let p_b = if p_a < 1.0 {
-            (self.only_b as f64 / n as f64) / (1.0 - p_a)
-        } else {
-            0.0
-        };
-        let only_b = draw_binomial(rng, rest, p_b.min(1.0));
-        (only_a as f64 - only_b as f64) / n as f64
-    }
-}
-
-fn draw_binomial(rng: &mut ChaCha8Rng, n: u64, p: f64) -> u64 {
-    match Binomial::new(n, p) {
-        Ok(d) => d.sample(rng),
-        // p is a ratio of counts, within [0, 1] by construction.
-        Err(_) => 0,
-    }
 }
 
 #[cfg(test)]
@@ -338,9 +344,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn verdicts_follow_the_interval() {
+    fn verdicts_need_the_seeds_and_follow_the_interval() {
         let records = crate::test_support::reference_records();
-        let exact = |d: &[PairedDifference]| d[0].clone();
+        let headline = |d: &[PairedDifference]| d.iter().find(|d| d.headline).unwrap().clone();
         // HRM replaced by copies of TRM: no difference, and no verdict.
         let twins: Vec<ResultRecord> = records
             .iter()
@@ -351,48 +357,48 @@ mod tests {
                 [r.clone(), copy]
             })
             .collect();
-        let d = exact(&paired_differences(&twins));
-        assert_eq!((d.mean, d.interval()), (0.0, (0.0, 0.0)));
-        assert!(
-            d.verdict().contains("does not tell the models apart"),
-            "{}",
-            d.verdict()
-        );
-        // TRM right on every test example of every seed: ahead by a margin no resampling closes.
+        let d = headline(&paired_differences(&twins));
+        assert_eq!(d.metric, "valid shortest path");
+        assert_eq!((d.mean(), d.interval()), (0.0, Some((0.0, 0.0))));
+        // TRM right on every test example of every seed: the three seeds agree, but three
+        // pairs cannot give p < 0.05, so the sentence counts them instead of naming a winner.
         let mut ahead = records.clone();
         for r in ahead.iter_mut().filter(|r| r.model == "trm-att") {
             let n = r.metrics.examples as u64;
-            r.metrics.exact = datasets::score::wilson(n, n);
-            r.metrics.per_example.exact = ExampleBits(vec![true; n as usize]);
+            r.metrics.maze_valid_path = Some(datasets::score::wilson(n, n));
+            r.metrics.per_example.maze_valid_path = Some(ExampleBits(vec![true; n as usize]));
         }
-        let d = exact(&paired_differences(&ahead));
+        let d = headline(&paired_differences(&ahead));
         assert_eq!(d.seeds, [0, 1, 2]);
-        assert!(d.interval().0 > 0.0 && d.over_seeds.0 > 0.0, "{d:?}");
+        assert_eq!(d.reading, Reading::TooFewSeeds);
         assert!(
-            d.verdict().contains(": trm-att is ahead."),
+            d.verdict().contains("3 of 3 seeds favour trm-att, 0 favour hrm: no verdict, which needs at least 6 paired seeds"),
             "{}",
             d.verdict()
         );
-        // The seeds-only interval spans the per-seed differences; examples widen it.
-        let d = exact(&paired_differences(&records));
-        let (min, max) = d
-            .differences
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-        assert!(d.over_seeds.0 >= min && d.over_seeds.1 <= max, "{d:?}");
-        let both = d.over_seeds_and_examples.unwrap();
+        // Six pairs that agree: now a winner, with its p-value.
+        let mut six = ahead.clone();
+        for r in ahead.iter() {
+            let mut copy = r.clone();
+            copy.seed += 3;
+            six.push(copy);
+        }
+        let d = headline(&paired_differences(&six));
+        assert_eq!(d.reading, Reading::AAhead, "{}", d.verdict());
         assert!(
-            both.0 <= d.over_seeds.0 + 0.01 && both.1 >= d.over_seeds.1 - 0.01,
-            "{d:?}"
+            d.verdict()
+                .contains("sign-flip p = 0.031: trm-att is ahead"),
+            "{}",
+            d.verdict()
         );
-        // Seeds without a partner are not paired; one pair says so.
-        let d = exact(&paired_differences(&records[..3]));
+        // The interval with the examples is never narrower than the seeds' t interval.
+        let d = headline(&paired_differences(&records));
+        let (t, both) = (d.seed_level.t_interval.unwrap(), d.interval().unwrap());
+        assert!(both.0 <= t.0 && both.1 >= t.1, "{d:?}");
+        // Seeds without a partner are not paired.
+        let d = headline(&paired_differences(&records[..3]));
         assert_eq!(d.seeds, [0]);
-        assert!(
-            d.verdict().contains("fewer than 3 seeds"),
-            "{}",
-            d.verdict()
-        );
+        assert!(d.verdict().contains("1 paired seed,"), "{}", d.verdict());
     }
 
     #[test]
@@ -410,22 +416,106 @@ mod tests {
             assert!(serde_json::from_str::<ExampleBits>(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// The verdicts' error rates, measured by simulation: two models whose per-seed accuracy
+/// varies with the training seed, scored on one shared test set drawn once per trial.
+#[cfg(test)]
+mod simulation {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::StandardNormal;
+
+    const EXAMPLES: usize = 120;
+    const TRIALS: usize = 300;
+
+    /// Records of one trial: `seeds` paired seeds, model A's expected accuracy `delta` above
+    /// B's, seed-to-seed spread 6 points, one test set shared by every run.
+    fn trial(
+        template: &ResultRecord,
+        seeds: u64,
+        delta: f64,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<ResultRecord> {
+        let difficulty: Vec<f64> = (0..EXAMPLES).map(|_| rng.random()).collect();
+        let mut out = Vec::new();
+        for seed in 0..seeds {
+            for (model, shift) in [("trm-att", delta), ("hrm", 0.0)] {
+                let z: f64 = rng.sample(StandardNormal);
+                let p = (0.5 + shift + 0.06 * z).clamp(0.01, 0.99);
+                // Mostly the shared difficulty decides, partly chance: P(right) = p either way.
+                let bits: Vec<bool> = difficulty
+                    .iter()
+                    .map(|&u| {
+                        if rng.random::<f64>() < 0.8 {
+                            u < p
+                        } else {
+                            rng.random::<f64>() < p
+                        }
+                    })
+                    .collect();
+                let right = bits.iter().filter(|&&b| b).count() as u64;
+                let mut r = template.clone();
+                r.task = "sudoku-small".into();
+                r.model = model.into();
+                r.seed = seed;
+                r.metrics.examples = EXAMPLES;
+                r.metrics.exact = datasets::score::wilson(right, EXAMPLES as u64);
+                r.metrics.exact_at_halt = r.metrics.exact;
+                // The secondary metric gets no bits: only the headline is simulated.
+                r.metrics.per_example.exact = ExampleBits(bits);
+                r.metrics.per_example.exact_at_halt = ExampleBits::default();
+                r.metrics.per_example.maze_valid_path = None;
+                r.metrics.maze_valid_path = None;
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// (share of trials naming a winner, share whose interval covers `delta`).
+    fn rates(seeds: u64, delta: f64) -> (f64, f64) {
+        let template = crate::test_support::reference_records().remove(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(seeds * 1000 + (delta * 100.0) as u64);
+        let (mut named, mut covered) = (0, 0);
+        for _ in 0..TRIALS {
+            let records = trial(&template, seeds, delta, &mut rng);
+            let d = paired_differences(&records).remove(0);
+            assert_eq!(d.metric, "exact accuracy");
+            named += d.verdict().contains(" is ahead") as usize;
+            let (lo, hi) = d.interval().unwrap();
+            covered += (lo <= delta && delta <= hi) as usize;
+        }
+        (named as f64 / TRIALS as f64, covered as f64 / TRIALS as f64)
+    }
+
+    /// Two Monte Carlo standard errors of a 5% rate over `TRIALS` trials.
+    fn slack() -> f64 {
+        2.0 * (0.05f64 * 0.95 / TRIALS as f64).sqrt()
+    }
 
     #[test]
-    fn resampled_examples_keep_the_observed_difference_on_average() {
-        let a = ExampleBits((0..1000).map(|i| i % 2 == 0).collect());
-        let b = ExampleBits((0..1000).map(|i| i % 4 == 0).collect());
-        let d = Discordant::of(&a, &b);
-        assert_eq!((d.only_a, d.only_b), (250, 0));
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let draws: Vec<f64> = (0..4000).map(|_| d.resample(&mut rng)).collect();
-        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
-        assert!((mean - 0.25).abs() < 0.005, "{mean}");
-        // Binomial(1000, 0.25) / 1000 has sd 0.0137: the interval is about +-0.027 wide.
-        let (lo, hi) = percentile_interval(draws);
-        assert!(
-            lo > 0.21 && lo < 0.235 && hi > 0.265 && hi < 0.29,
-            "{lo} {hi}"
-        );
+    fn equal_models_get_a_verdict_at_most_five_percent_of_the_time() {
+        for seeds in [3, 5, 10] {
+            let (named, _) = rates(seeds, 0.0);
+            assert!(
+                named <= 0.05 + slack(),
+                "{seeds} seeds: a winner named in {:.1}% of trials of equal models",
+                100.0 * named
+            );
+        }
+    }
+
+    #[test]
+    fn the_interval_covers_a_known_difference_at_least_95_percent_of_the_time() {
+        for seeds in [3, 5, 10] {
+            let (_, covered) = rates(seeds, 0.05);
+            assert!(
+                covered >= 0.95 - slack(),
+                "{seeds} seeds: the interval covered the true 5-point difference in {:.1}% of trials",
+                100.0 * covered
+            );
+        }
     }
 }

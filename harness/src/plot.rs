@@ -38,13 +38,14 @@ fn label(model: &str, seeds: usize) -> String {
 pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let r0 = &records[0];
+    let each = |f: fn(&ResultRecord) -> String| crate::report::one_or_each(records, f);
     let subtitle = format!(
         "{} | preset {} | budget: equal {} | data {}\n{}",
-        r0.task,
-        r0.preset,
-        r0.budget_match,
-        crate::results::short_hash(&r0.dataset_hash, 12),
-        r0.preset_label
+        each(|r| r.task.clone()),
+        each(|r| r.preset.clone()),
+        each(|r| r.budget_match.clone()),
+        each(|r| crate::results::short_hash(&r.dataset_hash, 12)),
+        each(|r| r.preset_label.clone())
     );
     let groups = by_model(records);
     let y_label = if groups.iter().any(|(_, rs)| rs.len() > 1) {

@@ -1,10 +1,13 @@
-//! ARC votes pooled over every checkpoint of a run, as the official evaluator pools the
-//! votes of successive evaluations (`aggregated_voting`). One definition, one code path for
-//! `train`, `compare` and `eval`: every checkpoint is scored on the whole test split (a
-//! checkpoint whose saved predictions cover less is evaluated again), and all their votes
-//! are counted together.
+//! ARC votes pooled over the eval-interval checkpoints of a run, as the official evaluator
+//! pools the votes of successive evaluations (`aggregated_voting`). One definition, one code
+//! path for `train`, `compare` and `eval`: the checkpoints the schedule saves (every
+//! `eval_interval` steps and the last), never those saved because a run was interrupted
+//! (Ctrl-C, SIGTERM, `--stop-after`), so an interrupted run pools the same votes as an
+//! uninterrupted one. Each is scored on the whole test split (a checkpoint whose saved
+//! predictions cover less is evaluated again), all their votes are counted together, and the
+//! pool is written to the run directory as `arc_pooled.json`.
 
-use crate::eval::{arc_solutions, evaluate_checkpoint};
+use crate::eval::{arc_solutions, evaluate_checkpoint, EvalSplit};
 use crate::run_dir::{ArcPredictionsFile, RunDir};
 use crate::train::ResolvedRun;
 use anyhow::{bail, Result};
@@ -13,10 +16,13 @@ use datasets::format::LoadedDataset;
 use datasets::score::{score_arc, ArcScores};
 use serde::{Deserialize, Serialize};
 
+/// The pool of a run, in its directory.
+pub const POOLED_FILE: &str = "arc_pooled.json";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PooledArc {
     pub scores: ArcScores,
-    /// The checkpoints whose votes were pooled, by step.
+    /// The eval-interval checkpoints whose votes were pooled, by step.
     pub checkpoints: Vec<u64>,
     /// Predictions counted: checkpoints x test examples.
     pub predictions: usize,
@@ -31,7 +37,13 @@ pub fn arc_pooled(
     let examples = data.data.test.num_examples();
     let mut pooled = Vec::new();
     let mut checkpoints = Vec::new();
-    for (step, path) in dir.checkpoints()? {
+    let interval = run.config.train.eval_interval.max(1);
+    let scheduled = |step: u64| step.is_multiple_of(interval) || step == run.total_steps;
+    for (step, path) in dir
+        .checkpoints()?
+        .into_iter()
+        .filter(|(s, _)| scheduled(*s))
+    {
         let file = match dir.arc_predictions(step)? {
             Some(file) if file.examples == examples => file,
             _ => {
@@ -48,11 +60,16 @@ pub fn arc_pooled(
         checkpoints.push(step);
     }
     if checkpoints.is_empty() {
-        bail!("{} holds no checkpoint to pool", dir.path().display());
+        bail!(
+            "{} holds no eval-interval checkpoint to pool",
+            dir.path().display()
+        );
     }
-    Ok(PooledArc {
-        scores: score_arc(&pooled, &arc_solutions(data)?, &[1, 2]),
+    let result = PooledArc {
+        scores: score_arc(&pooled, &arc_solutions(data, EvalSplit::Test)?, &[1, 2]),
         checkpoints,
         predictions: pooled.len(),
-    })
+    };
+    datasets::format::write_json(&dir.path().join(POOLED_FILE), &result)?;
+    Ok(result)
 }

@@ -158,6 +158,123 @@ fn answer_rule(records: &[ResultRecord]) -> &'static str {
     }
 }
 
+/// `value` when every record gives the same one, said so; else each distinct value with the
+/// runs that gave it. Computed over all the records, never read off the first.
+pub fn across_runs(records: &[ResultRecord], value: impl Fn(&ResultRecord) -> String) -> String {
+    let distinct = distinct_values(records, value);
+    match distinct.as_slice() {
+        [(v, _)] if records.len() > 1 => format!("{v} (the same for every run)"),
+        _ => listed(&distinct),
+    }
+}
+
+/// `value` when every record gives the same one; else each distinct value with the runs that
+/// gave it (`v (model seed s, ...)`).
+pub fn one_or_each(records: &[ResultRecord], value: impl Fn(&ResultRecord) -> String) -> String {
+    listed(&distinct_values(records, value))
+}
+
+/// Each distinct value, in first-seen order, with the runs (`model seed s`) that gave it.
+fn distinct_values(
+    records: &[ResultRecord],
+    value: impl Fn(&ResultRecord) -> String,
+) -> Vec<(String, Vec<String>)> {
+    let mut distinct: Vec<(String, Vec<String>)> = Vec::new();
+    for r in records {
+        let (v, run) = (value(r), format!("{} seed {}", r.model, r.seed));
+        match distinct.iter_mut().find(|(d, _)| *d == v) {
+            Some((_, runs)) => runs.push(run),
+            None => distinct.push((v, vec![run])),
+        }
+    }
+    distinct
+}
+
+fn listed(distinct: &[(String, Vec<String>)]) -> String {
+    match distinct {
+        [(v, _)] => v.clone(),
+        _ => distinct
+            .iter()
+            .map(|(v, runs)| format!("{v} ({})", runs.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+/// Each model's training budget: steps and FLOPs, over its runs.
+fn budgets(records: &[ResultRecord]) -> String {
+    by_model(records)
+        .iter()
+        .map(|(model, runs)| {
+            let steps: std::collections::BTreeSet<u64> =
+                runs.iter().map(|r| r.train_steps).collect();
+            let flops = runs.iter().map(|r| r.train_flops).sum::<f64>() / runs.len() as f64;
+            let steps: Vec<String> = steps.iter().map(u64::to_string).collect();
+            format!(
+                "{model}: {} optimizer steps, {} training FLOPs",
+                steps.join(" / "),
+                plots::chart::human(flops)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What was run, on what, with what: every row computed over all the records.
+fn facts_table(records: &[ResultRecord]) -> String {
+    let headline = crate::paired::headline_metric(&records[0].task);
+    let provenance = |r: &ResultRecord| {
+        let lines: Vec<String> = r.provenance.iter().map(|p| p.line()).collect();
+        if lines.is_empty() {
+            "not recorded".to_string()
+        } else {
+            lines.join(" then ")
+        }
+    };
+    let rows = [
+        ("task", across_runs(records, |r| r.task.clone())),
+        (
+            "dataset",
+            across_runs(records, |r| {
+                format!("{} (manifest hash {})", r.dataset_dir, r.dataset_hash)
+            }),
+        ),
+        (
+            "budget",
+            format!(
+                "matched by {}: {}",
+                across_runs(records, |r| r.budget_match.clone()),
+                budgets(records)
+            ),
+        ),
+        (
+            "evaluation",
+            format!("{}; headline metric, named before the runs: {headline}; exact match of the whole output; 95% Wilson intervals per run", answer_rule(records)),
+        ),
+        (
+            "choices",
+            across_runs(records, |r| {
+                format!(
+                    "evaluations during training on the {} split, the {} checkpoint scored on test",
+                    r.selection.during_training, r.selection.scored_checkpoint
+                )
+            }),
+        ),
+        ("device", across_runs(records, |r| r.device.clone())),
+        ("arithmetic", format!("{}. The same seed on another processor, instruction set or thread count rounds differently and gives other per-seed numbers; the seed-level statistics are what carry over.", across_runs(records, provenance))),
+        (
+            "code",
+            across_runs(records, |r| format!("harness {} at commit {}", r.harness_version, r.git_commit)),
+        ),
+    ];
+    let mut s = String::from("<table class=meta>");
+    for (name, value) in rows {
+        s.push_str(&format!("<tr><td>{name}</td><td>{}</td></tr>", esc(&value)));
+    }
+    s.push_str("</table>\n");
+    s
+}
+
 pub fn write_report(
     path: &Path,
     records: &[ResultRecord],
@@ -210,27 +327,11 @@ pub fn write_report(
     if scaled_down {
         html.push_str(&setting_banner(records));
     }
-    let commits: std::collections::BTreeSet<&str> =
-        records.iter().map(|r| r.git_commit.as_str()).collect();
-    html.push_str(&format!(
-        "<table class=meta><tr><td>task</td><td>{}</td></tr><tr><td>dataset</td><td>{} (manifest hash <code>{}</code>, the same for every run)</td></tr>\
-         <tr><td>budget</td><td>equal {} ({} optimizer steps for {})</td></tr><tr><td>evaluation</td><td>{}; exact match of the whole output; 95% Wilson intervals</td></tr>\
-         <tr><td>device</td><td>{}</td></tr><tr><td>code</td><td>harness {} at commit <code>{}</code></td></tr></table>\n",
-        esc(&r0.task),
-        esc(&r0.dataset_dir),
-        esc(&r0.dataset_hash),
-        esc(&r0.budget_match),
-        r0.train_steps,
-        esc(&r0.model),
-        answer_rule(records),
-        esc(&r0.device),
-        esc(&r0.harness_version),
-        esc(&commits.into_iter().collect::<Vec<_>>().join(", "))
-    ));
+    html.push_str(&facts_table(records));
     html.push_str("<h2>Results</h2>\n");
     html.push_str(&table_html(records));
     if groups.iter().all(|(_, runs)| runs.len() < 2) {
-        html.push_str("<p class=bad>One training seed per model: the 95% intervals reflect the size of the test set only, not training randomness, which can move these numbers by more than the gap between the models. Run with <code>--seeds 3</code> or more before drawing a conclusion.</p>\n");
+        html.push_str(&format!("<p class=bad>One training seed per model: the 95% intervals reflect the size of the test set only, not training randomness, which can move these numbers by more than the gap between the models. A verdict needs at least {} paired seeds (<code>--seeds {}</code>).</p>\n", crate::stats::MIN_SEEDS_FOR_VERDICT, crate::stats::MIN_SEEDS_FOR_VERDICT));
     } else {
         html.push_str("<p>The rows marked <i>mean of N seeds</i> give the mean exact accuracy across training seeds and its standard deviation; the per-row intervals reflect the test-set size only.</p>\n");
     }
@@ -297,20 +398,30 @@ fn paired_html(paired: &[PairedDifference]) -> String {
         return String::new();
     }
     let pts = |v: f64| format!("{:+.1}", 100.0 * v);
-    let mut s = String::from(
-        "<h3>Paired differences</h3>\n<p>Runs with the same seed index on the same data form a pair. Intervals are 95% bootstrap percentile intervals of the mean difference (10,000 resamples): over seeds, and over seeds and then each seed's test examples (the same examples for both models).</p>\n<table><tr><th>metric</th><th>difference</th><th>per seed</th><th>mean</th><th>over seeds</th><th>over seeds and examples</th></tr>\n",
+    let interval = |i: Option<(f64, f64)>| {
+        i.map_or("—".to_string(), |(lo, hi)| {
+            format!("[{}, {}]", pts(lo), pts(hi))
+        })
+    };
+    let mut s = format!(
+        "<h3>Paired differences</h3>\n<p>Runs with the same seed index on the same data form a pair; the headline metric was named before the runs, the others are secondary. Seed level: a Student t interval over the pairs and the exact sign-flip permutation p-value; a winner is named only when the interval excludes zero and p &lt; {alpha}, which needs at least {min} pairs. With the examples: a two-level bootstrap (seeds, and one draw of test examples shared by every seed and both models), widened to contain the t interval. Detectable: the true difference these seeds would find with {power:.0}% power.</p>\n<table><tr><th>metric</th><th>difference</th><th>per seed</th><th>mean</th><th>t interval (seeds)</th><th>seeds and examples</th><th>sign-flip p</th><th>detectable</th></tr>\n",
+        alpha = crate::stats::ALPHA,
+        min = crate::stats::MIN_SEEDS_FOR_VERDICT,
+        power = 100.0 * crate::stats::POWER
     );
     for d in paired {
-        let interval = |(lo, hi): (f64, f64)| format!("[{}, {}]", pts(lo), pts(hi));
+        let role = if d.headline { " (headline)" } else { "" };
         s.push_str(&format!(
-            "<tr><td>{}</td><td>{} − {}</td><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}{role}</td><td>{} − {}</td><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td></tr>\n",
             esc(&d.metric),
             esc(&d.a),
             esc(&d.b),
             d.differences.iter().map(|&v| pts(v)).collect::<Vec<_>>().join(", "),
-            pts(d.mean),
-            interval(d.over_seeds),
-            d.over_seeds_and_examples.map(interval).unwrap_or_else(|| "—".into())
+            pts(d.mean()),
+            interval(d.seed_level.t_interval),
+            interval(d.seeds_and_examples),
+            d.seed_level.sign_flip_p,
+            d.seed_level.detectable.map_or("—".to_string(), |v| format!("{:.1}", 100.0 * v)),
         ));
     }
     s.push_str("</table>\n<ul>\n");

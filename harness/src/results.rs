@@ -3,6 +3,7 @@
 //! hash, the git commit, the device) and as a row of a CSV table. The schema is documented in
 //! `results/README.md`; `SCHEMA_VERSION` changes whenever a field changes meaning.
 
+use crate::device::Provenance;
 use crate::eval::Evaluation;
 use crate::pooled::PooledArc;
 use crate::setting::Setting;
@@ -19,7 +20,11 @@ use std::path::Path;
 /// 3: `metrics.test_time` (budgets of supervision steps, halting off and on) replaces
 /// `metrics.exact_by_step`; `metrics.per_example` holds which examples were right;
 /// `controls` (EMA, ACT in training, loop counts, augmentation) in the record and the CSV.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: `validation` (the last checkpoint on the validation split, which every choice reads),
+/// `selection` (which split the choices read), `provenance` (processor, kernel path,
+/// threads); the learning curve is on the validation split; pooled ARC counts the
+/// eval-interval checkpoints only.
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRecord {
@@ -43,6 +48,10 @@ pub struct ResultRecord {
     /// How the training budget was matched across models: `steps`, `flops` or `recipe`.
     pub budget_match: String,
     pub device: String,
+    /// Every processor setup that trained the run: its last bits, and over many steps its
+    /// per-seed numbers, depend on them.
+    #[serde(default)]
+    pub provenance: Vec<Provenance>,
     pub dataset_dir: String,
     pub dataset_hash: String,
     pub train_steps: u64,
@@ -61,12 +70,58 @@ pub struct ResultRecord {
     pub train_wall_seconds: f64,
     /// The final evaluation of the last checkpoint on the whole test split.
     pub metrics: Evaluation,
+    /// The last checkpoint on the whole validation split (trained budget only): what a
+    /// sweep's choices read. None where the data has no validation split.
+    #[serde(default)]
+    pub validation: Option<Evaluation>,
+    /// Which split each choice read.
+    #[serde(default = "Selection::before_validation")]
+    pub selection: Selection,
     /// ARC: votes of every checkpoint pooled, each scored on the whole test split.
     pub arc_pooled_over_checkpoints: Option<PooledArc>,
-    /// Evaluations during training: (step, exact accuracy on the examples evaluated then).
+    /// Evaluations on the validation split during training and at the end: (step, exact
+    /// accuracy on the examples evaluated then). Test before schema 4.
     pub learning_curve: Vec<(u64, datasets::score::Proportion)>,
     pub run_dir: String,
     pub config: ResolvedRun,
+}
+
+/// Which split each choice of a run read. The test split is scored once, at the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    /// The split of the evaluations during training (the learning curve a user watches and
+    /// tunes by): `validation`; `test` in records before the validation split; `none` where
+    /// the data has no validation split (then no evaluation ran during training).
+    pub during_training: String,
+    /// The checkpoint scored on test, fixed before training: `last`.
+    pub scored_checkpoint: String,
+}
+
+impl Selection {
+    fn of(data: &LoadedDataset) -> Selection {
+        Selection {
+            during_training: if data.val().is_some() {
+                "validation"
+            } else {
+                "none"
+            }
+            .into(),
+            scored_checkpoint: "last".into(),
+        }
+    }
+
+    /// Records before schema 4 evaluated the test split during training.
+    pub fn before_validation() -> Selection {
+        Selection {
+            during_training: "test".into(),
+            scored_checkpoint: "last".into(),
+        }
+    }
+
+    /// Whether any choice read the test split.
+    pub fn read_test(&self) -> bool {
+        self.during_training == "test" || self.scored_checkpoint != "last"
+    }
 }
 
 /// Settings that decide a comparison's fairness, in every row.
@@ -141,6 +196,7 @@ impl ResultRecord {
             seed: run.config.seed,
             budget_match: budget_match.to_string(),
             device: device.to_string(),
+            provenance: outcome.provenance.clone(),
             dataset_dir: run.dataset_dir.display().to_string(),
             dataset_hash: run.dataset_hash.clone(),
             train_steps: steps,
@@ -153,10 +209,13 @@ impl ResultRecord {
             inference_flops_per_puzzle: flops.eval_puzzle,
             train_wall_seconds: outcome.wall_seconds,
             metrics,
+            validation: outcome.final_validation.clone(),
+            selection: Selection::of(data),
             arc_pooled_over_checkpoints: outcome.arc_pooled.clone(),
             learning_curve: outcome
                 .evals
                 .iter()
+                .filter(|p| p.split == crate::eval::EvalSplit::Validation)
                 .map(|p| (p.step, p.evaluation.exact))
                 .collect(),
             run_dir: run_dir.display().to_string(),
@@ -171,13 +230,14 @@ pub fn short_hash(hash: &str, n: usize) -> String {
     hash.chars().take(n).collect()
 }
 
-pub const CSV_HEADER: &str = "created_unix,task,model,preset,preset_label,data_source,overrides,papers_setting,seed,budget_match,device,dataset_hash,train_steps,global_batch_size,ema_rate,act_in_training,supervision_steps,halting_at_inference,H_cycles,L_cycles,train_versions_per_group,trainable_parameters,buffer_parameters,train_flops,inference_flops_per_puzzle,test_examples,exact,exact_low,exact_high,token,token_low,token_high,mean_halting_step,exact_at_halt,maze_valid_path,maze_valid_path_low,maze_valid_path_high,arc_pass1,arc_pass2,arc_pass2_fractional,arc_pooled_pass2,arc_pooled_pass2_fractional,arc_pooled_checkpoints,train_wall_seconds,git_commit,run_dir";
+pub const CSV_HEADER: &str = "created_unix,task,model,preset,preset_label,data_source,overrides,papers_setting,seed,budget_match,device,dataset_hash,train_steps,global_batch_size,ema_rate,act_in_training,supervision_steps,halting_at_inference,H_cycles,L_cycles,train_versions_per_group,trainable_parameters,buffer_parameters,train_flops,inference_flops_per_puzzle,test_examples,exact,exact_low,exact_high,token,token_low,token_high,mean_halting_step,exact_at_halt,maze_valid_path,maze_valid_path_low,maze_valid_path_high,arc_pass1,arc_pass2,arc_pass2_fractional,arc_pooled_pass2,arc_pooled_pass2_fractional,arc_pooled_checkpoints,val_examples,val_exact,val_maze_valid_path,evaluated_during_training,processor,kernel_path,threads,train_wall_seconds,git_commit,run_dir";
 
 pub fn csv_row(r: &ResultRecord) -> Vec<String> {
     let m = &r.metrics;
     let valid = m.maze_valid_path;
     let arc_strict = |k: usize| opt6(m.arc.as_ref().map(|a| a.strict[&k].value));
     let pooled = r.arc_pooled_over_checkpoints.as_ref();
+    let val = r.validation.as_ref();
     vec![
         r.created_unix.to_string(),
         r.task.clone(),
@@ -222,10 +282,24 @@ pub fn csv_row(r: &ResultRecord) -> Vec<String> {
         opt6(pooled.map(|p| p.scores.strict[&2].value)),
         opt6(pooled.map(|p| p.scores.fractional[&2])),
         pooled.map_or(String::new(), |p| p.checkpoints.len().to_string()),
+        val.map_or(String::new(), |v| v.examples.to_string()),
+        opt6(val.map(|v| v.exact.value)),
+        opt6(val.and_then(|v| v.maze_valid_path).map(|p| p.value)),
+        r.selection.during_training.clone(),
+        join_provenance(r, |p| p.processor.clone()),
+        join_provenance(r, |p| p.kernel_path.clone()),
+        join_provenance(r, |p| p.threads.to_string()),
         format!("{:.1}", r.train_wall_seconds),
         r.git_commit.clone(),
         r.run_dir.clone(),
     ]
+}
+
+/// One field of every processor setup that trained the run, joined by ` + `.
+fn join_provenance(r: &ResultRecord, field: impl Fn(&Provenance) -> String) -> String {
+    let mut values: Vec<String> = r.provenance.iter().map(field).collect();
+    values.dedup();
+    values.join(" + ")
 }
 
 pub const TEST_TIME_HEADER: &str =

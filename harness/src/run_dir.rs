@@ -47,6 +47,9 @@ pub struct RunState {
     pub eval_bytes: u64,
     /// Every code version (`config.json`'s first, then any that resumed the run).
     pub code_versions: Vec<String>,
+    /// Every processor setup that trained the run (none recorded before schema 4).
+    #[serde(default)]
+    pub provenance: Vec<crate::device::Provenance>,
 }
 
 /// ARC predictions of one checkpoint, with the size of the split they cover (pooling uses

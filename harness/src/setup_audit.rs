@@ -4,6 +4,7 @@
 //! folder has), never the run directories.
 
 use crate::results::{by_model, ResultRecord};
+use crate::stats::MIN_SEEDS_FOR_VERDICT;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -73,8 +74,8 @@ pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
             .join("; ")
     };
     out.push(check(
-        "at least 3 training seeds per model",
-        seed_sets.iter().all(|s| s.len() >= 3),
+        SEEDS_RULE,
+        seed_sets.iter().all(|s| s.len() >= MIN_SEEDS_FOR_VERDICT),
         describe(&|s| format!("{} seeds", s.len())),
     ));
     out.push(check(
@@ -86,6 +87,7 @@ pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
         }),
     ));
 
+    out.push(test_split_untouched(records));
     let last = records.iter().all(|r| {
         r.learning_curve
             .last()
@@ -102,20 +104,7 @@ pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
     ));
 
     let (data, same_data) = per_model(records, |r| crate::results::short_hash(&r.dataset_hash, 12));
-    let (budget, same_budget) = per_model(records, |r| {
-        if r.budget_match == "flops" {
-            format!("equal FLOPs ({:.3e})", r.train_flops)
-        } else {
-            format!("{} steps ({} budget)", r.train_steps, r.budget_match)
-        }
-    });
-    let flops_matched = records.iter().all(|r| r.budget_match == "flops") && {
-        let f: Vec<f64> = records.iter().map(|r| r.train_flops).collect();
-        let (lo, hi) = f
-            .iter()
-            .fold((f64::MAX, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
-        hi <= lo * 1.05
-    };
+
     let (protocol, same_protocol) = per_model(records, |r| {
         let budgets: Vec<String> = r
             .metrics
@@ -134,11 +123,7 @@ pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
         same_data,
         data,
     ));
-    out.push(check(
-        "same training budget for every model",
-        same_budget || flops_matched,
-        budget,
-    ));
+    out.push(same_flops(records));
     out.push(check(
         "same evaluation protocol for every model",
         same_protocol,
@@ -220,20 +205,111 @@ pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
                 }
             ),
         ));
-        let (votes, _) = per_model(records, |r| match &r.arc_pooled_over_checkpoints {
-            Some(p) => format!(
-                "headline: last checkpoint's votes; pooled over {} checkpoints labelled apart",
-                p.checkpoints.len()
-            ),
-            None => "last checkpoint's votes".into(),
-        });
-        out.push(check(
-            "ARC headline from one checkpoint's votes (pooling labelled apart)",
-            true,
-            votes,
-        ));
+        out.push(arc_pooling(records));
     }
     out
+}
+
+pub const SEEDS_RULE: &str = "enough paired seeds for a verdict";
+const FLOPS_TOLERANCE: f64 = 0.05;
+
+/// No choice read the test split: evaluations during training read validation (or none
+/// ran), and the scored checkpoint was fixed in advance.
+fn test_split_untouched(records: &[ResultRecord]) -> Check {
+    let (evidence, _) = per_model(records, |r| {
+        format!(
+            "evaluations during training on {}, {} checkpoint scored",
+            r.selection.during_training, r.selection.scored_checkpoint
+        )
+    });
+    let clean = records.iter().all(|r| !r.selection.read_test());
+    check(
+        "no choice read the test split",
+        clean,
+        if clean {
+            evidence
+        } else {
+            format!("{evidence}: the test split informed a choice, so its score is optimistic")
+        },
+    )
+}
+
+/// The training budgets in FLOPs, the cost that matters, within 5% of each other.
+fn same_flops(records: &[ResultRecord]) -> Check {
+    let groups = by_model(records);
+    let means: Vec<(&str, f64, BTreeSet<u64>)> = groups
+        .iter()
+        .map(|(m, runs)| {
+            let flops = runs.iter().map(|r| r.train_flops).sum::<f64>() / runs.len() as f64;
+            (*m, flops, runs.iter().map(|r| r.train_steps).collect())
+        })
+        .collect();
+    let lo = means.iter().map(|m| m.1).fold(f64::INFINITY, f64::min);
+    let hi = means.iter().map(|m| m.1).fold(0.0, f64::max);
+    let spread = if lo > 0.0 {
+        hi / lo - 1.0
+    } else {
+        f64::INFINITY
+    };
+    let listed: Vec<String> = means
+        .iter()
+        .map(|(m, f, steps)| {
+            let steps: Vec<String> = steps.iter().map(u64::to_string).collect();
+            format!("{m}: {:.3e} FLOPs in {} steps", f, steps.join("/"))
+        })
+        .collect();
+    let ok = spread <= FLOPS_TOLERANCE;
+    let mut evidence = format!(
+        "{}; the dearest spends {:.1}% more than the cheapest",
+        listed.join("; "),
+        100.0 * spread
+    );
+    if !ok {
+        evidence.push_str(
+            "; `harness compare --match flops` gives every model the first model's training FLOPs",
+        );
+    }
+    check(
+        "same training budget in FLOPs (within 5%) for every model",
+        ok,
+        evidence,
+    )
+}
+
+/// ARC: the headline is the last checkpoint's votes; the pool beside it counts the
+/// eval-interval checkpoints only, never one saved because the run was interrupted.
+fn arc_pooling(records: &[ResultRecord]) -> Check {
+    let mut stray = Vec::new();
+    for r in records {
+        let interval = r.config.config.train.eval_interval.max(1);
+        if let Some(p) = &r.arc_pooled_over_checkpoints {
+            stray.extend(
+                p.checkpoints
+                    .iter()
+                    .filter(|&&s| !s.is_multiple_of(interval) && s != r.train_steps)
+                    .map(|s| format!("{} seed {}: step {s}", r.model, r.seed)),
+            );
+        }
+    }
+    let (votes, _) = per_model(records, |r| match &r.arc_pooled_over_checkpoints {
+        Some(p) => format!(
+            "headline: last checkpoint's votes; beside it, votes pooled over {} checkpoints",
+            p.checkpoints.len()
+        ),
+        None => "last checkpoint's votes, no pool".into(),
+    });
+    check(
+        "ARC headline from the last checkpoint; pools of eval-interval checkpoints only",
+        stray.is_empty(),
+        if stray.is_empty() {
+            votes
+        } else {
+            format!(
+                "{votes}; pooled checkpoints off the eval-interval schedule: {}",
+                stray.join(", ")
+            )
+        },
+    )
 }
 
 fn arc_protocol(r: &ResultRecord) -> String {
@@ -273,15 +349,55 @@ mod tests {
             .collect()
     }
 
+    /// The committed main job's records as six paired seeds, budgets in equal FLOPs, every
+    /// choice on the validation split: a setup with nothing to warn about.
+    fn sound_setup() -> Vec<ResultRecord> {
+        let mut records = crate::test_support::reference_records();
+        let more: Vec<ResultRecord> = records
+            .iter()
+            .map(|r| ResultRecord {
+                seed: r.seed + 3,
+                ..r.clone()
+            })
+            .collect();
+        records.extend(more);
+        for r in &mut records {
+            r.selection = crate::results::Selection {
+                during_training: "validation".into(),
+                scored_checkpoint: "last".into(),
+            };
+            r.train_flops = 1e12;
+        }
+        records
+    }
+
     #[test]
-    fn the_readme_main_job_passes_and_each_flaw_is_named() {
-        let records = crate::test_support::reference_records();
+    fn a_sound_setup_passes_and_each_flaw_is_named() {
+        let records = sound_setup();
         assert_eq!(warned(&audit(&records)), Vec::<&str>::new());
 
-        let one_seed: Vec<ResultRecord> = records.iter().filter(|r| r.seed == 0).cloned().collect();
+        let three: Vec<ResultRecord> = records.iter().filter(|r| r.seed < 3).cloned().collect();
+        assert_eq!(warned(&audit(&three)), [SEEDS_RULE]);
+
+        let mut on_test = records.clone();
+        on_test[0].selection = crate::results::Selection::before_validation();
+        let checks = audit(&on_test);
+        assert_eq!(warned(&checks), ["no choice read the test split"]);
+
+        let mut dearer = records.clone();
+        for r in dearer.iter_mut().filter(|r| r.model == "hrm") {
+            r.train_flops = 1.13e12;
+        }
+        let checks = audit(&dearer);
         assert_eq!(
-            warned(&audit(&one_seed)),
-            ["at least 3 training seeds per model"]
+            warned(&checks),
+            ["same training budget in FLOPs (within 5%) for every model"]
+        );
+        assert!(
+            checks
+                .iter()
+                .any(|c| c.evidence.contains("13.0% more") && c.evidence.contains("--match flops")),
+            "{checks:?}"
         );
 
         let mut no_ema = records.clone();
@@ -308,10 +424,7 @@ mod tests {
         unpaired.retain(|r| !(r.model == "hrm" && r.seed == 2));
         assert_eq!(
             warned(&audit(&unpaired)),
-            [
-                "at least 3 training seeds per model",
-                "seeds paired across models (same seed indices)"
-            ]
+            [SEEDS_RULE, "seeds paired across models (same seed indices)"]
         );
     }
 }

@@ -201,6 +201,7 @@ pub fn run_cell(p: &Prepared, out: &Path, data: &LoadedDataset, device_name: &st
             data,
             &dir,
             &TrainOptions {
+                progress_bar: true,
                 resume: true,
                 verbose: false,
                 device: crate::device::default_device()?,

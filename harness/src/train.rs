@@ -6,7 +6,9 @@
 //! `run_dir::RunDir`'s business; this loop only steps, logs, evaluates and saves.
 
 use crate::config::RunConfig;
-use crate::eval::{evaluate, run_shard, score_pass, to_batch, Evaluation, Pass, Protocol};
+use crate::eval::{
+    evaluate, run_shard, score_pass, to_batch, EvalSplit, Evaluation, Pass, Protocol, Stage,
+};
 use crate::run_dir::{ArcPredictionsFile, RunDir, RunState};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
@@ -40,12 +42,20 @@ pub struct ResolvedRun {
     pub code_version: String,
 }
 
-/// One evaluation during training.
+/// One evaluation of a run: on the validation split during training and at the end, on
+/// the test split once, at the end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalPoint {
     pub step: u64,
+    /// Runs saved before the validation split evaluated test during training.
+    #[serde(default = "test_split")]
+    pub split: EvalSplit,
     pub wall_seconds: f64,
     pub evaluation: Evaluation,
+}
+
+fn test_split() -> EvalSplit {
+    EvalSplit::Test
 }
 
 /// Training metrics summed since the last `metrics.csv` row.
@@ -67,8 +77,12 @@ pub struct TrainOutcome {
     pub steps: u64,
     pub wall_seconds: f64,
     pub evals: Vec<EvalPoint>,
-    /// The final full evaluation (present when completed).
+    /// The final full evaluation on test (present when completed).
     pub final_eval: Option<Evaluation>,
+    /// The last checkpoint on the whole validation split (when completed and the data has one).
+    pub final_validation: Option<Evaluation>,
+    /// Every processor setup that trained the run, the first first.
+    pub provenance: Vec<crate::device::Provenance>,
     /// ARC, when completed: the votes of every checkpoint pooled (`pooled::arc_pooled`).
     pub arc_pooled: Option<crate::pooled::PooledArc>,
     /// Every code version that trained the run, the creating one first.
@@ -79,6 +93,8 @@ pub struct TrainOptions {
     pub resume: bool,
     /// Print one line per evaluation (besides the progress bar).
     pub verbose: bool,
+    /// Draw a progress bar (off when several runs share the terminal).
+    pub progress_bar: bool,
     pub device: Device,
     /// Save and stop after this step, as Ctrl-C would (to train in chunks, or to test resume).
     pub stop_after: Option<u64>,
@@ -90,11 +106,23 @@ pub struct TrainOptions {
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static HANDLER: std::sync::Once = std::sync::Once::new();
+
+/// Whether SIGINT, SIGTERM or SIGUSR1 arrived since the first run of this process started.
+/// Never reset: a signal that lands between two runs of a compare or a sweep, or during an
+/// evaluation, still stops everything that follows.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 /// SIGINT (Ctrl-C), SIGTERM and SIGUSR1 (what Slurm sends before a kill) ask the loop to
-/// save and stop; a second one of the same signal kills at once.
-#[cfg(unix)]
+/// save and stop; a second one of the same signal kills at once. Installed once per process.
 fn install_interrupt_handler() {
+    HANDLER.call_once(install_signal_handlers);
+}
+
+#[cfg(unix)]
+fn install_signal_handlers() {
     extern "C" fn on_signal(signal: libc::c_int) {
         INTERRUPTED.store(true, Ordering::SeqCst);
         // SAFETY: signal() is async-signal-safe; restoring the default makes a second
@@ -112,7 +140,7 @@ fn install_interrupt_handler() {
 }
 
 #[cfg(not(unix))]
-fn install_interrupt_handler() {}
+fn install_signal_handlers() {}
 
 pub fn optim_config(cfg: &RunConfig) -> Result<OptimConfig> {
     let t = &cfg.train;
@@ -196,13 +224,14 @@ fn planned_trainer(run: &ResolvedRun, opts: &TrainOptions, device: &Device) -> R
 
 const METRICS_HEADER: &str =
     "step,epoch,lr,lm_loss,q_halt_loss,accuracy,exact_accuracy,mean_steps,wall_seconds";
-const EVAL_HEADER: &str = "step,wall_seconds,examples,exact,exact_low,exact_high,token,mean_halting_step,exact_at_halt,maze_valid_path,arc_pass1,arc_pass2";
+const EVAL_HEADER: &str = "step,split,wall_seconds,examples,exact,exact_low,exact_high,token,mean_halting_step,exact_at_halt,maze_valid_path,arc_pass1,arc_pass2";
 
 fn eval_row(p: &EvalPoint) -> Vec<String> {
     let e = &p.evaluation;
     let arc = |k: usize| crate::table::opt6(e.arc.as_ref().map(|a| a.strict[&k].value));
     vec![
         p.step.to_string(),
+        p.split.name().to_string(),
         format!("{:.1}", p.wall_seconds),
         e.examples.to_string(),
         format!("{:.6}", e.exact.value),
@@ -337,20 +366,32 @@ fn gradient_exchanges(
 /// What the ranks do next, as rank 0 says.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Next {
-    Stop = 0,
-    Step = 1,
-    Evaluate = 2,
+    Stop,
+    Step,
+    Evaluate(Stage),
 }
 
-/// Rank 0's `Next` (the others give none), read by every rank.
+impl Next {
+    const ALL: [Next; 5] = [
+        Next::Stop,
+        Next::Step,
+        Next::Evaluate(Stage::DuringTraining),
+        Next::Evaluate(Stage::FinalValidation),
+        Next::Evaluate(Stage::FinalTest),
+    ];
+}
+
+/// Rank 0's `Next` (the others give none), read by every rank: its index in `Next::ALL`,
+/// summed with the others' zeros.
 fn next_round(rank: &ThreadGroup, mine: Option<Next>) -> Result<Next> {
-    let flag = Tensor::new(&[mine.map_or(0.0, |n| n as u8 as f32)], &Device::Cpu)?;
+    let code = mine.map_or(0, |n| Next::ALL.iter().position(|&m| m == n).unwrap_or(0));
+    let flag = Tensor::new(&[code as f32], &Device::Cpu)?;
     let sum = rank.all_reduce_sum(vec![flag])?;
-    Ok(match models::host::vec1::<f32>(&sum[0])?[0] as u8 {
-        0 => Next::Stop,
-        1 => Next::Step,
-        _ => Next::Evaluate,
-    })
+    let code = models::host::vec1::<f32>(&sum[0])?[0] as usize;
+    Next::ALL
+        .get(code)
+        .copied()
+        .with_context(|| format!("rank 0 sent an unknown instruction {code}"))
 }
 
 /// Waits until every rank has arrived.
@@ -359,25 +400,24 @@ fn barrier(rank: &ThreadGroup) -> Result<()> {
     Ok(())
 }
 
-/// Where rank `r` writes its share of the evaluation at `step`.
-fn shard_file(run_dir: &Path, step: u64, r: usize) -> PathBuf {
+/// Where rank `r` writes its share of the evaluation of `split` at `step`.
+fn shard_file(run_dir: &Path, step: u64, split: EvalSplit, r: usize) -> PathBuf {
     run_dir
         .join("eval-shards")
-        .join(format!("step_{step}.rank{r}.json"))
+        .join(format!("step_{step}.{}.rank{r}.json", split.name()))
 }
 
-/// This rank's share of the evaluation at its trainer's step, written to its file.
+/// This rank's share of the evaluation at `stage` of its trainer's step, written to its file.
 fn evaluate_shard(
     run: &ResolvedRun,
     data: &LoadedDataset,
     trainer: &Trainer,
-    rank: &ThreadGroup,
+    (rank, stage): (&ThreadGroup, Stage),
     run_dir: &Path,
 ) -> Result<()> {
     let cfg = &run.config;
-    let last = trainer.step == run.total_steps;
     let model = trainer.inference_model(&run.model_config, cfg.kind(), cfg.train.ema)?;
-    let protocol = Protocol::of(run, last);
+    let protocol = Protocol::of(run, stage);
     let pass = run_shard(
         trainer,
         model.as_ref(),
@@ -385,7 +425,7 @@ fn evaluate_shard(
         &protocol,
         (rank.rank(), rank.world()),
     )?;
-    let path = shard_file(run_dir, trainer.step, rank.rank());
+    let path = shard_file(run_dir, trainer.step, stage.split(), rank.rank());
     std::fs::create_dir_all(path.parent().expect("a shard file has a folder"))
         .with_context(|| format!("creating the folder of {}", path.display()))?;
     datasets::format::write_json(&path, &pass)?;
@@ -416,8 +456,8 @@ fn follow(
     loop {
         match next_round(&rank, None)? {
             Next::Stop => return Ok(()),
-            Next::Evaluate => {
-                evaluate_shard(run, data, &trainer, &rank, run_dir)?;
+            Next::Evaluate(stage) => {
+                evaluate_shard(run, data, &trainer, (&rank, stage), run_dir)?;
                 barrier(&rank)?;
                 continue;
             }
@@ -447,6 +487,7 @@ struct Training<'a> {
     evals: Vec<EvalPoint>,
     pending: MetricSums,
     code_versions: Vec<String>,
+    provenance: Vec<crate::device::Provenance>,
     wall_before: f64,
     started: Instant,
     bar: ProgressBar,
@@ -480,9 +521,14 @@ impl<'a> Training<'a> {
             evals: Vec::new(),
             pending: MetricSums::default(),
             code_versions: vec![run.code_version.clone()],
+            provenance: vec![this_provenance(run, opts)],
             wall_before: 0.0,
             started: Instant::now(),
-            bar: progress_bar(run),
+            bar: if opts.progress_bar {
+                progress_bar(run)
+            } else {
+                ProgressBar::hidden()
+            },
             dir,
             ranks: None,
         };
@@ -519,6 +565,11 @@ impl<'a> Training<'a> {
             if !training.code_versions.iter().any(|v| v == CODE_VERSION) {
                 training.code_versions.push(CODE_VERSION.to_string());
             }
+            let here = this_provenance(run, opts);
+            training.provenance = state.provenance;
+            if !training.provenance.contains(&here) {
+                training.provenance.push(here);
+            }
             if opts.verbose {
                 training.say(&if step >= run.total_steps {
                     format!(
@@ -553,13 +604,11 @@ impl<'a> Training<'a> {
     }
 
     fn stop_requested(&self) -> bool {
-        INTERRUPTED.load(Ordering::SeqCst)
-            || self.opts.stop_after.is_some_and(|s| self.trainer.step >= s)
+        interrupted() || self.opts.stop_after.is_some_and(|s| self.trainer.step >= s)
     }
 
     fn run(mut self) -> Result<TrainOutcome> {
         install_interrupt_handler();
-        INTERRUPTED.store(false, Ordering::SeqCst);
         let total = self.run.total_steps;
         // A run resumed at or past its stop step has nothing to do: its state is on disk.
         let mut completed = !self.stop_requested() || self.trainer.step >= total;
@@ -571,8 +620,15 @@ impl<'a> Training<'a> {
                 .step
                 .is_multiple_of(self.run.config.train.eval_interval)
                 || last;
-            if evaluate_now {
-                self.evaluate(last)?;
+            let has_validation = self.data.val().is_some();
+            if evaluate_now && !last && has_validation {
+                self.evaluate(Stage::DuringTraining)?;
+            }
+            if last {
+                if has_validation {
+                    self.evaluate(Stage::FinalValidation)?;
+                }
+                self.evaluate(Stage::FinalTest)?;
             }
             // A signal during a step or an evaluation lands here: save, then stop.
             let stop = !last && self.stop_requested();
@@ -593,9 +649,14 @@ impl<'a> Training<'a> {
             );
         }
         let done = completed && self.trainer.step == total;
-        let final_eval = done
-            .then(|| self.evals.last().map(|p| p.evaluation.clone()))
-            .flatten();
+        let at_end = |split: EvalSplit| {
+            self.evals
+                .iter()
+                .rfind(|p| done && p.step == total && p.split == split)
+                .map(|p| p.evaluation.clone())
+        };
+        let (final_eval, final_validation) =
+            (at_end(EvalSplit::Test), at_end(EvalSplit::Validation));
         let arc_pooled = match done && self.run.config.task.starts_with("arc-") {
             true => Some(crate::pooled::arc_pooled(
                 &self.dir,
@@ -612,8 +673,10 @@ impl<'a> Training<'a> {
             wall_seconds: self.wall(),
             evals: self.evals,
             final_eval,
+            final_validation,
             arc_pooled,
             code_versions: self.code_versions,
+            provenance: self.provenance,
         })
     }
 
@@ -682,21 +745,27 @@ impl<'a> Training<'a> {
         Ok(())
     }
 
-    /// Every rank evaluates its share of the test batches and writes it to a file; rank 0
-    /// merges the files (never the ranks' memory) and scores the whole.
+    /// Every rank evaluates its share of the batches and writes it to a file; rank 0 merges
+    /// the files (never the ranks' memory) and scores the whole.
     fn evaluate_sharded(
         &self,
         rank: &ThreadGroup,
         model: &dyn models::model::RecursiveModel,
-        protocol: &Protocol,
+        (stage, protocol): (Stage, &Protocol),
     ) -> Result<crate::eval::EvalOutput> {
-        next_round(rank, Some(Next::Evaluate))?;
-        evaluate_shard(self.run, self.data, &self.trainer, rank, self.dir.path())?;
+        next_round(rank, Some(Next::Evaluate(stage)))?;
+        evaluate_shard(
+            self.run,
+            self.data,
+            &self.trainer,
+            (rank, stage),
+            self.dir.path(),
+        )?;
         barrier(rank)?;
         let step = self.trainer.step;
         let parts = (0..rank.world())
             .map(|r| {
-                let path = shard_file(self.dir.path(), step, r);
+                let path = shard_file(self.dir.path(), step, stage.split(), r);
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("reading {}", path.display()))?;
                 serde_json::from_str::<Pass>(&text)
@@ -711,30 +780,30 @@ impl<'a> Training<'a> {
         score_pass(pass, model, self.data, protocol)
     }
 
-    /// The protocol on the test split (its first examples during training, all at the end),
-    /// with the EMA weights where the recipe has them.
-    fn evaluate(&mut self, last: bool) -> Result<()> {
+    /// The protocol at `stage` (`Protocol::of`), with the EMA weights where the recipe has
+    /// them: validation during training and at the end, test once, at the end.
+    fn evaluate(&mut self, stage: Stage) -> Result<()> {
         let cfg = &self.run.config;
         let step = self.trainer.step;
         let model =
             self.trainer
                 .inference_model(&self.run.model_config, cfg.kind(), cfg.train.ema)?;
-        let protocol = Protocol::of(self.run, last);
+        let protocol = Protocol::of(self.run, stage);
         let out = match &self.ranks {
             None => evaluate(&self.trainer, model.as_ref(), self.data, &protocol)?,
-            Some(rank) => self.evaluate_sharded(rank, model.as_ref(), &protocol)?,
+            Some(rank) => self.evaluate_sharded(rank, model.as_ref(), (stage, &protocol))?,
         };
-        let examples = self.data.data.test.num_examples();
-        // Only whole-split predictions are pooled; a partial evaluation's are recomputed.
-        if !out.arc_predictions.is_empty() && out.evaluation.examples == examples {
+        if stage == Stage::FinalTest && !out.arc_predictions.is_empty() {
+            // The last checkpoint's votes, for pooling (`pooled::arc_pooled`).
             let file = ArcPredictionsFile {
-                examples,
+                examples: out.evaluation.examples,
                 predictions: out.arc_predictions,
             };
             self.dir.save_arc_predictions(step, &file)?;
         }
         let point = EvalPoint {
             step,
+            split: stage.split(),
             wall_seconds: self.wall(),
             evaluation: out.evaluation,
         };
@@ -742,17 +811,18 @@ impl<'a> Training<'a> {
         if self.opts.verbose {
             let e = &point.evaluation;
             self.say(&format!(
-                "{} {} step {step}: exact {:.3} [{:.3}, {:.3}] on {} test examples, token {:.3}",
+                "{} {} step {step}: exact {:.3} [{:.3}, {:.3}] on {} {} examples, token {:.3}",
                 cfg.model,
                 cfg.task,
                 e.exact.value,
                 e.exact.low,
                 e.exact.high,
                 e.examples,
+                stage.split().name(),
                 e.token.value
             ));
         }
-        if last {
+        if stage == Stage::FinalTest {
             self.dir.write_final(
                 &out.predictions,
                 self.data.data.test.seq_len,
@@ -774,9 +844,19 @@ impl<'a> Training<'a> {
             metrics_bytes: 0,
             eval_bytes: 0,
             code_versions: self.code_versions.clone(),
+            provenance: self.provenance.clone(),
         };
         self.dir.save(&self.trainer.state_tensors()?, &mut state)
     }
+}
+
+/// The processor, kernel path, threads and dtype this process trains `run` with.
+fn this_provenance(run: &ResolvedRun, opts: &TrainOptions) -> crate::device::Provenance {
+    let mut p = crate::device::Provenance::of(&opts.device, &run.model_config.forward_dtype);
+    if opts.gpus > 1 {
+        p.kernel_path = format!("{}, {} ranks", p.kernel_path, opts.gpus);
+    }
+    p
 }
 
 fn progress_bar(run: &ResolvedRun) -> ProgressBar {

@@ -62,6 +62,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         &data,
         &run_dir,
         &TrainOptions {
+            progress_bar: true,
             resume: args.resume,
             verbose: true,
             device: crate::device::default_device()?,

@@ -109,8 +109,13 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
     for r in &records {
         assert_eq!(r.dataset_hash, records[0].dataset_hash);
         assert_eq!(r.dataset_hash.len(), 64);
-        assert_eq!(r.train_steps, 4);
-        assert_eq!(r.budget_match, "steps");
+        // Budgets match training FLOPs by default: the first model's 4 steps set them.
+        if r.model == "trm-att" {
+            assert_eq!(r.train_steps, 4);
+        }
+        let per_step = r.train_flops / r.train_steps as f64;
+        assert!((r.train_flops - records[0].train_flops).abs() <= per_step / 2.0 + 1.0);
+        assert_eq!(r.budget_match, "flops");
         assert_eq!(r.preset, "smoke");
         assert_eq!(r.metrics.examples, 12, "the whole test split is scored");
         // Test-time compute: the preset's budgets (1, 2, 4: up to twice the trained 2).
@@ -132,8 +137,19 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         let e = r.metrics.exact;
         assert!(e.low <= e.value && e.value <= e.high && e.total == 12);
         assert!(r.trainable_parameters > 0 && r.train_flops > 0.0);
-        assert_eq!(r.learning_curve.len(), 2, "evaluations at steps 2 and 4");
-        assert_eq!(r.config.total_steps, 4);
+        assert_eq!(r.config.total_steps, r.train_steps);
+        // Every evaluation during training read the validation split, the last at the end
+        // on all of it; the test split was read once.
+        assert_eq!(r.selection.during_training, "validation");
+        let val = r.validation.as_ref().expect("scored on validation");
+        assert_eq!(
+            r.learning_curve.last(),
+            Some(&(r.train_steps, val.exact)),
+            "the curve ends with the whole validation split"
+        );
+        if r.model == "trm-att" {
+            assert_eq!(r.learning_curve.len(), 2, "validation at steps 2 and 4");
+        }
     }
     // HRM has twice the networks of this TRM, so more parameters.
     assert!(records[1].trainable_parameters > records[0].trainable_parameters);
@@ -151,38 +167,46 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
     // from the run (generated data: never the papers' setting).
     for needle in [
         ",trm-att,smoke,smoke: smoke test (tiny task and models; numbers are meaningless) | data: generator | no overrides | NOT the papers' setting (",
-        ",generator,,false,0,steps,",
+        ",generator,,false,0,flops,",
     ] {
         assert!(lines[1].contains(needle), "{needle} not in {}", lines[1]);
     }
     let json_records = std::fs::read_dir(results.join("records")).unwrap().count();
     assert_eq!(json_records, 6);
 
-    // Paired statistics: TRM - HRM per metric over the three seeds, with both intervals
-    // containing the mean, and a verdict in the table and the report.
+    // Paired statistics: TRM - HRM per metric over the three seeds, the headline first, with
+    // both intervals containing the mean, and a sentence in the table and the report.
     let paired: Vec<harness::paired::PairedDifference> =
         serde_json::from_str(&std::fs::read_to_string(out.join("paired.json")).unwrap()).unwrap();
     let metrics: Vec<&str> = paired.iter().map(|d| d.metric.as_str()).collect();
     assert_eq!(
         metrics,
         [
+            "valid shortest path",
             "exact accuracy",
-            "exact at halting step",
-            "valid shortest path"
+            "exact at halting step"
         ]
+    );
+    assert_eq!(
+        paired.iter().map(|d| d.headline).collect::<Vec<_>>(),
+        [true, false, false]
     );
     for d in &paired {
         assert_eq!((d.a.as_str(), d.b.as_str()), ("trm-att", "hrm"));
         assert_eq!(d.seeds, [0, 1, 2]);
-        let (lo, hi) = d.over_seeds_and_examples.unwrap();
-        assert!(lo <= d.mean && d.mean <= hi, "{d:?}");
+        let (lo, hi) = d.seeds_and_examples.unwrap();
+        let (t_lo, t_hi) = d.seed_level.t_interval.unwrap();
         assert!(
-            d.over_seeds.0 <= d.mean && d.mean <= d.over_seeds.1,
+            lo <= t_lo && t_lo <= d.mean() && d.mean() <= t_hi && t_hi <= hi,
             "{d:?}"
         );
+        assert_eq!(d.reading, harness::stats::Reading::TooFewSeeds);
     }
     let table = std::fs::read_to_string(out.join("table.md")).unwrap();
-    assert!(table.contains("trm-att − hrm on exact accuracy"), "{table}");
+    assert!(
+        table.contains("trm-att − hrm on valid shortest path (headline)"),
+        "{table}"
+    );
     let test_time = std::fs::read_to_string(out.join("test_time.csv")).unwrap();
     assert_eq!(test_time.lines().count(), 1 + 6 * 3 * 2);
 
@@ -228,8 +252,9 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
     assert!(!report.contains("http://") || !report.contains("src=\"http"));
     assert!(!report.contains("<script src") && !report.contains("<link"));
 
-    // The evaluation setup's audit: the smoke preset smooths TRM's weights (EMA) and not
-    // HRM's, which it names; a script sees exit code 1.
+    // The evaluation setup's audit: three seeds cannot carry a verdict, and the smoke
+    // preset smooths TRM's weights (EMA) and not HRM's, which it names; a script sees exit
+    // code 1. No choice read the test split, and the budgets match in FLOPs.
     let audit_json = tmp.path().join("audit.json");
     assert_eq!(
         harness(&["audit", "--run", s(&out), "--json", s(&audit_json)]).unwrap(),
@@ -244,7 +269,13 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         .filter(|c| c["verdict"] == "warn")
         .map(|c| c["rule"].as_str().unwrap())
         .collect();
-    assert_eq!(warned, ["EMA alike across models"]);
+    assert_eq!(
+        warned,
+        [
+            "enough paired seeds for a verdict",
+            "EMA alike across models"
+        ]
+    );
 
     // Run again: the finished runs are reused, and the rows are appended.
     assert_eq!(compare_smoke(&out, &data, &results), 0);
@@ -451,6 +482,55 @@ fn arc_compare_scores_pass_at_k_per_checkpoint_and_pooled() {
     assert!(report.contains("pass@2 pooled over checkpoints"));
 }
 
+/// Pooling counts the eval-interval checkpoints only: a run stopped at a step off the
+/// schedule (Ctrl-C, SIGTERM and `--stop-after` save a checkpoint there) and resumed pools
+/// the same votes as the run never stopped.
+#[test]
+fn an_interrupted_arc_run_pools_the_votes_of_the_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let arc = tmp.path().join("arc");
+    arc_fixture(&arc);
+    let from = format!("data.from=[\"{}\"]", s(&arc));
+    let data = tmp.path().join("data");
+    let train = |run: &Path, extra: &[&str], code: u8| {
+        let mut args = vec![
+            "train",
+            "--model",
+            "trm-att",
+            "--task",
+            "arc-agi-1",
+            "--preset",
+            "smoke",
+            "--set",
+            &from,
+            "--set",
+            "data.num-aug=2",
+            "--set",
+            "train.steps=4",
+            "--set",
+            "train.eval_interval=2",
+            "--run",
+            s(run),
+            "--data-root",
+            s(&data),
+        ];
+        args.extend_from_slice(extra);
+        assert_eq!(harness(&args).unwrap(), code);
+    };
+    let (whole, stopped) = (tmp.path().join("whole"), tmp.path().join("stopped"));
+    train(&whole, &[], 0);
+    train(&stopped, &["--stop-after", "3"], 130);
+    assert!(stopped.join("checkpoints/step_3.safetensors").exists());
+    train(&stopped, &["--resume"], 0);
+    let pool = |run: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("arc_pooled.json")).unwrap())
+            .unwrap()
+    };
+    let (a, b) = (pool(&whole), pool(&stopped));
+    assert_eq!(a["checkpoints"], serde_json::json!([2, 4]));
+    assert_eq!(a, b);
+}
+
 #[test]
 fn flops_matching_gives_every_model_the_first_models_training_compute() {
     let tmp = tempfile::tempdir().unwrap();
@@ -515,7 +595,7 @@ fn two_ranks_train_the_run_of_one() {
         std::fs::read_to_string(dir.join("eval.csv"))
             .unwrap()
             .lines()
-            .map(|l| l.split(',').nth(2).unwrap().to_string())
+            .map(|l| l.split(',').nth(3).unwrap().to_string())
             .collect()
     };
     assert_eq!(examples(&one), examples(&two));

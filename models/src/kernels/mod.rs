@@ -185,6 +185,37 @@ macro_rules! simd_targets {
 }
 pub(crate) use simd_targets;
 
+/// The instruction set `simd_targets` dispatches to on this CPU (gemm's own dispatch makes the
+/// same choice): a result's last bits depend on it, so every record names it.
+pub fn simd_path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f")
+            && has!("avx512bw")
+            && has!("avx512cd")
+            && has!("avx512dq")
+            && has!("avx512vl")
+            && has!("avx2")
+            && has!("fma")
+        {
+            return "AVX-512";
+        }
+        if has!("avx2") && has!("fma") {
+            return "AVX2+FMA";
+        }
+        "x86-64-v2 (no AVX2)"
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        "NEON"
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        "scalar"
+    }
+}
+
 /// Rows per parallel task, so that a task holds at least a few thousand elements.
 pub(crate) fn rows_per_task(row_len: usize) -> usize {
     (4096 / row_len.max(1)).max(1)
