@@ -227,20 +227,23 @@ pub fn run(args: CompareArgs) -> Result<u8> {
         )
     })?;
     let mut records: Vec<ResultRecord> = Vec::new();
-    for (job, outcome) in jobs.iter().zip(outcomes) {
+    for (position, (job, outcome)) in jobs.iter().zip(outcomes).enumerate() {
         let Some(outcome) = outcome else {
             println!(
                 "stopped before the comparison was complete; run the same command again to continue"
             );
             return Ok(130);
         };
-        records.push(ResultRecord::new(
-            &outcome,
-            &job.run_dir,
-            args.budget.name(),
-            &device_name,
-            &data,
-        )?);
+        records.push(ResultRecord {
+            position,
+            ..ResultRecord::new(
+                &outcome,
+                &job.run_dir,
+                args.budget.name(),
+                &device_name,
+                &data,
+            )?
+        });
     }
 
     let table = write_outputs(&out, &args.results, &records, &data.dir)?;

@@ -31,6 +31,11 @@ pub struct ResultRecord {
     pub schema_version: u32,
     /// Seconds since the Unix epoch when the record was written.
     pub created_unix: u64,
+    /// The run's place in its comparison (seed by seed, the models in the order compared,
+    /// the first setting the budget) or sweep (its cell), so that records read back from a
+    /// folder come back in that order; runs trained at once share `created_unix`.
+    #[serde(default)]
+    pub position: usize,
     /// The commit (`-dirty` when its code differed) of the binary that created the run.
     pub git_commit: String,
     /// Every code version that trained the run, the creating one first.
@@ -185,6 +190,7 @@ impl ResultRecord {
             created_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            position: 0,
             git_commit: run.code_version.clone(),
             code_versions: outcome.code_versions.clone(),
             harness_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -355,8 +361,8 @@ pub fn append_csv(path: &Path, records: &[ResultRecord]) -> Result<()> {
 }
 
 /// The records of one comparison: a `compare` folder (its `results.json`), a `results.json`
-/// file, or a folder of record files (ordered seed by seed, in the order they were written,
-/// as `compare` writes them).
+/// file, or a folder of record files (ordered seed by seed, then as written, then by their
+/// place in the comparison: the order `compare` gives them).
 pub fn read_records(path: &Path) -> Result<Vec<ResultRecord>> {
     let list = if path.is_dir() {
         path.join("results.json")
@@ -384,7 +390,7 @@ pub fn read_records(path: &Path) -> Result<Vec<ResultRecord>> {
             path.display()
         );
     }
-    records.sort_by_key(|r| (r.seed, r.created_unix));
+    records.sort_by_key(|r| (r.seed, r.created_unix, r.position));
     Ok(records)
 }
 

@@ -213,7 +213,10 @@ pub fn run_cell(p: &Prepared, out: &Path, data: &LoadedDataset, device_name: &st
         if !outcome.completed {
             return Ok(false);
         }
-        let record = ResultRecord::new(&outcome, &dir, "recipe", device_name, data)?;
+        let record = ResultRecord {
+            position: p.cell.index,
+            ..ResultRecord::new(&outcome, &dir, "recipe", device_name, data)?
+        };
         datasets::format::write_json(&dir.join(RECORD), &record)?;
         Ok(true)
     })();

@@ -399,3 +399,38 @@ fn every_task_writes_the_fields_both_official_loaders_require() {
         }
     }
 }
+
+/// The committed reference comparisons come back byte for byte from their records alone
+/// (`harness report`), and the reference sweep's comparison at equal compute from its
+/// collected records (`harness collect` on a copy without run directories).
+#[test]
+fn the_committed_references_are_recomputed_from_their_records() {
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/reference");
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["maze-hard-cpu", "sudoku-small-cpu"] {
+        let out = tmp.path().join(name);
+        let records = reference.join(name).join("records");
+        assert_eq!(
+            harness(&["report", s(&records), "--out", s(&out)]),
+            Outcome::Code(0)
+        );
+        for file in ["table.md", "paired.csv", "test_time.csv"] {
+            let committed =
+                std::fs::read_to_string(reference.join(name).join("comparison").join(file));
+            let recomputed = std::fs::read_to_string(out.join(file));
+            assert_eq!(recomputed.unwrap(), committed.unwrap(), "{name}/{file}");
+        }
+    }
+    let sweep = tmp.path().join("sweep");
+    std::fs::create_dir_all(&sweep).unwrap();
+    for file in ["cells.json", "results.json"] {
+        std::fs::copy(
+            reference.join("maze-cpu-sweep").join(file),
+            sweep.join(file),
+        )
+        .unwrap();
+    }
+    assert_eq!(harness(&["collect", s(&sweep)]), Outcome::Code(0));
+    let iso = |dir: &Path| std::fs::read_to_string(dir.join("iso_compute.json")).unwrap();
+    assert_eq!(iso(&sweep), iso(&reference.join("maze-cpu-sweep")));
+}
