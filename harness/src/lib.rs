@@ -1,39 +1,12 @@
 //! `harness`: build and audit task data for the TRM-vs-HRM benchmark (training, evaluation,
 //! comparison, plots and reports join as their issues land).
 
-mod audit_cmd;
-mod bench_cmd;
-pub mod collect;
-pub mod compare;
-pub mod config;
-mod data_cmd;
-pub mod datastore;
-pub mod device;
-pub mod eval;
-mod eval_cmd;
-pub mod heap;
-pub mod iso_compute;
-pub mod paired;
-mod parity_cmd;
-pub mod plan;
-pub mod plot;
-pub mod pooled;
-mod progress;
+pub mod cli;
 pub mod report;
-mod report_cmd;
-pub mod results;
-pub mod run_dir;
-pub mod run_queue;
-pub mod setting;
-pub mod setup_audit;
-pub mod stats;
-pub mod sweep;
-mod sweep_cmd;
-pub mod table;
+pub mod run;
+pub mod science;
 #[cfg(test)]
 mod test_support;
-pub mod train;
-mod train_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -52,42 +25,42 @@ struct Cli {
 enum Command {
     /// Build task datasets (Sudoku-Extreme, Maze-Hard, ARC-AGI-1/2) or inspect one.
     #[command(subcommand)]
-    Data(data_cmd::DataCommand),
+    Data(cli::data::DataCommand),
     /// Report what each split of one or more dataset directories contains, what leaks from
     /// test into training, and whether the data keeps its declared protocol. Exits non-zero
     /// when a protocol is broken or the files no longer match their manifest.
-    Audit(audit_cmd::AuditArgs),
+    Audit(cli::audit::AuditArgs),
     /// Compare our TRM/HRM with tensors recorded from the official PyTorch code (a folder in
     /// the `golden/` format) and print the largest deviation of every tensor. Exits 1 when a
     /// tensor is out of tolerance.
-    Parity(parity_cmd::ParityArgs),
+    Parity(cli::parity::ParityArgs),
     /// Time one training step and one evaluation step of TRM-Att and HRM on this machine
     /// (Sudoku shape), against the machine's measured f32 GEMM rate and the official PyTorch
     /// code's times.
-    Bench(bench_cmd::BenchArgs),
+    Bench(cli::bench::BenchArgs),
     /// The analytic peak memory of one training step (weights, optimiser state, puzzle
     /// table, the graph's activations) and the micro-batches that fit a device; --measure
     /// checks the estimate against two real steps on this CPU. Exits 1 when it does not fit.
-    Plan(plan::PlanArgs),
+    Plan(cli::plan::PlanArgs),
     /// Train one model on one task under a preset (official loop, EMA evaluation,
     /// checkpoints; Ctrl-C saves and exits, --resume continues).
-    Train(train_cmd::TrainArgs),
+    Train(cli::train::TrainArgs),
     /// Evaluate a run directory or a checkpoint under the harness's protocol and write its
     /// predictions and scores.
-    Eval(eval_cmd::EvalArgs),
+    Eval(cli::eval::EvalArgs),
     /// Train and evaluate several models on the same data under the same budget and
     /// protocol; write a table, result records, plots and an HTML report.
-    Compare(compare::CompareArgs),
+    Compare(cli::compare::CompareArgs),
     /// Draw the comparison charts (SVG and PNG) from a results.json.
-    Plot(plot::PlotArgs),
+    Plot(cli::plot::PlotArgs),
     /// Run a plan's cells (models x seeds x axes over config keys), each a resumable run
     /// directory named by the hash of its config, data and code; --status lists them.
-    Sweep(sweep_cmd::SweepArgs),
+    Sweep(cli::sweep::SweepArgs),
     /// Gather a sweep's finished cells into one results file, charts and a report.
-    Collect(collect::CollectArgs),
+    Collect(cli::collect::CollectArgs),
     /// Recompute a comparison's table, paired statistics, charts and report from its result
     /// records, without training.
-    Report(report_cmd::ReportArgs),
+    Report(cli::report::ReportArgs),
 }
 
 /// Runs the command line `args` (program name first). Exit codes: 0 success, 1 a check
@@ -107,17 +80,17 @@ where
         Err(e) => return Err(anyhow::anyhow!(e.to_string())),
     };
     match cli.command {
-        Command::Data(cmd) => data_cmd::run(cmd),
-        Command::Audit(args) => audit_cmd::run(args),
-        Command::Parity(args) => parity_cmd::run(args),
-        Command::Plan(args) => plan::run(args),
-        Command::Bench(args) => bench_cmd::run(args),
-        Command::Train(args) => train_cmd::run(args),
-        Command::Eval(args) => eval_cmd::run(args),
-        Command::Compare(args) => compare::run(args),
-        Command::Plot(args) => plot::run(args),
-        Command::Sweep(args) => sweep_cmd::run(args),
-        Command::Collect(args) => collect::run(args),
-        Command::Report(args) => report_cmd::run(args),
+        Command::Data(cmd) => cli::data::run(cmd),
+        Command::Audit(args) => cli::audit::run(args),
+        Command::Parity(args) => cli::parity::run(args),
+        Command::Plan(args) => cli::plan::run(args),
+        Command::Bench(args) => cli::bench::run(args),
+        Command::Train(args) => cli::train::run(args),
+        Command::Eval(args) => cli::eval::run(args),
+        Command::Compare(args) => cli::compare::run(args),
+        Command::Plot(args) => cli::plot::run(args),
+        Command::Sweep(args) => cli::sweep::run(args),
+        Command::Collect(args) => cli::collect::run(args),
+        Command::Report(args) => cli::report::run(args),
     }
 }

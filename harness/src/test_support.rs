@@ -3,10 +3,10 @@
 use datasets::format::{Dataset, LoadedDataset, PuzzleCount, Split};
 
 /// The committed reference comparison (the README's main job): 3 seeds x 2 models.
-pub fn reference_records() -> Vec<crate::results::ResultRecord> {
+pub fn reference_records() -> Vec<crate::science::record::ResultRecord> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../results/reference/maze-hard-cpu/records");
-    crate::results::read_records(&dir).unwrap()
+    crate::science::record::read_records(&dir).unwrap()
 }
 
 /// A 4-token task with 3 single-example groups in each split (val included), loaded as

@@ -1,7 +1,8 @@
 //! `harness train`, `eval` and `compare` end to end with the `smoke` preset on a tiny
 //! generated maze task: the outputs' contents, not only their existence.
 
-use harness::results::{ResultRecord, CSV_HEADER};
+use harness::report::csv::CSV_HEADER;
+use harness::science::record::ResultRecord;
 use std::path::Path;
 
 fn harness(args: &[&str]) -> Result<u8, String> {
@@ -176,7 +177,7 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
 
     // Paired statistics: TRM - HRM per metric over the three seeds, the headline first, with
     // both intervals containing the mean, and a sentence in the table and the report.
-    let paired: Vec<harness::paired::PairedDifference> =
+    let paired: Vec<harness::science::paired::PairedDifference> =
         serde_json::from_str(&std::fs::read_to_string(out.join("paired.json")).unwrap()).unwrap();
     let metrics: Vec<&str> = paired.iter().map(|d| d.metric.as_str()).collect();
     assert_eq!(
@@ -200,7 +201,7 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
             lo <= t_lo && t_lo <= d.mean() && d.mean() <= t_hi && t_hi <= hi,
             "{d:?}"
         );
-        assert_eq!(d.reading, harness::stats::Reading::TooFewSeeds);
+        assert_eq!(d.reading, harness::science::stats::Reading::TooFewSeeds);
     }
     let table = std::fs::read_to_string(out.join("table.md")).unwrap();
     assert!(

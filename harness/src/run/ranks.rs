@@ -1,0 +1,151 @@
+//! Data-parallel ranks as threads (`train --gpus N`): ranks 1..N follow rank 0's
+//! instructions (step, evaluate a stage, stop), drawing the same global batch and exploration
+//! from the same seeded streams, holding their rows of the slots and summing gradients with the
+//! others; each evaluates its share of the batches into a file that rank 0 merges.
+
+use crate::run::eval::{run_shard, to_batch, EvalSplit, Protocol, Stage};
+use crate::run::resolve::{planned_trainer, ResolvedRun, TrainOptions};
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
+use datasets::format::LoadedDataset;
+use datasets::loader::TrainSampler;
+use datasets::sample::stream_rng;
+use models::collective::{Collective, ThreadGroup};
+use models::optim::lr_multiplier;
+use models::trainer::Trainer;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What the ranks' trainers exchange gradients through: NCCL with `--features nccl`, else
+/// the threads' own group (device-to-device copies). The rounds of `next_round` and
+/// `barrier` always go through the threads' group.
+pub fn gradient_exchanges(
+    ranks: &[Arc<ThreadGroup>],
+    devices: &[Device],
+) -> Result<Vec<Arc<dyn Collective>>> {
+    #[cfg(feature = "nccl")]
+    if devices.iter().all(Device::is_cuda) {
+        let _ = ranks;
+        return Ok(models::nccl::NcclGroup::new(devices)?
+            .into_iter()
+            .map(|g| Arc::new(g) as Arc<dyn Collective>)
+            .collect());
+    }
+    let _ = devices;
+    Ok(ranks
+        .iter()
+        .map(|r| r.clone() as Arc<dyn Collective>)
+        .collect())
+}
+
+/// What the ranks do next, as rank 0 says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Next {
+    Stop,
+    Step,
+    Evaluate(Stage),
+}
+
+impl Next {
+    const ALL: [Next; 5] = [
+        Next::Stop,
+        Next::Step,
+        Next::Evaluate(Stage::DuringTraining),
+        Next::Evaluate(Stage::FinalValidation),
+        Next::Evaluate(Stage::FinalTest),
+    ];
+}
+
+/// Rank 0's `Next` (the others give none), read by every rank: its index in `Next::ALL`,
+/// summed with the others' zeros.
+pub fn next_round(rank: &ThreadGroup, mine: Option<Next>) -> Result<Next> {
+    let code = mine.map_or(0, |n| Next::ALL.iter().position(|&m| m == n).unwrap_or(0));
+    let flag = Tensor::new(&[code as f32], &Device::Cpu)?;
+    let sum = rank.all_reduce_sum(vec![flag])?;
+    let code = models::host::vec1::<f32>(&sum[0])?[0] as usize;
+    Next::ALL
+        .get(code)
+        .copied()
+        .with_context(|| format!("rank 0 sent an unknown instruction {code}"))
+}
+
+/// Waits until every rank has arrived.
+pub fn barrier(rank: &ThreadGroup) -> Result<()> {
+    rank.all_reduce_sum(vec![Tensor::new(&[0f32], &Device::Cpu)?])?;
+    Ok(())
+}
+
+/// Where rank `r` writes its share of the evaluation of `split` at `step`.
+pub fn shard_file(run_dir: &Path, step: u64, split: EvalSplit, r: usize) -> PathBuf {
+    run_dir
+        .join("eval-shards")
+        .join(format!("step_{step}.{}.rank{r}.json", split.name()))
+}
+
+/// This rank's share of the evaluation at `stage` of its trainer's step, written to its file.
+pub fn evaluate_shard(
+    run: &ResolvedRun,
+    data: &LoadedDataset,
+    trainer: &Trainer,
+    (rank, stage): (&ThreadGroup, Stage),
+    run_dir: &Path,
+) -> Result<()> {
+    let cfg = &run.config;
+    let model = trainer.inference_model(&run.model_config, cfg.kind(), cfg.train.ema)?;
+    let protocol = Protocol::of(run, stage);
+    let pass = run_shard(
+        trainer,
+        model.as_ref(),
+        data,
+        &protocol,
+        (rank.rank(), rank.world()),
+    )?;
+    let path = shard_file(run_dir, trainer.step, stage.split(), rank.rank());
+    std::fs::create_dir_all(path.parent().expect("a shard file has a folder"))
+        .with_context(|| format!("creating the folder of {}", path.display()))?;
+    datasets::format::write_json(&path, &pass)?;
+    Ok(())
+}
+
+/// A rank other than 0: the same trainer, batches and exploration as rank 0, stepping while
+/// rank 0 does.
+pub fn follow(
+    run: &ResolvedRun,
+    data: &LoadedDataset,
+    opts: &TrainOptions,
+    (rank, exchange): (Arc<ThreadGroup>, Arc<dyn Collective>),
+    device: &Device,
+    run_dir: &Path,
+) -> Result<()> {
+    let cfg = &run.config;
+    let mut trainer = planned_trainer(run, opts, device)?;
+    trainer.group = exchange;
+    let mut sampler = TrainSampler::new(
+        &data.data.train,
+        data.metadata("train"),
+        cfg.train.global_batch_size,
+        stream_rng(cfg.seed, 1),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", data.dir.display()))?;
+    let mut exploration = stream_rng(cfg.seed, 2);
+    loop {
+        match next_round(&rank, None)? {
+            Next::Stop => return Ok(()),
+            Next::Evaluate(stage) => {
+                evaluate_shard(run, data, &trainer, (&rank, stage), run_dir)?;
+                barrier(&rank)?;
+                continue;
+            }
+            Next::Step => {}
+        }
+        let batch = to_batch(&sampler.next_batch(), device)?;
+        let t = &cfg.train;
+        let lr_scale = lr_multiplier(
+            trainer.step + 1,
+            t.lr_warmup_steps,
+            run.total_steps,
+            t.lr_min_ratio,
+        );
+        trainer.train_step(&batch, lr_scale, &mut exploration)?;
+    }
+}

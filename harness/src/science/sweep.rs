@@ -1,0 +1,311 @@
+//! Sweeps: a plan names a task, a preset, the models, seeds and axes over any config key (with
+//! optional per-model axes); every combination is one cell, one run directory named by a hash
+//! of its resolved config, its dataset's manifest hash and the code version, so running a
+//! plan again reuses what is done, resumes what was interrupted and runs what is pending.
+//! A cell ends with `record.json` (a `ResultRecord`) or `failed.txt` (its error).
+
+use crate::run::config::{Preset, RunConfig};
+use crate::run::datastore::ensure_dataset;
+use crate::run::resolve::{TrainOptions, CODE_VERSION};
+use crate::run::train::train;
+use crate::science::record::ResultRecord;
+use anyhow::{bail, Context, Result};
+use datasets::format::LoadedDataset;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// `PLAN.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub task: String,
+    /// A built-in preset or a TOML file.
+    pub preset: String,
+    pub models: Vec<String>,
+    /// Training seeds per cell (0, 1, ...; added to the preset's seed).
+    #[serde(default = "three")]
+    pub seeds: u64,
+    /// Overrides for every cell, as `--set` takes them.
+    #[serde(default)]
+    pub set: Vec<String>,
+    /// Config key -> values, for every model.
+    #[serde(default)]
+    pub axes: BTreeMap<String, Vec<toml::Value>>,
+    /// Model -> (config key -> values), added to (or replacing) the shared axes.
+    #[serde(default)]
+    pub model_axes: BTreeMap<String, BTreeMap<String, Vec<toml::Value>>>,
+}
+
+fn three() -> u64 {
+    3
+}
+
+/// One cell of a plan: a model, a seed and a value for each of its axes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub index: usize,
+    pub model: String,
+    pub seed: u64,
+    /// `key=value` overrides from the axes, in key order.
+    pub assignments: Vec<String>,
+    /// The run directory, relative to the sweep folder.
+    pub dir: PathBuf,
+}
+
+/// Where a cell stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CellState {
+    Done,
+    /// Another process holds the run directory.
+    Running(String),
+    Failed(String),
+    /// Not started, or stopped at this step (to be resumed).
+    Pending(Option<u64>),
+}
+
+pub const RECORD: &str = "record.json";
+pub const FAILED: &str = "failed.txt";
+pub const CELLS: &str = "cells.json";
+
+impl Plan {
+    pub fn load(path: &Path) -> Result<Plan> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the plan {}", path.display()))?;
+        let plan: Plan =
+            toml::from_str(&text).with_context(|| format!("the plan {}", path.display()))?;
+        let place = path.display();
+        if plan.models.is_empty() {
+            bail!("{place}: `models` is empty");
+        }
+        if plan.seeds == 0 {
+            bail!("{place}: `seeds` must be at least 1");
+        }
+        for (scope, axes) in std::iter::once(("axes", &plan.axes))
+            .chain(plan.model_axes.iter().map(|(m, a)| (m.as_str(), a)))
+        {
+            if let Some((key, _)) = axes.iter().find(|(_, v)| v.is_empty()) {
+                bail!("{place}: axis {key:?} in {scope} has no values");
+            }
+        }
+        if let Some(m) = plan.model_axes.keys().find(|m| !plan.models.contains(m)) {
+            bail!("{place}: model_axes names {m:?}, which is not in `models`");
+        }
+        Ok(plan)
+    }
+
+    /// Every (model, axis values, seed), models in the plan's order, seeds innermost.
+    pub fn cells(&self) -> Vec<(String, Vec<String>, u64)> {
+        let mut out = Vec::new();
+        for model in &self.models {
+            let mut axes = self.axes.clone();
+            if let Some(own) = self.model_axes.get(model) {
+                axes.extend(own.clone());
+            }
+            let mut combos: Vec<Vec<String>> = vec![Vec::new()];
+            for (key, values) in &axes {
+                combos = combos
+                    .into_iter()
+                    .flat_map(|c| {
+                        values.iter().map(move |v| {
+                            let mut c = c.clone();
+                            c.push(format!("{key}={}", value_text(v)));
+                            c
+                        })
+                    })
+                    .collect();
+            }
+            for combo in combos {
+                for seed in 0..self.seeds {
+                    out.push((model.clone(), combo.clone(), seed));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A value as `--set` reads it back, short: floats far from 1 in exponent form (TOML's `1e30`,
+/// where plain digits would read as an integer).
+fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e6 => {
+            format!("{f:.1}")
+        }
+        toml::Value::Float(f) if f.is_finite() && (1e-3..1e6).contains(&f.abs()) => f.to_string(),
+        toml::Value::Float(f) if f.is_finite() => format!("{f:e}"),
+        other => other.to_string(),
+    }
+}
+
+/// A cell with its resolved config and dataset.
+pub struct Prepared {
+    pub cell: Cell,
+    pub config: RunConfig,
+    pub data_dir: PathBuf,
+}
+
+/// Resolves every cell of `plan` and builds (or reuses) the datasets they need; writes the
+/// cell list to `<out>/cells.json`.
+pub fn prepare(plan: &Plan, out: &Path, data_root: &Path) -> Result<Vec<Prepared>> {
+    let preset = Preset::load(&plan.preset)?;
+    let mut datasets: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
+    let mut prepared = Vec::new();
+    for (index, (model, assignments, seed)) in plan.cells().into_iter().enumerate() {
+        let mut overrides = plan.set.clone();
+        overrides.extend(assignments.iter().cloned());
+        let mut config = preset
+            .resolve(&plan.task, &model, &overrides)
+            .with_context(|| format!("cell {index} ({model}, {})", assignments.join(" ")))?;
+        config.seed += seed;
+        let data_key = serde_json::to_string(&config.data)?;
+        if !datasets.contains_key(&data_key) {
+            let data = ensure_dataset(data_root, &plan.task, &config.data)?;
+            let hash = data
+                .manifest
+                .as_ref()
+                .map_or("none".into(), |m| m.dataset_hash.clone());
+            datasets.insert(data_key.clone(), (data.dir.clone(), hash));
+        }
+        let (data_dir, data_hash) = &datasets[&data_key];
+        let identity = format!(
+            "{}\n{data_hash}\n{CODE_VERSION}",
+            serde_json::to_string(&config)?
+        );
+        let hash = datasets::manifest::sha256_hex(identity.as_bytes());
+        let cell = Cell {
+            index,
+            model,
+            seed: config.seed,
+            assignments,
+            dir: PathBuf::from("cells").join(format!("{}-{}", config.model, &hash[..12])),
+        };
+        prepared.push(Prepared {
+            cell,
+            config,
+            data_dir: data_dir.clone(),
+        });
+    }
+    let cells: Vec<&Cell> = prepared.iter().map(|p| &p.cell).collect();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    datasets::format::write_json(&out.join(CELLS), &cells)?;
+    Ok(prepared)
+}
+
+/// Trains one cell to the end and writes its record; an error is also written to
+/// `failed.txt` so that `--status` and `collect` can name it.
+pub fn run_cell(p: &Prepared, out: &Path, data: &LoadedDataset, device_name: &str) -> Result<bool> {
+    let dir = out.join(&p.cell.dir);
+    let result = (|| -> Result<bool> {
+        let outcome = train(
+            &p.config,
+            data,
+            &dir,
+            &TrainOptions {
+                progress_bar: true,
+                resume: true,
+                verbose: false,
+                device: crate::run::device::default_device()?,
+                stop_after: None,
+                device_memory: None,
+                gpus: 1,
+            },
+        )?;
+        if !outcome.completed {
+            return Ok(false);
+        }
+        let record = ResultRecord {
+            position: p.cell.index,
+            ..ResultRecord::new(&outcome, &dir, "recipe", device_name, data)?
+        };
+        datasets::format::write_json(&dir.join(RECORD), &record)?;
+        Ok(true)
+    })();
+    match &result {
+        Ok(_) => {
+            let _ = std::fs::remove_file(dir.join(FAILED));
+        }
+        Err(e) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            datasets::fsio::write_atomic(&dir.join(FAILED), format!("{e:#}\n").as_bytes())?;
+        }
+    }
+    result
+}
+
+/// The state of a cell's run directory.
+pub fn state(out: &Path, cell: &Cell) -> Result<CellState> {
+    let dir = out.join(&cell.dir);
+    if dir.join(RECORD).is_file() {
+        return Ok(CellState::Done);
+    }
+    if let Some(holder) = datasets::fsio::DirLock::holder(&dir.join(".lock"))? {
+        return Ok(CellState::Running(holder));
+    }
+    if let Ok(text) = std::fs::read_to_string(dir.join(FAILED)) {
+        return Ok(CellState::Failed(
+            text.lines().next().unwrap_or("").to_string(),
+        ));
+    }
+    let step = std::fs::read_to_string(dir.join("state.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["step"].as_u64());
+    Ok(CellState::Pending(step))
+}
+
+impl std::fmt::Display for CellState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CellState::Done => write!(f, "done"),
+            CellState::Running(holder) => write!(f, "running ({holder})"),
+            CellState::Failed(error) => write!(f, "failed: {error}"),
+            CellState::Pending(None) => write!(f, "pending"),
+            CellState::Pending(Some(step)) => write!(f, "pending (stopped at step {step})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_cross_shared_and_per_model_axes_with_seeds_innermost() {
+        let plan: Plan = toml::from_str(
+            r#"
+            task = "maze-hard"
+            preset = "smoke"
+            models = ["trm-att", "hrm"]
+            seeds = 2
+            [axes]
+            "arch.hidden_size" = [16, 32]
+            [model_axes.hrm]
+            "arch.H_cycles" = [1, 2]
+            "#,
+        )
+        .unwrap();
+        let cells: Vec<String> = plan
+            .cells()
+            .iter()
+            .map(|(m, a, s)| format!("{m} {} {s}", a.join(" ")))
+            .collect();
+        assert_eq!(cells.len(), 2 * 2 + 2 * 2 * 2);
+        assert_eq!(cells[0], "trm-att arch.hidden_size=16 0");
+        assert_eq!(cells[1], "trm-att arch.hidden_size=16 1");
+        assert_eq!(cells[4], "hrm arch.H_cycles=1 arch.hidden_size=16 0");
+        assert_eq!(cells[11], "hrm arch.H_cycles=2 arch.hidden_size=32 1");
+    }
+
+    #[test]
+    fn axis_values_read_back_as_the_same_toml_values() {
+        for v in [1e30, 1e-4, 0.5, 3.0, 2e-3, 123456.789, 1e6] {
+            let text = value_text(&toml::Value::Float(v));
+            let back: toml::Table = toml::from_str(&format!("x = {text}")).unwrap();
+            assert_eq!(back["x"].as_float(), Some(v), "{text}");
+        }
+        assert_eq!(value_text(&toml::Value::Float(1e30)), "1e30");
+        assert_eq!(value_text(&toml::Value::Float(1e-4)), "1e-4");
+        assert_eq!(value_text(&toml::Value::Integer(64)), "64");
+    }
+}
