@@ -6,32 +6,11 @@ use crate::report::comparison::write_outputs;
 use crate::run::config::{Preset, RunConfig};
 use crate::run::datastore::ensure_dataset;
 use crate::run::queue::{train_all, Job, Parallelism};
-use crate::run::resolve::{resolve_run, TrainOptions};
-use crate::science::record::ResultRecord;
+use crate::run::resolve::TrainOptions;
+use crate::science::comparison::{match_budgets, model_configs, records, seed_jobs, BudgetMatch};
+use crate::science::stats::{ALPHA, MIN_SEEDS_FOR_VERDICT};
 use anyhow::{bail, Result};
-use clap::ValueEnum;
-use models::flops::step_flops;
 use std::path::PathBuf;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
-pub enum BudgetMatch {
-    /// Every model takes the first model's number of optimizer steps.
-    Steps,
-    /// Every model gets the first model's training FLOPs (steps scaled by cost per step).
-    Flops,
-    /// Each model keeps its own recipe's budget (as the papers ran them).
-    Recipe,
-}
-
-impl BudgetMatch {
-    pub fn name(self) -> &'static str {
-        match self {
-            BudgetMatch::Steps => "steps",
-            BudgetMatch::Flops => "flops",
-            BudgetMatch::Recipe => "recipe",
-        }
-    }
-}
 
 #[derive(clap::Args)]
 pub struct CompareArgs {
@@ -94,58 +73,13 @@ pub fn default_preset() -> &'static str {
 
 pub fn run(args: CompareArgs) -> Result<u8> {
     let started = std::time::Instant::now();
-    let preset_name = args
-        .preset
-        .clone()
-        .unwrap_or_else(|| default_preset().to_string());
-    let preset = Preset::load(&preset_name)?;
-    if args.models.is_empty() {
-        bail!("--models is empty");
-    }
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    let mut configs: Vec<RunConfig> = Vec::new();
-    for model in &args.models {
-        let cfg = preset.resolve(&args.task, model, &args.overrides)?;
-        if configs.iter().any(|c| c.model == cfg.model) {
-            bail!("--models names {model} twice");
-        }
-        configs.push(cfg);
-    }
-    for c in &configs[1..] {
-        if c.data != configs[0].data {
-            bail!(
-                "preset {} gives {} other data than {}; a comparison needs one dataset",
-                preset.name,
-                c.model,
-                configs[0].model
-            );
-        }
-    }
-    let first = &configs[0];
-    println!(
-        "comparing {} on {} with preset {}: {}",
-        args.models.join(", "),
-        args.task,
-        preset.name,
-        first.label
-    );
-    if (args.seeds as usize) < crate::science::stats::MIN_SEEDS_FOR_VERDICT {
-        println!(
-            "{} paired seed{}: too few for a verdict (the exact sign-flip test needs {} to reach p < {}); the outputs count the seeds favouring each model instead (--seeds {} for a verdict)",
-            args.seeds,
-            if args.seeds == 1 { "" } else { "s" },
-            crate::science::stats::MIN_SEEDS_FOR_VERDICT,
-            crate::science::stats::ALPHA,
-            crate::science::stats::MIN_SEEDS_FOR_VERDICT
-        );
-    }
-    if args.preset.is_none() && !cfg!(feature = "cuda") {
-        println!(
-            "no GPU build: using the scaled-down `cpu` preset (a small generated task and small models); its numbers are not the papers' setting"
-        );
-    }
+    let preset_name = args.preset.clone().unwrap_or(default_preset().to_string());
+    let preset = Preset::load(&preset_name)?;
+    let mut configs = model_configs(&preset, &args.task, &args.models, &args.overrides)?;
+    say_what_runs(&args, &preset, &configs[0]);
     let out = args
         .out
         .clone()
@@ -155,50 +89,16 @@ pub fn run(args: CompareArgs) -> Result<u8> {
         &out.join(".lock"),
         &format!("the comparison folder {}", out.display()),
     )?;
-    let data = ensure_dataset(&args.data_root, &args.task, &first.data)?;
+    let data = ensure_dataset(&args.data_root, &args.task, &configs[0].data)?;
     let hash = data
         .manifest
         .as_ref()
-        .map_or("none".to_string(), |m| m.dataset_hash.clone());
+        .map_or("none", |m| m.dataset_hash.as_str());
     println!("dataset {} (hash {hash})", data.dir.display());
-
-    // The budget: the first model's steps, or its training FLOPs.
-    let resolved: Vec<_> = configs
-        .iter()
-        .map(|c| resolve_run(c, &data))
-        .collect::<Result<_>>()?;
-    let reference_steps = resolved[0].total_steps;
-    let flops_per_step = |r: &crate::run::resolve::ResolvedRun| {
-        step_flops(&r.model_config, r.config.kind()).train_step
-            * r.config.train.global_batch_size as f64
-    };
-    let reference_flops = reference_steps as f64 * flops_per_step(&resolved[0]);
-    for (cfg, run) in configs.iter_mut().zip(&resolved) {
-        let steps = match args.budget {
-            BudgetMatch::Steps => reference_steps,
-            BudgetMatch::Flops => ((reference_flops / flops_per_step(run)).round() as u64).max(1),
-            BudgetMatch::Recipe => run.total_steps,
-        };
-        cfg.train.steps = Some(steps);
-        cfg.train.epochs = None;
-        cfg.train.eval_interval = cfg.train.eval_interval.min(steps);
-    }
+    match_budgets(&mut configs, &data, args.budget)?;
 
     let device = crate::run::device::default_device()?;
-    let device_name = crate::run::device::describe(&device);
-    // Seed by seed, every model: the order of the records and the table.
-    let runs = out.join("runs");
-    let jobs: Vec<Job> = (0..args.seeds)
-        .flat_map(|s| {
-            let runs = &runs;
-            configs.iter().map(move |base| {
-                let mut cfg = base.clone();
-                cfg.seed = base.seed + s;
-                let run_dir = runs.join(format!("{}-seed{}", cfg.model, cfg.seed));
-                Job { cfg, run_dir }
-            })
-        })
-        .collect();
+    let jobs = seed_jobs(&configs, args.seeds, &out.join("runs"));
     let parallelism = Parallelism::of(args.jobs.unwrap_or_else(|| default_jobs(&device)));
     if parallelism.workers > 1 {
         println!(
@@ -217,35 +117,14 @@ pub fn run(args: CompareArgs) -> Result<u8> {
         device_memory: None,
         gpus: 1,
     };
-    let outcomes = train_all(&jobs, &data, &opts, parallelism, |job| {
+    let outcomes = train_all(&jobs, &data, &opts, parallelism, announce)?;
+    let device_name = crate::run::device::describe(&device);
+    let Some(records) = records(&jobs, outcomes, (args.budget, &device_name), &data)? else {
         println!(
-            "training {} (seed {}) for {} steps -> {}",
-            job.cfg.model,
-            job.cfg.seed,
-            job.cfg.train.steps.unwrap_or(0),
-            job.run_dir.display()
-        )
-    })?;
-    let mut records: Vec<ResultRecord> = Vec::new();
-    for (position, (job, outcome)) in jobs.iter().zip(outcomes).enumerate() {
-        let Some(outcome) = outcome else {
-            println!(
-                "stopped before the comparison was complete; run the same command again to continue"
-            );
-            return Ok(130);
-        };
-        records.push(ResultRecord {
-            position,
-            ..ResultRecord::new(
-                &outcome,
-                &job.run_dir,
-                args.budget.name(),
-                &device_name,
-                &data,
-            )?
-        });
-    }
-
+            "stopped before the comparison was complete; run the same command again to continue"
+        );
+        return Ok(130);
+    };
     let table = write_outputs(&out, &args.results, &records, &data.dir)?;
     println!("{table}");
     println!(
@@ -256,4 +135,37 @@ pub fn run(args: CompareArgs) -> Result<u8> {
         out.display()
     );
     Ok(0)
+}
+
+/// What is compared, and what its seeds and preset can and cannot say.
+fn say_what_runs(args: &CompareArgs, preset: &Preset, first: &RunConfig) {
+    println!(
+        "comparing {} on {} with preset {}: {}",
+        args.models.join(", "),
+        args.task,
+        preset.name,
+        first.label
+    );
+    if (args.seeds as usize) < MIN_SEEDS_FOR_VERDICT {
+        println!(
+            "{} paired seed{}: too few for a verdict (the exact sign-flip test needs {MIN_SEEDS_FOR_VERDICT} to reach p < {ALPHA}); the outputs count the seeds favouring each model instead (--seeds {MIN_SEEDS_FOR_VERDICT} for a verdict)",
+            args.seeds,
+            if args.seeds == 1 { "" } else { "s" },
+        );
+    }
+    if args.preset.is_none() && !cfg!(feature = "cuda") {
+        println!(
+            "no GPU build: using the scaled-down `cpu` preset (a small generated task and small models); its numbers are not the papers' setting"
+        );
+    }
+}
+
+fn announce(job: &Job) {
+    println!(
+        "training {} (seed {}) for {} steps -> {}",
+        job.cfg.model,
+        job.cfg.seed,
+        job.cfg.train.steps.unwrap_or(0),
+        job.run_dir.display()
+    );
 }

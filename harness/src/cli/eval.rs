@@ -3,12 +3,11 @@
 
 use crate::run::config::Preset;
 use crate::run::datastore::{ensure_dataset, load_verified};
-use crate::run::eval::{evaluate_checkpoint, Evaluation};
-use crate::run::pooled::{arc_pooled, PooledArc};
 use crate::run::resolve::{resolve_run, ResolvedRun};
-use crate::run::run_dir::{ArcPredictionsFile, RunDir};
-use anyhow::{bail, Context, Result};
-use datasets::format::write_json;
+use crate::run::run_dir::RunDir;
+use crate::run::scores::{self, score_checkpoint, ScoresFile};
+use anyhow::{bail, Result};
+use datasets::format::LoadedDataset;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -43,57 +42,42 @@ pub struct EvalArgs {
     pub steps: Option<Vec<usize>>,
 }
 
-#[derive(serde::Serialize)]
-struct EvalRecord {
-    checkpoint: String,
-    dataset_dir: String,
-    dataset_hash: String,
-    task: String,
-    model: String,
-    /// Whether the EMA weights were evaluated.
-    ema: bool,
-    scores: Evaluation,
-    /// ARC with --run: the votes of every checkpoint of the run pooled, each on the whole
-    /// test split (`pooled::arc_pooled`), labelled apart from this checkpoint's scores.
-    arc_pooled_over_checkpoints: Option<PooledArc>,
+/// What `--run` or `--checkpoint` names: the run it belongs to, its data, the checkpoint
+/// file, and the run directory (locked) when there is one.
+type Target = (ResolvedRun, LoadedDataset, PathBuf, Option<RunDir>);
+
+fn target(args: &EvalArgs) -> Result<Target> {
+    if let Some(dir) = &args.run {
+        // Locked while its checkpoints are read and its predictions files written.
+        let run_dir = RunDir::open_existing(dir)?;
+        let saved = run_dir.resolved()?;
+        let data = load_verified(args.data.as_ref().unwrap_or(&saved.dataset_dir))?;
+        let run = ResolvedRun {
+            code_version: saved.code_version,
+            ..resolve_run(&saved.config, &data)?
+        };
+        let checkpoint = match (&args.checkpoint, run_dir.checkpoints()?.last()) {
+            (Some(c), _) => c.clone(),
+            (None, Some((_, p))) => p.clone(),
+            (None, None) => bail!("{} holds no checkpoint", dir.display()),
+        };
+        return Ok((run, data, checkpoint, Some(run_dir)));
+    }
+    let (Some(task), Some(model), Some(checkpoint)) = (&args.task, &args.model, &args.checkpoint)
+    else {
+        bail!("give --run DIR, or --checkpoint FILE with --task and --model");
+    };
+    let cfg = Preset::load(&args.preset)?.resolve(task, model, &args.overrides)?;
+    let data = match &args.data {
+        Some(d) => load_verified(d)?,
+        None => ensure_dataset(&args.data_root, task, &cfg.data)?,
+    };
+    Ok((resolve_run(&cfg, &data)?, data, checkpoint.clone(), None))
 }
 
 pub fn run(args: EvalArgs) -> Result<u8> {
     let device = crate::run::device::default_device()?;
-    // With --run, the run directory is locked while its checkpoints are read and its
-    // predictions files written.
-    let (run, data, checkpoint, run_dir) = match &args.run {
-        Some(dir) => {
-            let run_dir = RunDir::open_existing(dir)?;
-            let saved = run_dir.resolved()?;
-            let data = load_verified(args.data.as_ref().unwrap_or(&saved.dataset_dir))?;
-            let run = ResolvedRun {
-                code_version: saved.code_version,
-                ..resolve_run(&saved.config, &data)?
-            };
-            let checkpoint = match &args.checkpoint {
-                Some(c) => c.clone(),
-                None => match run_dir.checkpoints()?.last() {
-                    Some((_, p)) => p.clone(),
-                    None => bail!("{} holds no checkpoint", dir.display()),
-                },
-            };
-            (run, data, checkpoint, Some(run_dir))
-        }
-        None => {
-            let (Some(task), Some(model), Some(checkpoint)) =
-                (&args.task, &args.model, &args.checkpoint)
-            else {
-                bail!("give --run DIR, or --checkpoint FILE with --task and --model");
-            };
-            let cfg = Preset::load(&args.preset)?.resolve(task, model, &args.overrides)?;
-            let data = match &args.data {
-                Some(d) => load_verified(d)?,
-                None => ensure_dataset(&args.data_root, task, &cfg.data)?,
-            };
-            (resolve_run(&cfg, &data)?, data, checkpoint.clone(), None)
-        }
-    };
+    let (run, data, checkpoint, run_dir) = target(&args)?;
     let out = args.out.clone().unwrap_or_else(|| match &args.run {
         Some(dir) => dir.join("eval"),
         None => PathBuf::from(format!(
@@ -111,48 +95,21 @@ pub fn run(args: EvalArgs) -> Result<u8> {
     if steps.contains(&0) {
         bail!("--steps: a budget is at least 1 supervision step");
     }
-    let (main, ema) = evaluate_checkpoint(&run, &data, &checkpoint, &device, &steps)?;
-    let arc_pooled = match &run_dir {
-        Some(dir) if run.config.task.starts_with("arc-") => {
-            // This checkpoint's votes, if it is one of the run's, need not be computed twice.
-            if let Some((step, _)) = dir
-                .checkpoints()?
-                .into_iter()
-                .find(|(_, p)| *p == checkpoint)
-            {
-                let file = ArcPredictionsFile {
-                    examples: main.evaluation.examples,
-                    predictions: main.arc_predictions.clone(),
-                };
-                dir.save_arc_predictions(step, &file)?;
-            }
-            Some(arc_pooled(dir, &run, &data, &device)?)
-        }
-        _ => None,
-    };
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    datasets::npy::write(
-        &out.join("predictions.npy"),
-        &[main.predictions.len(), data.data.test.seq_len],
-        &main.predictions.concat(),
-    )?;
-    let e = &main.evaluation;
-    let record = EvalRecord {
-        checkpoint: checkpoint.display().to_string(),
-        dataset_dir: data.dir.display().to_string(),
-        dataset_hash: run.dataset_hash.clone(),
-        task: run.config.task.clone(),
-        model: run.config.model.clone(),
-        ema,
-        scores: e.clone(),
-        arc_pooled_over_checkpoints: arc_pooled,
-    };
-    write_json(&out.join("scores.json"), &record)?;
+    let target = (checkpoint.as_path(), run_dir.as_ref());
+    let (main, file) = score_checkpoint(&run, &data, target, &device, &steps)?;
+    scores::write(&out, &file, &main.predictions, data.data.test.seq_len)?;
+    print_scores(&file);
+    println!("  -> {}", out.display());
+    Ok(0)
+}
+
+fn print_scores(file: &ScoresFile) {
+    let e = &file.scores;
     println!(
         "{} on {} ({}): exact {:.4} [{:.4}, {:.4}] on {} examples, token {:.4}, mean halting step {:.2}",
-        run.config.model,
-        run.config.task,
-        checkpoint.display(),
+        file.model,
+        file.task,
+        file.checkpoint,
         e.exact.value,
         e.exact.low,
         e.exact.high,
@@ -172,9 +129,9 @@ pub fn run(args: EvalArgs) -> Result<u8> {
             a.strict[&1].value, a.strict[&2].value, a.fractional[&2]
         );
     }
-    if let Some(p) = &record.arc_pooled_over_checkpoints {
+    if let Some(p) = &file.arc_pooled_over_checkpoints {
         println!(
-            "  pooled over {} checkpoints (steps {:?}), each on all {} test inputs: pass@2 {:.4} (strict), {:.4} (ARC rule)",
+            "  pooled over {} eval-interval checkpoints (steps {:?}), each on all {} test inputs: pass@2 {:.4} (strict), {:.4} (ARC rule)",
             p.checkpoints.len(),
             p.checkpoints,
             e.examples,
@@ -189,6 +146,4 @@ pub fn run(args: EvalArgs) -> Result<u8> {
             p.steps, p.exact.value, p.exact_halting.value, p.mean_steps_halting
         );
     }
-    println!("  -> {}", out.display());
-    Ok(0)
 }

@@ -35,25 +35,52 @@ fn label(model: &str, seeds: usize) -> String {
     }
 }
 
+/// One chart: file name, title, SVG text.
+type Chart = (String, String, String);
+
+/// What every chart of a comparison shares: the models' runs, the subtitle, the y axis.
+struct Frame<'a> {
+    groups: Vec<(&'a str, Vec<&'a ResultRecord>)>,
+    subtitle: String,
+    y_label: &'static str,
+}
+
+/// The points of one curve per model, keyed across seeds (a step or a budget): seeds'
+/// points with the same key are averaged, x included (halting uses a different number of
+/// steps in each run).
+type Pick<'a> = &'a dyn Fn(&ResultRecord) -> Vec<(u64, f64, Proportion)>;
+
 pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let r0 = &records[0];
     let each = |f: fn(&ResultRecord) -> String| crate::report::facts::one_or_each(records, f);
-    let subtitle = format!(
-        "{} | preset {} | budget: equal {} | data {}\n{}",
-        each(|r| r.task.clone()),
-        each(|r| r.preset.clone()),
-        each(|r| r.budget_match.clone()),
-        each(|r| crate::science::record::short_hash(&r.dataset_hash, 12)),
-        each(|r| r.preset_label.clone())
-    );
     let groups = by_model(records);
-    let y_label = if groups.iter().any(|(_, rs)| rs.len() > 1) {
-        "test accuracy (%): seed mean, widest 95% CI"
-    } else {
-        "test accuracy (%), 95% interval"
+    let frame = Frame {
+        subtitle: format!(
+            "{} | preset {} | budget: equal {} | data {}\n{}",
+            each(|r| r.task.clone()),
+            each(|r| r.preset.clone()),
+            each(|r| r.budget_match.clone()),
+            each(|r| crate::science::record::short_hash(&r.dataset_hash, 12)),
+            each(|r| r.preset_label.clone())
+        ),
+        y_label: if groups.iter().any(|(_, rs)| rs.len() > 1) {
+            "test accuracy (%): seed mean, widest 95% CI"
+        } else {
+            "test accuracy (%), 95% interval"
+        },
+        groups,
     };
-    let mut charts: Vec<(&str, String, String)> = Vec::new();
+    let mut charts = cost_charts(&frame)?;
+    charts.push(learning_chart(&frame)?);
+    charts.push(test_time_chart(
+        &frame,
+        records[0].config.model_config.halt_max_steps,
+    )?);
+    write_files(dir, charts)
+}
+
+/// Exact accuracy against parameters, training FLOPs and inference FLOPs: a point per model.
+fn cost_charts(frame: &Frame) -> Result<Vec<Chart>> {
     type Cost = fn(&ResultRecord) -> f64;
     // (file name, title, x label, cost of a record)
     let costs: [(&str, &str, &str, Cost); 3] = [
@@ -76,8 +103,10 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
             |r| r.inference_flops_per_puzzle,
         ),
     ];
+    let mut charts = Vec::new();
     for (name, title, x_label, cost) in costs {
-        let points: Vec<Point> = groups
+        let points: Vec<Point> = frame
+            .groups
             .iter()
             .enumerate()
             .map(|(i, (model, rs))| {
@@ -93,48 +122,57 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
                 }
             })
             .collect();
-        charts.push((
-            name,
-            title.to_string(),
-            cost_chart_svg(title, &subtitle, x_label, y_label, true, &points)
-                .map_err(anyhow::Error::msg)?,
-        ));
+        let svg = cost_chart_svg(
+            title,
+            &frame.subtitle,
+            x_label,
+            frame.y_label,
+            true,
+            &points,
+        )
+        .map_err(anyhow::Error::msg)?;
+        charts.push((name.to_string(), title.to_string(), svg));
     }
-    // (the point's key across seeds: a step or a budget; x; accuracy). Seeds' points with
-    // the same key are averaged, x included (halting uses a different number of steps in
-    // each run).
-    type Pick<'a> = &'a dyn Fn(&ResultRecord) -> Vec<(u64, f64, Proportion)>;
-    let curves = |pick: Pick, suffix: &str, dashed: bool| -> Vec<Curve> {
-        groups
-            .iter()
-            .enumerate()
-            .map(|(i, (model, rs))| {
-                let mut at: BTreeMap<u64, (Vec<f64>, Vec<Proportion>)> = BTreeMap::new();
-                for r in rs {
-                    for (key, x, p) in pick(r) {
-                        let (xs, ps) = at.entry(key).or_default();
-                        xs.push(x);
-                        ps.push(p);
-                    }
+    Ok(charts)
+}
+
+/// One curve per model of the points `pick` gives, averaged over its seeds.
+fn seed_curves(frame: &Frame, pick: Pick, suffix: &str, dashed: bool) -> Vec<Curve> {
+    frame
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, (model, rs))| {
+            let mut at: BTreeMap<u64, (Vec<f64>, Vec<Proportion>)> = BTreeMap::new();
+            for r in rs {
+                for (key, x, p) in pick(r) {
+                    let (xs, ps) = at.entry(key).or_default();
+                    xs.push(x);
+                    ps.push(p);
                 }
-                let mut points: Vec<(f64, f64, f64, f64)> = at
-                    .into_values()
-                    .map(|(xs, ps)| {
-                        let (y, lo, hi) = combine(&ps);
-                        (xs.iter().sum::<f64>() / xs.len() as f64, y, lo, hi)
-                    })
-                    .collect();
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                Curve {
-                    label: format!("{}{suffix}", label(model, rs.len())),
-                    points,
-                    colour: PALETTE[i % PALETTE.len()].into(),
-                    dashed,
-                }
-            })
-            .collect()
-    };
-    let learning = curves(
+            }
+            let mut points: Vec<(f64, f64, f64, f64)> = at
+                .into_values()
+                .map(|(xs, ps)| {
+                    let (y, lo, hi) = combine(&ps);
+                    (xs.iter().sum::<f64>() / xs.len() as f64, y, lo, hi)
+                })
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Curve {
+                label: format!("{}{suffix}", label(model, rs.len())),
+                points,
+                colour: PALETTE[i % PALETTE.len()].into(),
+                dashed,
+            }
+        })
+        .collect()
+}
+
+/// Exact accuracy on the validation split at each evaluation of the runs.
+fn learning_chart(frame: &Frame) -> Result<Chart> {
+    let curves = seed_curves(
+        frame,
         &|r| {
             r.learning_curve
                 .iter()
@@ -145,22 +183,23 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
         false,
     );
     let title = "Learning curves: exact accuracy during training";
-    charts.push((
-        "learning_curves",
-        title.into(),
-        curve_chart_svg(
-            title,
-            &subtitle,
-            "optimizer step (evaluations during training may use a test subset)",
-            y_label,
-            false,
-            &learning,
-        )
-        .map_err(anyhow::Error::msg)?,
-    ));
-    // Test-time compute: every budget of supervision steps, with halting off (solid) and on
-    // (dashed, at the mean steps used).
-    let mut test_time = curves(
+    let svg = curve_chart_svg(
+        title,
+        &frame.subtitle,
+        "optimizer step (validation split; during training possibly its first examples)",
+        frame.y_label,
+        false,
+        &curves,
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(("learning_curves".into(), title.into(), svg))
+}
+
+/// Test-time compute: every budget of supervision steps, with halting off (solid) and on
+/// (dashed, at the mean steps used).
+fn test_time_chart(frame: &Frame, trained: usize) -> Result<Chart> {
+    let mut curves = seed_curves(
+        frame,
         &|r| {
             r.metrics
                 .test_time
@@ -171,7 +210,8 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
         "",
         false,
     );
-    test_time.extend(curves(
+    curves.extend(seed_curves(
+        frame,
         &|r| {
             r.metrics
                 .test_time
@@ -188,35 +228,24 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
         " halting",
         true,
     ));
-    let trained = r0.config.model_config.halt_max_steps;
     let title = "Test-time compute: exact accuracy against inference FLOPs";
-    charts.push((
-        "accuracy_vs_test_time_compute",
-        title.into(),
-        curve_chart_svg(
-            title,
-            &subtitle,
-            &format!(
-                "inference FLOPs per puzzle, log scale ({trained} steps trained; solid: every step, dashed: halting)"
-            ),
-            y_label,
-            true,
-            &test_time,
-        )
-        .map_err(anyhow::Error::msg)?,
-    ));
-
-    write_files(
-        dir,
-        charts
-            .into_iter()
-            .map(|(name, title, svg)| (name.to_string(), title, svg))
-            .collect(),
+    let x_label = format!(
+        "inference FLOPs per puzzle, log scale ({trained} steps trained; solid: every step, dashed: halting)"
+    );
+    let svg = curve_chart_svg(
+        title,
+        &frame.subtitle,
+        &x_label,
+        frame.y_label,
+        true,
+        &curves,
     )
+    .map_err(anyhow::Error::msg)?;
+    Ok(("accuracy_vs_test_time_compute".into(), title.into(), svg))
 }
 
 /// Each chart as `<name>.svg` and `<name>.png` in `dir`.
-pub fn write_files(dir: &Path, charts: Vec<(String, String, String)>) -> Result<Vec<PlotFile>> {
+pub fn write_files(dir: &Path, charts: Vec<Chart>) -> Result<Vec<PlotFile>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut out = Vec::new();
     for (name, title, svg_text) in charts {

@@ -3,9 +3,10 @@
 //! dataset, and the models' configs side by side with every difference highlighted.
 
 use crate::report::charts::PlotFile;
-use crate::report::facts::across_runs;
+use crate::report::facts::{across_runs, one_or_each};
 use crate::science::paired::PairedDifference;
 use crate::science::record::{by_model, ResultRecord};
+use crate::science::stats::MIN_SEEDS_FOR_VERDICT;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -241,22 +242,76 @@ pub fn write_report(
     dataset_dir: &Path,
 ) -> Result<()> {
     let r0 = &records[0];
-    let groups = by_model(records);
-    let models: Vec<&str> = groups.iter().map(|(m, _)| *m).collect();
-    let scaled_down = records.iter().any(|r| !r.setting.is_papers_setting());
-    let audit = match datasets::audit::audit_dir(dataset_dir) {
+    let models: Vec<&str> = by_model(records).iter().map(|(m, _)| *m).collect();
+    let models = models.join(" vs ");
+    let mut html = page_head(&format!("{models} on {}: {}", r0.task, r0.preset));
+    html.push_str(&format!(
+        "<h1>{} on {}</h1>\n<p>Preset <b>{}</b>: {}</p>\n",
+        esc(&models),
+        esc(&r0.task),
+        esc(&r0.preset),
+        esc(&one_or_each(records, |r| r.preset_label.clone()))
+    ));
+    if records.iter().any(|r| !r.setting.is_papers_setting()) {
+        html.push_str(&setting_banner(records));
+    }
+    html.push_str(&facts_table(records));
+    html.push_str(&results_html(records, paired));
+    html.push_str(&charts_html(plots));
+    html.push_str("<h2>Audit of the evaluation setup</h2>\n");
+    html.push_str(&setup_audit_html(records));
+    html.push_str("<h2>Audit of the data used</h2>\n");
+    html.push_str(&data_audit_html(dataset_dir));
+    html.push_str("<h2>Configurations side by side</h2>\n");
+    html.push_str(&config_html(records));
+    html.push_str("</body></html>\n");
+    Ok(datasets::fsio::write_atomic(path, html.as_bytes())?)
+}
+
+/// The table, what its intervals cover, the paired statistics, and the papers' numbers for
+/// orientation.
+fn results_html(records: &[ResultRecord], paired: &[PairedDifference]) -> String {
+    let task = &records[0].task;
+    let mut html = String::from("<h2>Results</h2>\n");
+    html.push_str(&table_html(records));
+    if by_model(records).iter().all(|(_, runs)| runs.len() < 2) {
+        html.push_str(&format!("<p class=bad>One training seed per model: the 95% intervals reflect the size of the test set only, not training randomness, which can move these numbers by more than the gap between the models. A verdict needs at least {MIN_SEEDS_FOR_VERDICT} paired seeds (<code>--seeds {MIN_SEEDS_FOR_VERDICT}</code>).</p>\n"));
+    } else {
+        html.push_str("<p>The rows marked <i>mean of N seeds</i> give the mean exact accuracy across training seeds and its standard deviation; the per-row intervals reflect the test-set size only.</p>\n");
+    }
+    html.push_str(&paired_html(paired));
+    if task == "maze-hard" {
+        html.push_str("<p>Exact match counts a maze as solved only when the predicted path is the stored one; random-wall mazes often have several shortest paths, so the valid-shortest-path column (any shortest path from S to G, walls respected) is the fairer reading.</p>\n");
+    }
+    if let Some(p) = published(task) {
+        let scaled_down = records.iter().any(|r| !r.setting.is_papers_setting());
+        html.push_str(&format!(
+            "<p><i>For orientation only, the papers' own numbers in their setting (full-size models, paper recipe, GPUs){}:</i> {}</p>\n",
+            if scaled_down {
+                ", NOT comparable with the table above"
+            } else {
+                ""
+            },
+            esc(p)
+        ));
+    }
+    html
+}
+
+/// The audit of the dataset the runs read, or why it could not run (a reader of committed
+/// records may not have the data).
+fn data_audit_html(dataset_dir: &Path) -> String {
+    match datasets::audit::audit_dir(dataset_dir) {
         Ok(report) => {
             let violations = report.violations();
             let verdict = if violations.is_empty() {
                 "<p class=ok>The audit found no protocol violation and every file matches the manifest.</p>".to_string()
             } else {
-                format!(
-                    "<p class=bad>The audit found problems:</p><ul>{}</ul>",
-                    violations
-                        .iter()
-                        .map(|v| format!("<li>{}</li>", esc(v)))
-                        .collect::<String>()
-                )
+                let items: String = violations
+                    .iter()
+                    .map(|v| format!("<li>{}</li>", esc(v)))
+                    .collect();
+                format!("<p class=bad>The audit found problems:</p><ul>{items}</ul>")
             };
             format!(
                 "{verdict}<pre>{}</pre>",
@@ -268,55 +323,7 @@ pub fn write_report(
             esc(&dataset_dir.display().to_string()),
             esc(&e.to_string())
         ),
-    };
-    let mut html = page_head(&format!(
-        "{} on {}: {}",
-        models.join(" vs "),
-        r0.task,
-        r0.preset
-    ));
-    html.push_str(&format!(
-        "<h1>{} on {}</h1>\n<p>Preset <b>{}</b>: {}</p>\n",
-        esc(&models.join(" vs ")),
-        esc(&r0.task),
-        esc(&r0.preset),
-        esc(&r0.preset_label)
-    ));
-    if scaled_down {
-        html.push_str(&setting_banner(records));
     }
-    html.push_str(&facts_table(records));
-    html.push_str("<h2>Results</h2>\n");
-    html.push_str(&table_html(records));
-    if groups.iter().all(|(_, runs)| runs.len() < 2) {
-        html.push_str(&format!("<p class=bad>One training seed per model: the 95% intervals reflect the size of the test set only, not training randomness, which can move these numbers by more than the gap between the models. A verdict needs at least {} paired seeds (<code>--seeds {}</code>).</p>\n", crate::science::stats::MIN_SEEDS_FOR_VERDICT, crate::science::stats::MIN_SEEDS_FOR_VERDICT));
-    } else {
-        html.push_str("<p>The rows marked <i>mean of N seeds</i> give the mean exact accuracy across training seeds and its standard deviation; the per-row intervals reflect the test-set size only.</p>\n");
-    }
-    html.push_str(&paired_html(paired));
-    if r0.task == "maze-hard" {
-        html.push_str("<p>Exact match counts a maze as solved only when the predicted path is the stored one; random-wall mazes often have several shortest paths, so the valid-shortest-path column (any shortest path from S to G, walls respected) is the fairer reading.</p>\n");
-    }
-    if let Some(p) = published(&r0.task) {
-        html.push_str(&format!(
-            "<p><i>For orientation only, the papers' own numbers in their setting (full-size models, paper recipe, GPUs){}:</i> {}</p>\n",
-            if scaled_down {
-                ", NOT comparable with the table above"
-            } else {
-                ""
-            },
-            esc(p)
-        ));
-    }
-    html.push_str(&charts_html(plots));
-    html.push_str("<h2>Audit of the evaluation setup</h2>\n");
-    html.push_str(&setup_audit_html(records));
-    html.push_str("<h2>Audit of the data used</h2>\n");
-    html.push_str(&audit);
-    html.push_str("<h2>Configurations side by side</h2>\n");
-    html.push_str(&config_html(records));
-    html.push_str("</body></html>\n");
-    Ok(datasets::fsio::write_atomic(path, html.as_bytes())?)
 }
 
 /// The charts inline, each under its title.

@@ -169,121 +169,134 @@ pub fn build_and_write(args: &BuildArgs) -> Result<datasets::manifest::Manifest>
         args.out.display()
     ));
     let (dataset, manifest) = match args.task {
-        TaskName::SudokuExtreme | TaskName::SudokuSmall => {
-            let shape = match (args.task, args.side) {
-                (TaskName::SudokuSmall, side) => {
-                    let shape = Shape::from_side(side.unwrap_or(6)).map_err(anyhow::Error::msg)?;
-                    if shape == Shape::STANDARD {
-                        bail!("sudoku-small is 4x4 or 6x6; 9x9 is sudoku-extreme");
-                    }
-                    shape
-                }
-                (_, None | Some(9)) => Shape::STANDARD,
-                (_, Some(side)) => {
-                    bail!("sudoku-extreme is 9x9, not {side}x{side}; see sudoku-small")
-                }
-            };
-            let source = match args.source.unwrap_or(SourceKind::Generator) {
-                SourceKind::Generator => SudokuSource::Generator {
-                    // Minimal small puzzles rarely need a guess: keep them all by default.
-                    min_rating: args.min_rating.unwrap_or(if shape == Shape::STANDARD {
-                        2
-                    } else {
-                        0
-                    }),
-                },
-                SourceKind::Official => SudokuSource::OfficialCsv(single_from(
-                    args,
-                    "the folder holding train.csv and test.csv",
-                )?),
-                SourceKind::Lists if !args.from.is_empty() => {
-                    SudokuSource::Lists(args.from.clone())
-                }
-                SourceKind::Lists => bail!("--from is required: one or more puzzle-list files"),
-                _ => bail!("sudoku-extreme sources are generator, official and lists"),
-            };
-            let generated = matches!(source, SudokuSource::Generator { .. });
-            let cfg = SudokuConfig {
-                shape,
-                source,
-                seed: args.seed,
-                train_size: Some(args.train_size.unwrap_or(1000)),
-                test_size: args.test_size.or(generated.then_some(1000)),
-                val_size: args.val_size,
-                test_fraction: args.test_fraction,
-                num_aug: args.num_aug,
-                min_rating: if generated {
-                    0
-                } else {
-                    args.min_rating.unwrap_or(0)
-                },
-            };
-            datasets::sudoku::build::build(&cfg)?
-        }
-        TaskName::MazeHard => {
-            let source = match args.source.unwrap_or(SourceKind::Generator) {
-                SourceKind::Generator => MazeSource::Generator(MazeSpec {
-                    side: args.side.unwrap_or(30),
-                    min_path_moves: args.min_path,
-                    ..MazeSpec::default()
-                }),
-                SourceKind::Official => MazeSource::OfficialCsv(single_from(
-                    args,
-                    "the folder holding train.csv and test.csv",
-                )?),
-                _ => bail!("maze-hard sources are generator and official"),
-            };
-            let generated = matches!(source, MazeSource::Generator(_));
-            let cfg = MazeConfig {
-                source,
-                seed: args.seed,
-                train_size: args.train_size.or(generated.then_some(1000)),
-                test_size: args.test_size.or(generated.then_some(1000)),
-                val_size: args.val_size,
-                augment: args.augment,
-            };
-            datasets::maze::build::build(&cfg)?
-        }
-        TaskName::ArcAgi1 | TaskName::ArcAgi2 => {
-            let version = if args.task == TaskName::ArcAgi1 {
-                ArcVersion::Arc1
-            } else {
-                ArcVersion::Arc2
-            };
-            let source = match args.source.unwrap_or(SourceKind::Public) {
-                SourceKind::Public => ArcSource::PublicDirs {
-                    root: single_from(
-                        args,
-                        "the ARC repository's data folder, e.g. ../shared/data/arc-agi-1",
-                    )?,
-                    concept: args.concept.clone(),
-                },
-                SourceKind::Kaggle => ArcSource::Kaggle {
-                    dir: single_from(
-                        args,
-                        "TRM's kaggle/combined folder, e.g. ../shared/data/trm-kaggle-combined",
-                    )?,
-                    concept: !args.no_concept,
-                },
-                _ => bail!("ARC sources are public and kaggle"),
-            };
-            let cfg = ArcConfig {
-                version,
-                source,
-                protocol: ArcProtocol::parse(&args.protocol).expect("clap checked the value"),
-                num_aug: args.num_aug,
-                seed: args.seed,
-                translate: !args.no_translate,
-                max_train_tasks: args.max_train_tasks,
-                max_eval_tasks: args.max_eval_tasks,
-                val_tasks: args.val_tasks,
-            };
-            datasets::arc::build::build(&cfg)?
-        }
+        TaskName::SudokuExtreme | TaskName::SudokuSmall => build_sudoku(args)?,
+        TaskName::MazeHard => build_maze(args)?,
+        TaskName::ArcAgi1 | TaskName::ArcAgi2 => build_arc(args)?,
     };
     spinner.set_message(format!("writing {}", args.out.display()));
     write_dataset(&args.out, &dataset, manifest, args.force)
         .with_context(|| format!("writing {}", args.out.display()))
+}
+
+type Built = (datasets::format::Dataset, datasets::manifest::Manifest);
+
+/// sudoku-extreme is 9x9; sudoku-small 4x4 or 6x6 (default 6).
+fn sudoku_shape(args: &BuildArgs) -> Result<Shape> {
+    Ok(match (args.task, args.side) {
+        (TaskName::SudokuSmall, side) => {
+            let shape = Shape::from_side(side.unwrap_or(6)).map_err(anyhow::Error::msg)?;
+            if shape == Shape::STANDARD {
+                bail!("sudoku-small is 4x4 or 6x6; 9x9 is sudoku-extreme");
+            }
+            shape
+        }
+        (_, None | Some(9)) => Shape::STANDARD,
+        (_, Some(side)) => bail!("sudoku-extreme is 9x9, not {side}x{side}; see sudoku-small"),
+    })
+}
+
+fn build_sudoku(args: &BuildArgs) -> Result<Built> {
+    let shape = sudoku_shape(args)?;
+    let source = match args.source.unwrap_or(SourceKind::Generator) {
+        SourceKind::Generator => SudokuSource::Generator {
+            // Minimal small puzzles rarely need a guess: keep them all by default.
+            min_rating: args
+                .min_rating
+                .unwrap_or(if shape == Shape::STANDARD { 2 } else { 0 }),
+        },
+        SourceKind::Official => SudokuSource::OfficialCsv(single_from(
+            args,
+            "the folder holding train.csv and test.csv",
+        )?),
+        SourceKind::Lists if !args.from.is_empty() => SudokuSource::Lists(args.from.clone()),
+        SourceKind::Lists => bail!("--from is required: one or more puzzle-list files"),
+        _ => bail!("sudoku-extreme sources are generator, official and lists"),
+    };
+    let generated = matches!(source, SudokuSource::Generator { .. });
+    let cfg = SudokuConfig {
+        shape,
+        source,
+        seed: args.seed,
+        train_size: Some(args.train_size.unwrap_or(1000)),
+        test_size: args.test_size.or(generated.then_some(1000)),
+        val_size: args.val_size,
+        test_fraction: args.test_fraction,
+        num_aug: args.num_aug,
+        min_rating: if generated {
+            0
+        } else {
+            args.min_rating.unwrap_or(0)
+        },
+    };
+    Ok(datasets::sudoku::build::build(&cfg)?)
+}
+
+fn build_maze(args: &BuildArgs) -> Result<Built> {
+    let source = match args.source.unwrap_or(SourceKind::Generator) {
+        SourceKind::Generator => MazeSource::Generator(MazeSpec {
+            side: args.side.unwrap_or(30),
+            min_path_moves: args.min_path,
+            ..MazeSpec::default()
+        }),
+        SourceKind::Official => MazeSource::OfficialCsv(single_from(
+            args,
+            "the folder holding train.csv and test.csv",
+        )?),
+        _ => bail!("maze-hard sources are generator and official"),
+    };
+    let generated = matches!(source, MazeSource::Generator(_));
+    let cfg = MazeConfig {
+        source,
+        seed: args.seed,
+        train_size: args.train_size.or(generated.then_some(1000)),
+        test_size: args.test_size.or(generated.then_some(1000)),
+        val_size: args.val_size,
+        augment: args.augment,
+    };
+    Ok(datasets::maze::build::build(&cfg)?)
+}
+
+fn build_arc(args: &BuildArgs) -> Result<Built> {
+    let version = if args.task == TaskName::ArcAgi1 {
+        ArcVersion::Arc1
+    } else {
+        ArcVersion::Arc2
+    };
+    let source = match args.source.unwrap_or(SourceKind::Public) {
+        SourceKind::Public => ArcSource::PublicDirs {
+            root: single_from(
+                args,
+                "the ARC repository's data folder, e.g. ../shared/data/arc-agi-1",
+            )?,
+            concept: args.concept.clone(),
+        },
+        SourceKind::Kaggle => ArcSource::Kaggle {
+            dir: single_from(
+                args,
+                "TRM's kaggle/combined folder, e.g. ../shared/data/trm-kaggle-combined",
+            )?,
+            concept: !args.no_concept,
+        },
+        _ => bail!("ARC sources are public and kaggle"),
+    };
+    let Some(protocol) = ArcProtocol::parse(&args.protocol) else {
+        bail!(
+            "--protocol {} is not transductive or inductive",
+            args.protocol
+        );
+    };
+    let cfg = ArcConfig {
+        version,
+        source,
+        protocol,
+        num_aug: args.num_aug,
+        seed: args.seed,
+        translate: !args.no_translate,
+        max_train_tasks: args.max_train_tasks,
+        max_eval_tasks: args.max_eval_tasks,
+        val_tasks: args.val_tasks,
+    };
+    Ok(datasets::arc::build::build(&cfg)?)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod queue;
 pub mod ranks;
 pub mod resolve;
 pub mod run_dir;
+pub mod scores;
 pub mod signals;
 pub mod state;
 pub mod train;

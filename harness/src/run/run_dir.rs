@@ -13,6 +13,7 @@
 //! ```
 
 use crate::run::resolve::ResolvedRun;
+use crate::run::scores::{PREDICTIONS_FILE, SCORES_FILE};
 use crate::run::state::RunState;
 use anyhow::{bail, Context, Result};
 use datasets::format::{read_json, write_json};
@@ -22,11 +23,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub const CONFIG_FILE: &str = "config.json";
-pub const SCORES_FILE: &str = "scores.json";
 const STATE_FILE: &str = "state.json";
 const METRICS_FILE: &str = "metrics.csv";
 const EVAL_FILE: &str = "eval.csv";
-const PREDICTIONS_FILE: &str = "predictions.npy";
 const CHECKPOINTS_DIR: &str = "checkpoints";
 const ARC_PREDICTIONS_DIR: &str = "arc_predictions";
 const LOCK_FILE: &str = ".lock";
@@ -181,7 +180,8 @@ impl RunDir {
         Ok(())
     }
 
-    fn checkpoint_path(&self, step: u64) -> PathBuf {
+    /// Where the checkpoint of `step` is (or will be) saved.
+    pub fn checkpoint_path(&self, step: u64) -> PathBuf {
         self.path
             .join(CHECKPOINTS_DIR)
             .join(format!("step_{step}.safetensors"))
@@ -212,21 +212,6 @@ impl RunDir {
         std::fs::create_dir_all(path.parent().expect("in the predictions folder"))
             .with_context(|| format!("creating {}", path.display()))?;
         Ok(write_json(&path, file)?)
-    }
-
-    /// The final evaluation's predictions and scores.
-    pub fn write_final<T: Serialize>(
-        &self,
-        predictions: &[Vec<u8>],
-        seq_len: usize,
-        scores: &T,
-    ) -> Result<()> {
-        datasets::npy::write(
-            &self.path.join(PREDICTIONS_FILE),
-            &[predictions.len(), seq_len],
-            &predictions.concat(),
-        )?;
-        Ok(write_json(&self.path.join(SCORES_FILE), scores)?)
     }
 }
 

@@ -16,6 +16,7 @@ use crate::run::resolve::{
     planned_trainer, resolve_run, this_provenance, ResolvedRun, TrainOptions, CODE_VERSION,
 };
 use crate::run::run_dir::{ArcPredictionsFile, RunDir};
+use crate::run::scores::{self, ScoresFile};
 use crate::run::signals::{install_interrupt_handler, interrupted};
 use crate::run::state::{MetricSums, RunState};
 use anyhow::{bail, Context, Result};
@@ -227,61 +228,60 @@ impl<'a> Training<'a> {
             ranks: None,
         };
         if let Some(state) = state {
-            let (step, path) = training
-                .dir
-                .checkpoints()?
-                .into_iter()
-                .find(|(s, _)| *s == state.step)
-                .with_context(|| {
-                    format!(
-                        "{}: the saved state is at step {}, but that checkpoint is missing",
-                        training.dir.path().display(),
-                        state.step
-                    )
-                })?;
-            let tensors = models::checkpoint::load_state_dict(&path, &opts.device)?;
-            training
-                .trainer
-                .restore(&tensors)
-                .with_context(|| format!("restoring {}", path.display()))?;
-            training
-                .sampler
-                .restore(&state.sampler)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", training.dir.path().display()))?;
-            training.exploration = state
-                .exploration
-                .rebuild()
-                .map_err(|e| anyhow::anyhow!("{}: {e}", training.dir.path().display()))?;
-            training.evals = state.evals;
-            training.pending = state.pending;
-            training.wall_before = state.wall_seconds;
-            training.code_versions = state.code_versions;
-            if !training.code_versions.iter().any(|v| v == CODE_VERSION) {
-                training.code_versions.push(CODE_VERSION.to_string());
-            }
-            let here = this_provenance(run, opts);
-            training.provenance = state.provenance;
-            if !training.provenance.contains(&here) {
-                training.provenance.push(here);
-            }
-            if opts.verbose {
-                training.say(&if step >= run.total_steps {
-                    format!(
-                        "reusing the finished run in {}",
-                        training.dir.path().display()
-                    )
-                } else {
-                    format!(
-                        "resuming {} at step {step} of {}",
-                        training.dir.path().display(),
-                        run.total_steps
-                    )
-                });
-            }
+            training.restore(state)?;
         }
         training.bar.set_position(training.trainer.step);
         training.bar.reset_eta();
         Ok(training)
+    }
+
+    /// The saved state restored exactly: weights, optimiser and carry from its checkpoint,
+    /// the sampler and exploration streams, the evaluations and metrics not yet logged; this
+    /// code version and processor added to those that trained the run.
+    fn restore(&mut self, state: RunState) -> Result<()> {
+        let here = self.dir.path().display().to_string();
+        let (step, path) = self
+            .dir
+            .checkpoints()?
+            .into_iter()
+            .find(|(s, _)| *s == state.step)
+            .with_context(|| {
+                format!(
+                    "{here}: the saved state is at step {}, but that checkpoint is missing",
+                    state.step
+                )
+            })?;
+        let tensors = models::checkpoint::load_state_dict(&path, &self.opts.device)?;
+        self.trainer
+            .restore(&tensors)
+            .with_context(|| format!("restoring {}", path.display()))?;
+        self.sampler
+            .restore(&state.sampler)
+            .map_err(|e| anyhow::anyhow!("{here}: {e}"))?;
+        self.exploration = state
+            .exploration
+            .rebuild()
+            .map_err(|e| anyhow::anyhow!("{here}: {e}"))?;
+        self.evals = state.evals;
+        self.pending = state.pending;
+        self.wall_before = state.wall_seconds;
+        self.code_versions = state.code_versions;
+        if !self.code_versions.iter().any(|v| v == CODE_VERSION) {
+            self.code_versions.push(CODE_VERSION.to_string());
+        }
+        let processor = this_provenance(self.run, self.opts);
+        self.provenance = state.provenance;
+        if !self.provenance.contains(&processor) {
+            self.provenance.push(processor);
+        }
+        if self.opts.verbose {
+            self.say(&if step >= self.run.total_steps {
+                format!("reusing the finished run in {here}")
+            } else {
+                format!("resuming {here} at step {step} of {}", self.run.total_steps)
+            });
+        }
+        Ok(())
     }
 
     fn wall(&self) -> f64 {
@@ -352,12 +352,7 @@ impl<'a> Training<'a> {
         let (final_eval, final_validation) =
             (at_end(EvalSplit::Test), at_end(EvalSplit::Validation));
         let arc_pooled = match done && self.run.config.task.starts_with("arc-") {
-            true => Some(crate::run::pooled::arc_pooled(
-                &self.dir,
-                self.run,
-                self.data,
-                &self.opts.device,
-            )?),
+            true => Some(self.pool_arc_votes()?),
             false => None,
         };
         Ok(TrainOutcome {
@@ -517,14 +512,33 @@ impl<'a> Training<'a> {
             ));
         }
         if stage == Stage::FinalTest {
-            self.dir.write_final(
+            let checkpoint = self.dir.checkpoint_path(step);
+            let file = ScoresFile::new(
+                self.run,
+                &checkpoint,
+                cfg.train.ema,
+                point.evaluation.clone(),
+            );
+            scores::write(
+                self.dir.path(),
+                &file,
                 &out.predictions,
                 self.data.data.test.seq_len,
-                &point.evaluation,
             )?;
         }
         self.evals.push(point);
         Ok(())
+    }
+
+    /// ARC: the votes of the run's eval-interval checkpoints pooled, also in `scores.json`.
+    fn pool_arc_votes(&self) -> Result<crate::run::pooled::PooledArc> {
+        let pooled =
+            crate::run::pooled::arc_pooled(&self.dir, self.run, self.data, &self.opts.device)?;
+        let path = self.dir.path().join(scores::SCORES_FILE);
+        let mut file: ScoresFile = datasets::format::read_json(&path)?;
+        file.arc_pooled_over_checkpoints = Some(pooled.clone());
+        datasets::format::write_json(&path, &file)?;
+        Ok(pooled)
     }
 
     fn save(&self) -> Result<()> {

@@ -3,6 +3,7 @@
 //! setup and the setting label. Imports from `run` only.
 
 pub mod collect;
+pub mod comparison;
 pub mod iso_compute;
 pub mod paired;
 pub mod record;

@@ -59,12 +59,33 @@ fn per_model<T: PartialEq + std::fmt::Display>(
 
 /// Every rule, in the order a reviewer reads them.
 pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
-    let groups = by_model(records);
-    let seeds = |runs: &[&ResultRecord]| -> BTreeSet<u64> { runs.iter().map(|r| r.seed).collect() };
     let task = records.first().map_or("", |r| r.task.as_str());
-    let mut out = Vec::new();
+    let mut out = seed_rules(records);
+    out.push(test_split_untouched(records));
+    out.push(last_checkpoint(records));
+    out.push(same_data(records));
+    out.push(same_flops(records));
+    out.push(same_protocol(records));
+    out.push(same_ema(records));
+    out.push(no_overrides(records));
+    out.push(same_halting(records));
+    if task == "maze-hard" {
+        out.push(maze_valid_paths(records));
+    }
+    if task.starts_with("arc-") {
+        out.push(arc_inductive(records));
+        out.push(arc_pooling(records));
+    }
+    out
+}
 
-    let seed_sets: Vec<BTreeSet<u64>> = groups.iter().map(|(_, runs)| seeds(runs)).collect();
+/// Enough seeds for a verdict, and the same seed indices for every model.
+fn seed_rules(records: &[ResultRecord]) -> Vec<Check> {
+    let groups = by_model(records);
+    let seed_sets: Vec<BTreeSet<u64>> = groups
+        .iter()
+        .map(|(_, runs)| runs.iter().map(|r| r.seed).collect())
+        .collect();
     let describe = |f: &dyn Fn(&BTreeSet<u64>) -> String| -> String {
         groups
             .iter()
@@ -73,27 +94,30 @@ pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    out.push(check(
-        SEEDS_RULE,
-        seed_sets.iter().all(|s| s.len() >= MIN_SEEDS_FOR_VERDICT),
-        describe(&|s| format!("{} seeds", s.len())),
-    ));
-    out.push(check(
-        "seeds paired across models (same seed indices)",
-        seed_sets.windows(2).all(|w| w[0] == w[1]),
-        describe(&|s| {
-            let listed: Vec<String> = s.iter().map(u64::to_string).collect();
-            format!("seeds {}", listed.join(","))
-        }),
-    ));
+    vec![
+        check(
+            SEEDS_RULE,
+            seed_sets.iter().all(|s| s.len() >= MIN_SEEDS_FOR_VERDICT),
+            describe(&|s| format!("{} seeds", s.len())),
+        ),
+        check(
+            "seeds paired across models (same seed indices)",
+            seed_sets.windows(2).all(|w| w[0] == w[1]),
+            describe(&|s| {
+                let listed: Vec<String> = s.iter().map(u64::to_string).collect();
+                format!("seeds {}", listed.join(","))
+            }),
+        ),
+    ]
+}
 
-    out.push(test_split_untouched(records));
+fn last_checkpoint(records: &[ResultRecord]) -> Check {
     let last = records.iter().all(|r| {
         r.learning_curve
             .last()
             .is_none_or(|(step, _)| *step == r.train_steps)
     });
-    out.push(check(
+    check(
         "the scored checkpoint is the last one (never chosen on test)",
         last,
         if last {
@@ -101,13 +125,18 @@ pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
         } else {
             "a record's last evaluation is not at its last training step".into()
         },
-    ));
+    )
+}
 
-    let (data, same_data) = per_model(records, |r| {
+fn same_data(records: &[ResultRecord]) -> Check {
+    let (data, same) = per_model(records, |r| {
         crate::science::record::short_hash(&r.dataset_hash, 12)
     });
+    check("same dataset (manifest hash) for every model", same, data)
+}
 
-    let (protocol, same_protocol) = per_model(records, |r| {
+fn same_protocol(records: &[ResultRecord]) -> Check {
+    let (protocol, same) = per_model(records, |r| {
         let budgets: Vec<String> = r
             .metrics
             .test_time
@@ -120,40 +149,33 @@ pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
             budgets.join(",")
         )
     });
-    out.push(check(
-        "same dataset (manifest hash) for every model",
-        same_data,
-        data,
-    ));
-    out.push(same_flops(records));
-    out.push(check(
-        "same evaluation protocol for every model",
-        same_protocol,
-        protocol,
-    ));
+    check("same evaluation protocol for every model", same, protocol)
+}
 
-    let (ema, same_ema) = per_model(records, |r| match r.controls.ema {
+fn same_ema(records: &[ResultRecord]) -> Check {
+    let (ema, same) = per_model(records, |r| match r.controls.ema {
         Some(rate) => format!("EMA {rate}"),
         None => "no EMA".into(),
     });
-    out.push(check("EMA alike across models", same_ema, ema));
+    check("EMA alike across models", same, ema)
+}
 
+fn no_overrides(records: &[ResultRecord]) -> Check {
     let overrides: BTreeSet<&String> = records.iter().flat_map(|r| &r.setting.overrides).collect();
-    out.push(check(
+    let listed: Vec<String> = overrides.iter().map(|o| format!("--set {o}")).collect();
+    check(
         "no --set overrides (the preset as written)",
         overrides.is_empty(),
         if overrides.is_empty() {
             "none".into()
         } else {
-            overrides
-                .iter()
-                .map(|o| format!("--set {o}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+            listed.join(" ")
         },
-    ));
+    )
+}
 
-    let (halting, same_halting) = per_model(records, |r| {
+fn same_halting(records: &[ResultRecord]) -> Check {
+    let (halting, same) = per_model(records, |r| {
         let steps = r.controls.supervision_steps;
         if r.controls.halting_at_inference {
             format!(
@@ -163,53 +185,51 @@ pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
             format!("{steps} steps, answer at own halting step reported beside")
         }
     });
-    out.push(check(
+    check(
         "halting at evaluation: the same rule for every model",
-        same_halting,
+        same,
         halting,
-    ));
+    )
+}
 
-    if task == "maze-hard" {
-        let scored = records.iter().all(|r| r.metrics.maze_valid_path.is_some());
-        let rates: Vec<String> = groups
-            .iter()
-            .map(|(model, runs)| {
-                let mean = |f: &dyn Fn(&ResultRecord) -> f64| {
-                    100.0 * runs.iter().map(|r| f(r)).sum::<f64>() / runs.len() as f64
-                };
-                format!(
-                    "{model}: exact {:.1}%, valid shortest path {:.1}% (mean of {} runs)",
-                    mean(&|r| r.metrics.exact.value),
-                    mean(&|r| r.metrics.maze_valid_path.map_or(0.0, |v| v.value)),
-                    runs.len()
-                )
-            })
-            .collect();
-        let rates = rates.join("; ");
-        out.push(check(
-            "mazes scored by any valid shortest path, beside exact match",
-            scored,
-            rates,
-        ));
-    }
-    if task.starts_with("arc-") {
-        let (protocols, _) = per_model(records, arc_protocol);
-        let inductive = records.iter().all(|r| arc_protocol(r) == "inductive");
-        out.push(check(
-            "ARC evaluation tasks unseen in training (inductive)",
-            inductive,
+fn maze_valid_paths(records: &[ResultRecord]) -> Check {
+    let scored = records.iter().all(|r| r.metrics.maze_valid_path.is_some());
+    let rates: Vec<String> = by_model(records)
+        .iter()
+        .map(|(model, runs)| {
+            let mean = |f: &dyn Fn(&ResultRecord) -> f64| {
+                100.0 * runs.iter().map(|r| f(r)).sum::<f64>() / runs.len() as f64
+            };
             format!(
-                "{protocols}{}",
-                if inductive {
-                    ""
-                } else {
-                    ": transductive, the evaluation tasks' demonstrations and identifiers are trained on (the papers' setting)"
-                }
-            ),
-        ));
-        out.push(arc_pooling(records));
-    }
-    out
+                "{model}: exact {:.1}%, valid shortest path {:.1}% (mean of {} runs)",
+                mean(&|r| r.metrics.exact.value),
+                mean(&|r| r.metrics.maze_valid_path.map_or(0.0, |v| v.value)),
+                runs.len()
+            )
+        })
+        .collect();
+    check(
+        "mazes scored by any valid shortest path, beside exact match",
+        scored,
+        rates.join("; "),
+    )
+}
+
+fn arc_inductive(records: &[ResultRecord]) -> Check {
+    let (protocols, _) = per_model(records, arc_protocol);
+    let inductive = records.iter().all(|r| arc_protocol(r) == "inductive");
+    check(
+        "ARC evaluation tasks unseen in training (inductive)",
+        inductive,
+        format!(
+            "{protocols}{}",
+            if inductive {
+                ""
+            } else {
+                ": transductive, the evaluation tasks' demonstrations and identifiers are trained on (the papers' setting)"
+            }
+        ),
+    )
 }
 
 pub const SEEDS_RULE: &str = "enough paired seeds for a verdict";
