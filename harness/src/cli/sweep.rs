@@ -3,6 +3,7 @@
 //! submits them as one Slurm array job whose tasks run the same command; `--status` lists
 //! where every cell stands.
 
+use crate::run::signals::{install_interrupt_handler, interrupted};
 use crate::science::sweep::{prepare, run_cell, state, CellState, Plan, Prepared};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -235,8 +236,16 @@ fn run_local(args: &SweepArgs, cells: &[Prepared], out: &Path) -> Result<u8> {
     let mut running: Vec<(&Prepared, Child)> = Vec::new();
     let mut unfinished = 0;
     let mut next = todo.into_iter();
+    // A signal to this process stops it starting cells and is passed on to the running ones,
+    // which save and stop; the children would otherwise go on as orphans.
+    install_interrupt_handler();
+    let mut forwarded = false;
     loop {
-        while running.len() < args.jobs {
+        if interrupted() && !forwarded {
+            forwarded = true;
+            running.iter_mut().for_each(|(_, child)| ask_to_stop(child));
+        }
+        while running.len() < args.jobs && !interrupted() {
             let Some(p) = next.next() else { break };
             let dir = out.join(&p.cell.dir);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -290,5 +299,21 @@ fn run_local(args: &SweepArgs, cells: &[Prepared], out: &Path) -> Result<u8> {
         cells.len(),
         out.display()
     );
+    if interrupted() {
+        println!("interrupted: run the same command again to resume");
+        return Ok(130);
+    }
     Ok(if unfinished == 0 { 0 } else { 1 })
+}
+
+/// SIGTERM to a cell's process: it saves and stops, as under Slurm's warning.
+#[cfg(unix)]
+fn ask_to_stop(child: &mut Child) {
+    // SAFETY: kill() only sends a signal to our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+}
+
+#[cfg(not(unix))]
+fn ask_to_stop(child: &mut Child) {
+    let _ = child.kill();
 }

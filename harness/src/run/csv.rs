@@ -1,39 +1,37 @@
-//! The one CSV writer: rows as lines with RFC 4180 quoting, appended whole through
-//! `datasets::fsio::append_rows` (training logs, result tables) or written whole.
+//! The one CSV writer: rows formatted by the `csv` crate (as `datasets` writes and reads),
+//! appended whole through `datasets::fsio::append_rows` (training logs, result tables) or
+//! written whole, atomically.
 
 use anyhow::Result;
 use std::path::Path;
 
-/// A field quoted when it holds a comma, a quote or a line break.
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+/// The rows as CSV text (the `csv` crate's quoting: a field holding a comma, a quote or a
+/// line break is quoted), each line ending in `\n`.
+fn csv_lines(rows: &[Vec<String>]) -> Result<String> {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    for row in rows {
+        writer.write_record(row)?;
     }
-}
-
-/// One row, line end included.
-pub fn csv_line<S: AsRef<str>>(fields: &[S]) -> String {
-    let mut line = fields
-        .iter()
-        .map(|f| csv_field(f.as_ref()))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push('\n');
-    line
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("writing CSV rows: {}", e.error()))?;
+    Ok(String::from_utf8(bytes)?)
 }
 
 /// Appends rows to the table at `path` (header first when new); returns its new length.
 pub fn append(path: &Path, header: &str, rows: &[Vec<String>]) -> Result<u64> {
-    let text: String = rows.iter().map(|r| csv_line(r)).collect();
-    Ok(datasets::fsio::append_rows(path, header, &text)?)
+    Ok(datasets::fsio::append_rows(
+        path,
+        header,
+        &csv_lines(rows)?,
+    )?)
 }
 
 /// Writes exactly these rows (header first), replacing the file atomically.
 pub fn write(path: &Path, header: &str, rows: &[Vec<String>]) -> Result<()> {
-    let mut text = format!("{header}\n");
-    text.extend(rows.iter().map(|r| csv_line(r)));
+    let text = format!("{header}\n{}", csv_lines(rows)?);
     Ok(datasets::fsio::write_atomic(path, text.as_bytes())?)
 }
 
@@ -48,9 +46,13 @@ mod tests {
 
     #[test]
     fn fields_with_commas_quotes_or_line_breaks_are_quoted() {
-        assert_eq!(csv_field("cpu"), "cpu");
-        assert_eq!(csv_field("a, b"), "\"a, b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_line(&["a", "b\nc"]), "a,\"b\nc\"\n");
+        let row = |fields: &[&str]| vec![fields.iter().map(|f| f.to_string()).collect()];
+        assert_eq!(csv_lines(&row(&["cpu", "", "7"])).unwrap(), "cpu,,7\n");
+        assert_eq!(csv_lines(&row(&["a, b"])).unwrap(), "\"a, b\"\n");
+        assert_eq!(
+            csv_lines(&row(&["say \"hi\""])).unwrap(),
+            "\"say \"\"hi\"\"\"\n"
+        );
+        assert_eq!(csv_lines(&row(&["a", "b\nc"])).unwrap(), "a,\"b\nc\"\n");
     }
 }
