@@ -361,24 +361,93 @@ fn arc_leaks(
     exact: &ExactHits,
     val_exact: Option<&(ExactHits, ExactHits)>,
 ) -> Result<Vec<Finding>> {
-    let (train, test) = (&d.data.train, &d.data.test);
-    let names = &d.data.identifiers;
-    let task_of_id = |id: i32| -> Option<String> {
-        names
+    let index = ArcIndex::new(d, dir)?;
+    let strict = protocol == "arc-inductive";
+    let test = HeldOut::new(&index, &d.data.test);
+    let mut undecodable = index
+        .train_keys
+        .iter()
+        .chain(&test.keys)
+        .filter(|k| k.is_none())
+        .count();
+    let mut findings = eval_task_exposure(&index, test.split, strict);
+    findings.extend(test_leaks(&index, &test, exact));
+    if let (Some(val), Some((val_in_train, val_in_test))) = (&d.data.val, val_exact) {
+        let val = HeldOut::new(&index, val);
+        undecodable += val.keys.iter().filter(|k| k.is_none()).count();
+        findings.extend(val_task_exposure(&index, val.split, strict));
+        findings.extend(val_leaks(&index, &val, &test, val_in_train, val_in_test));
+    }
+    if undecodable > 0 {
+        findings.push(Finding {
+            check: "arc_undecodable_examples".into(),
+            description: "examples whose canvas is not one grid with its EOS border".into(),
+            count: undecodable,
+            violation: true,
+        });
+    }
+    Ok(findings)
+}
+
+/// Canonical keys of an example's input and of its input with its output; `None` for a
+/// canvas that does not decode.
+type ExampleKey = Option<([u8; 16], [u8; 16])>;
+
+fn example_keys(s: &Split) -> Vec<ExampleKey> {
+    let grids =
+        |e: usize| -> Option<(Grid, Grid)> { Some((decode(s.input(e))?, decode(s.label(e))?)) };
+    (0..s.num_examples())
+        .into_par_iter()
+        .map(|e| grids(e).map(|(i, o)| (canonical_key(&[&i]), canonical_key(&[&i, &o]))))
+        .collect()
+}
+
+/// The training side and the builder's `tasks.json`, which every ARC finding looks things
+/// up in.
+struct ArcIndex<'a> {
+    train: &'a Split,
+    names: &'a [String],
+    tasks_json: Option<serde_json::Value>,
+    train_puzzle_of_example: Vec<usize>,
+    train_ids: HashSet<i32>,
+    train_keys: Vec<ExampleKey>,
+    train_inputs: HashSet<[u8; 16]>,
+    train_pairs: HashSet<[u8; 16]>,
+}
+
+impl<'a> ArcIndex<'a> {
+    fn new(d: &'a LoadedDataset, dir: &Path) -> Result<Self> {
+        let train = &d.data.train;
+        let tasks_path = dir.join("tasks.json");
+        let tasks_json: Option<serde_json::Value> = if tasks_path.exists() {
+            Some(read_json(&tasks_path)?)
+        } else {
+            None
+        };
+        let train_keys = example_keys(train);
+        Ok(ArcIndex {
+            train,
+            names: &d.data.identifiers,
+            tasks_json,
+            train_puzzle_of_example: train.example_puzzles(),
+            train_ids: train.puzzle_identifiers.iter().copied().collect(),
+            train_inputs: train_keys.iter().flatten().map(|k| k.0).collect(),
+            train_pairs: train_keys.iter().flatten().map(|k| k.1).collect(),
+            train_keys,
+        })
+    }
+
+    fn task_of_id(&self, id: i32) -> Option<String> {
+        self.names
             .get(id as usize)
             .and_then(|n| ArcAugmentation::parse_name(n))
             .map(|(task, _)| task)
-    };
-    // Evaluation (and val) tasks: from our tasks.json, else from the held-out puzzles'
-    // identifier names.
-    let tasks_path = dir.join("tasks.json");
-    let tasks_json: Option<serde_json::Value> = if tasks_path.exists() {
-        Some(read_json(&tasks_path)?)
-    } else {
-        None
-    };
-    let held_out_tasks = |key: &str, split: &Split| -> HashSet<String> {
-        match &tasks_json {
+    }
+
+    /// Evaluation (and val) tasks: from our tasks.json, else from the held-out puzzles'
+    /// identifier names.
+    fn held_out_tasks(&self, key: &str, split: &Split) -> HashSet<String> {
+        match &self.tasks_json {
             Some(v) => v[key]
                 .as_array()
                 .into_iter()
@@ -388,108 +457,126 @@ fn arc_leaks(
             None => split
                 .puzzle_identifiers
                 .iter()
-                .filter_map(|&id| task_of_id(id))
+                .filter_map(|&id| self.task_of_id(id))
                 .collect(),
         }
-    };
-    let eval_tasks = held_out_tasks("test_groups", test);
-    // Overlaps the builder found in the source tasks themselves, as `<task>#<test index>`.
-    let declared = |kind: &str| -> HashSet<String> {
-        tasks_json
+    }
+
+    /// Overlaps the builder found in the source tasks themselves, as `<task>#<test index>`.
+    fn declared(&self, kind: &str) -> HashSet<String> {
+        self.tasks_json
             .as_ref()
             .and_then(|v| v["source_overlaps"][kind].as_array().cloned())
             .into_iter()
             .flatten()
             .filter_map(|t| t.as_str().map(String::from))
             .collect()
-    };
-    // `<task>#<index of the pair among the task's test pairs>` of a held-out example.
-    let reference_of = |s: &Split| {
+    }
+
+    /// `<task>#<index of the pair among the task's test pairs>` of each held-out example.
+    fn references(&self, s: &Split) -> Vec<String> {
         let puzzle_of_example = s.example_puzzles();
         (0..s.num_examples())
             .map(|e| {
                 let p = puzzle_of_example[e];
-                let task = task_of_id(s.puzzle_identifiers[p]).unwrap_or_default();
+                let task = self.task_of_id(s.puzzle_identifiers[p]).unwrap_or_default();
                 format!("{task}#{}", e - s.puzzle_indices[p] as usize)
             })
-            .collect::<Vec<String>>()
-    };
-    let train_puzzle_of_example = train.example_puzzles();
-    let examples_of_tasks = |tasks: &HashSet<String>| {
-        (0..train.num_examples())
+            .collect()
+    }
+
+    /// Training examples that belong to one of `tasks`.
+    fn examples_of_tasks(&self, tasks: &HashSet<String>) -> usize {
+        (0..self.train.num_examples())
             .filter(|&e| {
-                task_of_id(train.puzzle_identifiers[train_puzzle_of_example[e]])
+                self.task_of_id(self.train.puzzle_identifiers[self.train_puzzle_of_example[e]])
                     .is_some_and(|t| tasks.contains(&t))
             })
             .count()
-    };
-    let train_ids: HashSet<i32> = train.puzzle_identifiers.iter().copied().collect();
-    let shared_ids = |s: &Split| {
-        let ids: HashSet<i32> = s.puzzle_identifiers.iter().copied().collect();
-        ids.intersection(&train_ids).count()
-    };
+    }
 
-    let grids = |s: &Split, e: usize| -> Option<(Grid, Grid)> {
-        Some((decode(s.input(e))?, decode(s.label(e))?))
-    };
-    let keys = |s: &Split| -> Vec<Option<([u8; 16], [u8; 16])>> {
-        (0..s.num_examples())
-            .into_par_iter()
-            .map(|e| grids(s, e).map(|(i, o)| (canonical_key(&[&i]), canonical_key(&[&i, &o]))))
-            .collect()
-    };
-    let train_keys = keys(train);
-    let train_inputs: HashSet<[u8; 16]> = train_keys.iter().flatten().map(|k| k.0).collect();
-    let train_pairs: HashSet<[u8; 16]> = train_keys.iter().flatten().map(|k| k.1).collect();
-    let test_keys = keys(test);
-    // Held-out examples whose input, or pair, is in training, up to the group or verbatim.
-    let hits_in_train = |keys: &[Option<([u8; 16], [u8; 16])>], exact: &ExactHits| {
+    /// Distinct puzzle identifiers of `s` that training uses too.
+    fn shared_ids(&self, s: &Split) -> usize {
+        let ids: HashSet<i32> = s.puzzle_identifiers.iter().copied().collect();
+        ids.intersection(&self.train_ids).count()
+    }
+
+    /// Held-out examples whose input, or pair, is in training, up to the group or verbatim.
+    fn hits_in_train(&self, keys: &[ExampleKey], exact: &ExactHits) -> (Vec<usize>, Vec<usize>) {
         let inputs: Vec<usize> = (0..keys.len())
             .filter(|&e| {
-                keys[e].is_some_and(|k| train_inputs.contains(&k.0)) || exact.inputs.contains(&e)
+                keys[e].is_some_and(|k| self.train_inputs.contains(&k.0))
+                    || exact.inputs.contains(&e)
             })
             .collect();
         let pairs: Vec<usize> = (0..keys.len())
             .filter(|&e| {
-                keys[e].is_some_and(|k| train_pairs.contains(&k.1)) || exact.pairs.contains(&e)
+                keys[e].is_some_and(|k| self.train_pairs.contains(&k.1)) || exact.pairs.contains(&e)
             })
             .collect();
         (inputs, pairs)
-    };
-    let undeclared = |hits: &[usize], refs: &[String], declared: &HashSet<String>| {
-        hits.iter()
-            .filter(|&&e| !declared.contains(&refs[e]))
-            .count()
-    };
-    let test_refs = reference_of(test);
-    let (declared_inputs, declared_pairs) = (declared("test_inputs"), declared("test_pairs"));
-    let (input_hits, pair_hits) = hits_in_train(&test_keys, exact);
-    let (inputs_undeclared, pairs_undeclared) = (
-        undeclared(&input_hits, &test_refs, &declared_inputs),
-        undeclared(&pair_hits, &test_refs, &declared_pairs),
-    );
-    let demo_examples = examples_of_tasks(&eval_tasks);
-    let test_shared_ids = shared_ids(test);
-    let mut undecodable = train_keys
-        .iter()
-        .chain(&test_keys)
-        .filter(|k| k.is_none())
-        .count();
+    }
+}
 
-    let strict = protocol == "arc-inductive";
-    let mut findings = vec![
+/// A held-out split (test or val) with its examples' keys and references.
+struct HeldOut<'a> {
+    split: &'a Split,
+    keys: Vec<ExampleKey>,
+    refs: Vec<String>,
+}
+
+impl<'a> HeldOut<'a> {
+    fn new(index: &ArcIndex, split: &'a Split) -> Self {
+        HeldOut {
+            split,
+            keys: example_keys(split),
+            refs: index.references(split),
+        }
+    }
+
+    /// How many of the `hits` are not overlaps the builder declared.
+    fn undeclared(&self, hits: &[usize], declared: &HashSet<String>) -> usize {
+        hits.iter()
+            .filter(|&&e| !declared.contains(&self.refs[e]))
+            .count()
+    }
+}
+
+/// Demonstrations and identifiers of the evaluation tasks in training.
+fn eval_task_exposure(index: &ArcIndex, test: &Split, strict: bool) -> Vec<Finding> {
+    let eval_tasks = index.held_out_tasks("test_groups", test);
+    let demo_examples = index.examples_of_tasks(&eval_tasks);
+    let test_shared_ids = index.shared_ids(test);
+    vec![
         Finding {
             check: "arc_eval_demonstrations_in_train".into(),
-            description: format!("training examples that are demonstrations of the {} evaluation tasks", eval_tasks.len()),
+            description: format!(
+                "training examples that are demonstrations of the {} evaluation tasks",
+                eval_tasks.len()
+            ),
             count: demo_examples,
             violation: strict && demo_examples > 0,
         },
         Finding {
             check: "arc_eval_identifiers_in_train".into(),
-            description: "test puzzle identifiers (per-version embeddings) that are trained on".into(),
+            description: "test puzzle identifiers (per-version embeddings) that are trained on"
+                .into(),
             count: test_shared_ids,
             violation: strict && test_shared_ids > 0,
         },
+    ]
+}
+
+/// Test inputs and test pairs in training, the declared source overlaps apart.
+fn test_leaks(index: &ArcIndex, test: &HeldOut, exact: &ExactHits) -> Vec<Finding> {
+    let (declared_inputs, declared_pairs) =
+        (index.declared("test_inputs"), index.declared("test_pairs"));
+    let (input_hits, pair_hits) = index.hits_in_train(&test.keys, exact);
+    let (inputs_undeclared, pairs_undeclared) = (
+        test.undeclared(&input_hits, &declared_inputs),
+        test.undeclared(&pair_hits, &declared_pairs),
+    );
+    vec![
         Finding {
             check: "arc_source_overlaps".into(),
             description: format!(
@@ -512,91 +599,97 @@ fn arc_leaks(
             count: pairs_undeclared,
             violation: pairs_undeclared > 0,
         },
-    ];
+    ]
+}
 
-    if let (Some(val), Some((val_in_train, val_in_test))) = (&d.data.val, val_exact) {
-        let val_tasks = held_out_tasks("val_groups", val);
-        let val_keys = keys(val);
-        let val_refs = reference_of(val);
-        let (declared_inputs, declared_pairs, declared_in_test) = (
-            declared("val_inputs"),
-            declared("val_pairs"),
-            declared("val_pairs_in_test"),
-        );
-        let (input_hits, pair_hits) = hits_in_train(&val_keys, val_in_train);
-        let (inputs_undeclared, pairs_undeclared) = (
-            undeclared(&input_hits, &val_refs, &declared_inputs),
-            undeclared(&pair_hits, &val_refs, &declared_pairs),
-        );
-        let test_pairs: HashSet<[u8; 16]> = test_keys.iter().flatten().map(|k| k.1).collect();
-        let in_test: Vec<usize> = (0..val.num_examples())
-            .filter(|&e| {
-                val_keys[e].is_some_and(|k| test_pairs.contains(&k.1))
-                    || val_in_test.pairs.contains(&e)
-            })
-            .collect();
-        let in_test_undeclared = undeclared(&in_test, &val_refs, &declared_in_test);
-        let demos = examples_of_tasks(&val_tasks);
-        let ids = shared_ids(val);
-        undecodable += val_keys.iter().filter(|k| k.is_none()).count();
-        findings.extend([
-            Finding {
-                check: "arc_val_demonstrations_in_train".into(),
-                description: format!(
-                    "training examples that are demonstrations of the {} val tasks (by design under arc-transductive, as the evaluation tasks')",
-                    val_tasks.len()
-                ),
-                count: demos,
-                violation: strict && demos > 0,
-            },
-            Finding {
-                check: "arc_val_identifiers_in_train".into(),
-                description: "val puzzle identifiers (per-version embeddings) that are trained on".into(),
-                count: ids,
-                violation: strict && ids > 0,
-            },
-            Finding {
-                check: "arc_val_source_overlaps".into(),
-                description: format!(
-                    "val examples whose input ({} original val inputs), pair in training ({} original pairs) or pair in test ({} original pairs) the source tasks themselves repeat, declared by the builder",
-                    declared_inputs.len(),
-                    declared_pairs.len(),
-                    declared_in_test.len()
-                ),
-                count: (input_hits.len() - inputs_undeclared)
-                    .max(pair_hits.len() - pairs_undeclared)
-                    .max(in_test.len() - in_test_undeclared),
-                violation: false,
-            },
-            Finding {
-                check: "arc_val_inputs_in_train".into(),
-                description: "val inputs that occur in training (verbatim or up to dihedral transform and colour permutation), beyond the declared source overlaps".into(),
-                count: inputs_undeclared,
-                violation: inputs_undeclared > 0,
-            },
-            Finding {
-                check: "arc_val_outputs_in_train".into(),
-                description: "val pairs whose output is trained on for the same input (verbatim or up to the augmentation group), beyond the declared source overlaps".into(),
-                count: pairs_undeclared,
-                violation: pairs_undeclared > 0,
-            },
-            Finding {
-                check: "arc_val_pairs_in_test".into(),
-                description: "val pairs that are also test pairs (verbatim or up to the augmentation group), beyond the declared source overlaps".into(),
-                count: in_test_undeclared,
-                violation: in_test_undeclared > 0,
-            },
-        ]);
-    }
-    if undecodable > 0 {
-        findings.push(Finding {
-            check: "arc_undecodable_examples".into(),
-            description: "examples whose canvas is not one grid with its EOS border".into(),
-            count: undecodable,
-            violation: true,
-        });
-    }
-    Ok(findings)
+/// Demonstrations and identifiers of the val tasks in training.
+fn val_task_exposure(index: &ArcIndex, val: &Split, strict: bool) -> Vec<Finding> {
+    let val_tasks = index.held_out_tasks("val_groups", val);
+    let demos = index.examples_of_tasks(&val_tasks);
+    let ids = index.shared_ids(val);
+    vec![
+        Finding {
+            check: "arc_val_demonstrations_in_train".into(),
+            description: format!(
+                "training examples that are demonstrations of the {} val tasks (by design under arc-transductive, as the evaluation tasks')",
+                val_tasks.len()
+            ),
+            count: demos,
+            violation: strict && demos > 0,
+        },
+        Finding {
+            check: "arc_val_identifiers_in_train".into(),
+            description: "val puzzle identifiers (per-version embeddings) that are trained on".into(),
+            count: ids,
+            violation: strict && ids > 0,
+        },
+    ]
+}
+
+/// Val inputs and val pairs in training, and val pairs in test, the declared source
+/// overlaps apart.
+fn val_leaks(
+    index: &ArcIndex,
+    val: &HeldOut,
+    test: &HeldOut,
+    val_in_train: &ExactHits,
+    val_in_test: &ExactHits,
+) -> Vec<Finding> {
+    let (declared_inputs, declared_pairs, declared_in_test) = (
+        index.declared("val_inputs"),
+        index.declared("val_pairs"),
+        index.declared("val_pairs_in_test"),
+    );
+    let (input_hits, pair_hits) = index.hits_in_train(&val.keys, val_in_train);
+    let (inputs_undeclared, pairs_undeclared) = (
+        val.undeclared(&input_hits, &declared_inputs),
+        val.undeclared(&pair_hits, &declared_pairs),
+    );
+    let in_test = val_pairs_in_test(val, test, val_in_test);
+    let in_test_undeclared = val.undeclared(&in_test, &declared_in_test);
+    vec![
+        Finding {
+            check: "arc_val_source_overlaps".into(),
+            description: format!(
+                "val examples whose input ({} original val inputs), pair in training ({} original pairs) or pair in test ({} original pairs) the source tasks themselves repeat, declared by the builder",
+                declared_inputs.len(),
+                declared_pairs.len(),
+                declared_in_test.len()
+            ),
+            count: (input_hits.len() - inputs_undeclared)
+                .max(pair_hits.len() - pairs_undeclared)
+                .max(in_test.len() - in_test_undeclared),
+            violation: false,
+        },
+        Finding {
+            check: "arc_val_inputs_in_train".into(),
+            description: "val inputs that occur in training (verbatim or up to dihedral transform and colour permutation), beyond the declared source overlaps".into(),
+            count: inputs_undeclared,
+            violation: inputs_undeclared > 0,
+        },
+        Finding {
+            check: "arc_val_outputs_in_train".into(),
+            description: "val pairs whose output is trained on for the same input (verbatim or up to the augmentation group), beyond the declared source overlaps".into(),
+            count: pairs_undeclared,
+            violation: pairs_undeclared > 0,
+        },
+        Finding {
+            check: "arc_val_pairs_in_test".into(),
+            description: "val pairs that are also test pairs (verbatim or up to the augmentation group), beyond the declared source overlaps".into(),
+            count: in_test_undeclared,
+            violation: in_test_undeclared > 0,
+        },
+    ]
+}
+
+/// Val examples whose pair is a test pair, up to the group or verbatim.
+fn val_pairs_in_test(val: &HeldOut, test: &HeldOut, val_in_test: &ExactHits) -> Vec<usize> {
+    let test_pairs: HashSet<[u8; 16]> = test.keys.iter().flatten().map(|k| k.1).collect();
+    (0..val.split.num_examples())
+        .filter(|&e| {
+            val.keys[e].is_some_and(|k| test_pairs.contains(&k.1)) || val_in_test.pairs.contains(&e)
+        })
+        .collect()
 }
 
 /// Renders reports as a plain-text table.

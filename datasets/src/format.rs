@@ -446,91 +446,124 @@ pub fn load_dataset(dir: &Path) -> Result<LoadedDataset> {
 }
 
 fn load_split(split_dir: &Path, meta: &Metadata) -> Result<Split> {
-    if meta.sets.len() != 1 {
-        // The official loader concatenates sets; every official builder writes exactly one.
-        return Err(DataError::format(
-            split_dir.join("dataset.json"),
-            "only a single set per split is supported",
-        ));
-    }
-    let set = &meta.sets[0];
-    let path_of = |field: &str| split_dir.join(format!("{set}__{field}.npy"));
-    let (ip, lp) = (path_of(FIELDS[0]), path_of(FIELDS[1]));
-    let inputs = npy::read::<u8>(&ip)?;
-    let labels = npy::read::<u8>(&lp)?;
-    // Read as i32, the official dtype: a larger offset is an error, never a wrapped value.
-    let load_index = |field: &str| -> Result<(PathBuf, npy::NpyArray<i32>)> {
-        let path = path_of(field);
-        let array = npy::read(&path)?;
-        Ok((path, array))
-    };
-    let (pp, puzzle_indices) = load_index(FIELDS[2])?;
-    let (gp, group_indices) = load_index(FIELDS[3])?;
-    let (idp, identifiers) = load_index(FIELDS[4])?;
-    let seq_len = meta.seq_len;
-    for (path, array) in [(&ip, &inputs), (&lp, &labels)] {
-        if array.shape.len() != 2 || array.shape[1] != seq_len {
+    let arrays = SplitArrays::read(split_dir, meta)?;
+    arrays.check_tokens(meta)?;
+    arrays.check_indices(meta)?;
+    Ok(Split {
+        seq_len: meta.seq_len,
+        inputs: arrays.inputs.data,
+        labels: arrays.labels.data,
+        puzzle_indices: arrays.puzzle_indices.data,
+        group_indices: arrays.group_indices.data,
+        puzzle_identifiers: arrays.identifiers.data,
+    })
+}
+
+/// The five arrays of a split as read, each with its file for the errors that name it.
+struct SplitArrays {
+    paths: [PathBuf; 5],
+    inputs: npy::NpyArray<u8>,
+    labels: npy::NpyArray<u8>,
+    puzzle_indices: npy::NpyArray<i32>,
+    group_indices: npy::NpyArray<i32>,
+    identifiers: npy::NpyArray<i32>,
+}
+
+impl SplitArrays {
+    fn read(split_dir: &Path, meta: &Metadata) -> Result<Self> {
+        if meta.sets.len() != 1 {
+            // The official loader concatenates sets; every official builder writes exactly one.
             return Err(DataError::format(
-                path,
-                format!("shape {:?} does not match seq_len {seq_len}", array.shape),
+                split_dir.join("dataset.json"),
+                "only a single set per split is supported",
             ));
         }
-        if let Some((i, v)) = array
-            .data
+        let set = &meta.sets[0];
+        let paths = FIELDS.map(|field| split_dir.join(format!("{set}__{field}.npy")));
+        let inputs = npy::read::<u8>(&paths[0])?;
+        let labels = npy::read::<u8>(&paths[1])?;
+        // Read as i32, the official dtype: a larger offset is an error, never a wrapped value.
+        let puzzle_indices = npy::read(&paths[2])?;
+        let group_indices = npy::read(&paths[3])?;
+        let identifiers = npy::read(&paths[4])?;
+        Ok(SplitArrays {
+            paths,
+            inputs,
+            labels,
+            puzzle_indices,
+            group_indices,
+            identifiers,
+        })
+    }
+
+    /// Inputs and labels: `[examples, seq_len]` alike, every token in the vocabulary.
+    fn check_tokens(&self, meta: &Metadata) -> Result<()> {
+        let seq_len = meta.seq_len;
+        let (ip, lp) = (&self.paths[0], &self.paths[1]);
+        for (path, array) in [(ip, &self.inputs), (lp, &self.labels)] {
+            if array.shape.len() != 2 || array.shape[1] != seq_len {
+                return Err(DataError::format(
+                    path,
+                    format!("shape {:?} does not match seq_len {seq_len}", array.shape),
+                ));
+            }
+            if let Some((i, v)) = array
+                .data
+                .iter()
+                .enumerate()
+                .find(|(_, v)| **v as usize >= meta.vocab_size)
+            {
+                return Err(DataError::record(
+                    path,
+                    format!("example {}, position {}", i / seq_len, i % seq_len),
+                    format!("token {v} outside the vocabulary 0..{}", meta.vocab_size),
+                ));
+            }
+        }
+        if self.inputs.shape != self.labels.shape {
+            return Err(DataError::format(
+                lp,
+                format!(
+                    "shape {:?} differs from inputs {:?}",
+                    self.labels.shape, self.inputs.shape
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Puzzle and group offsets, and one identifier within range per puzzle.
+    fn check_indices(&self, meta: &Metadata) -> Result<()> {
+        let (pp, gp, idp) = (&self.paths[2], &self.paths[3], &self.paths[4]);
+        let n_examples = self.inputs.shape[0];
+        let puzzle_indices = &self.puzzle_indices.data;
+        check_offsets(pp, puzzle_indices, n_examples, "puzzle", "examples")?;
+        let n_puzzles = puzzle_indices.len() - 1;
+        check_offsets(gp, &self.group_indices.data, n_puzzles, "group", "puzzles")?;
+        let identifiers = &self.identifiers.data;
+        if identifiers.len() != n_puzzles {
+            return Err(DataError::format(
+                idp,
+                format!(
+                    "{} identifiers for {} puzzles",
+                    identifiers.len(),
+                    n_puzzles
+                ),
+            ));
+        }
+        if let Some((p, id)) = identifiers
             .iter()
             .enumerate()
-            .find(|(_, v)| **v as usize >= meta.vocab_size)
+            .find(|(_, id)| **id < 0 || **id as usize >= meta.num_puzzle_identifiers)
         {
             return Err(DataError::record(
-                path,
-                format!("example {}, position {}", i / seq_len, i % seq_len),
-                format!("token {v} outside the vocabulary 0..{}", meta.vocab_size),
+                idp,
+                format!("puzzle {p}"),
+                format!("identifier {id} outside 0..{}", meta.num_puzzle_identifiers),
             ));
         }
+        Ok(())
     }
-    if inputs.shape != labels.shape {
-        return Err(DataError::format(
-            &lp,
-            format!(
-                "shape {:?} differs from inputs {:?}",
-                labels.shape, inputs.shape
-            ),
-        ));
-    }
-    let n_examples = inputs.shape[0];
-    check_offsets(&pp, &puzzle_indices.data, n_examples, "puzzle", "examples")?;
-    let n_puzzles = puzzle_indices.data.len() - 1;
-    check_offsets(&gp, &group_indices.data, n_puzzles, "group", "puzzles")?;
-    if identifiers.data.len() != n_puzzles {
-        return Err(DataError::format(
-            &idp,
-            format!(
-                "{} identifiers for {} puzzles",
-                identifiers.data.len(),
-                n_puzzles
-            ),
-        ));
-    }
-    if let Some((p, id)) = identifiers
-        .data
-        .iter()
-        .enumerate()
-        .find(|(_, id)| **id < 0 || **id as usize >= meta.num_puzzle_identifiers)
-    {
-        return Err(DataError::record(
-            &idp,
-            format!("puzzle {p}"),
-            format!("identifier {id} outside 0..{}", meta.num_puzzle_identifiers),
-        ));
-    }
-    Ok(Split {
-        seq_len,
-        inputs: inputs.data,
-        labels: labels.data,
-        puzzle_indices: puzzle_indices.data,
-        group_indices: group_indices.data,
-        puzzle_identifiers: identifiers.data,
-    })
 }
 
 /// Offsets of `unit`s (puzzles, groups) into `total` `items`: from 0 to `total`, each unit

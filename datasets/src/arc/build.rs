@@ -148,6 +148,43 @@ pub fn load_tasks(cfg: &ArcConfig) -> Result<ArcTasks> {
 }
 
 pub fn build(cfg: &ArcConfig) -> Result<(Dataset, Manifest)> {
+    let (tasks, val_ids, n_val) = select_tasks(cfg)?;
+    let ordered = ordered_tasks(&tasks, &val_ids);
+    let versions = task_versions_in_order(cfg, &ordered);
+    let splits = ArcSplits::build(cfg, &ordered, &versions);
+    let overlaps = source_overlaps_with_val(&tasks, cfg.protocol, &val_ids);
+    let extra_files = extra_files(cfg, &tasks, &ordered, &splits, &overlaps, &val_ids);
+    let params = manifest_params(cfg, &tasks, n_val, &splits.val_groups, &versions, &overlaps);
+    let dataset = Dataset {
+        vocab_size: VOCAB_SIZE,
+        num_puzzle_identifiers: splits.identifiers.len(),
+        train: splits.train,
+        test: splits.test,
+        val: (n_val > 0).then_some(splits.val),
+        identifiers: splits.identifiers,
+        total_puzzles: PuzzleCount::Puzzles,
+        extra_files,
+    };
+    let source = Source {
+        kind: "arc-json".into(),
+        description: source_description(&cfg.source),
+        inputs: source_inputs(cfg)?,
+    };
+    Ok((
+        dataset,
+        Manifest::new(
+            cfg.version.task_name(),
+            cfg.protocol.name(),
+            cfg.seed,
+            source,
+            params,
+        ),
+    ))
+}
+
+/// The tasks of a build after the seeded subsets, the ids of the training tasks held out
+/// for val, and how many were drawn; subsets and val draw from one stream, in that order.
+fn select_tasks(cfg: &ArcConfig) -> Result<(ArcTasks, HashSet<String>, usize)> {
     let mut tasks = load_tasks(cfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     subsample(&mut tasks.training, cfg.max_train_tasks, &mut rng);
@@ -167,9 +204,14 @@ pub fn build(cfg: &ArcConfig) -> Result<(Dataset, Manifest)> {
         .into_iter()
         .map(|i| tasks.training[i].id.clone())
         .collect();
+    Ok((tasks, val_ids, n_val))
+}
+
+/// Every task with its role: training tasks (val among them), then evaluation tasks.
+fn ordered_tasks<'a>(tasks: &'a ArcTasks, val_ids: &HashSet<String>) -> Vec<(&'a ArcTask, Role)> {
     // Val tasks keep their place among the training tasks: every task's versions come from
     // the same stream as in a build without val.
-    let ordered: Vec<(&ArcTask, Role)> = tasks
+    tasks
         .training
         .iter()
         .map(|t| {
@@ -181,96 +223,154 @@ pub fn build(cfg: &ArcConfig) -> Result<(Dataset, Manifest)> {
             (t, role)
         })
         .chain(tasks.evaluation.iter().map(|t| (t, Role::Eval)))
-        .collect();
-    // Versions per task from the task's own stream: reproducible whatever the thread count.
-    let versions: Vec<Vec<ArcAugmentation>> = ordered
+        .collect()
+}
+
+/// Versions per task from the task's own stream: reproducible whatever the thread count.
+fn task_versions_in_order(
+    cfg: &ArcConfig,
+    ordered: &[(&ArcTask, Role)],
+) -> Vec<Vec<ArcAugmentation>> {
+    ordered
         .par_iter()
         .enumerate()
         .map(|(i, (task, _))| {
             task_versions(task, cfg.num_aug, &mut stream_rng(cfg.seed, 1 + i as u64))
         })
-        .collect();
+        .collect()
+}
 
-    let mut train = Split::new(SEQ_LEN);
-    let mut test = Split::new(SEQ_LEN);
-    let mut val = Split::new(SEQ_LEN);
-    let mut identifiers = vec!["<blank>".to_string()];
-    let (mut train_groups, mut test_groups, mut val_groups) = (Vec::new(), Vec::new(), Vec::new());
-    let mut translate_rng = stream_rng(cfg.seed, 0);
-    for ((task, role), task_versions) in ordered.iter().zip(&versions) {
+/// The splits as they fill, version by version, with every version's identifier name and
+/// the task of each group of each split.
+struct ArcSplits {
+    train: Split,
+    test: Split,
+    val: Split,
+    identifiers: Vec<String>,
+    train_groups: Vec<String>,
+    test_groups: Vec<String>,
+    val_groups: Vec<String>,
+}
+
+impl ArcSplits {
+    /// One translation stream for the whole build, drawn from in task order.
+    fn build(
+        cfg: &ArcConfig,
+        ordered: &[(&ArcTask, Role)],
+        versions: &[Vec<ArcAugmentation>],
+    ) -> Self {
+        let mut splits = ArcSplits {
+            train: Split::new(SEQ_LEN),
+            test: Split::new(SEQ_LEN),
+            val: Split::new(SEQ_LEN),
+            identifiers: vec!["<blank>".to_string()],
+            train_groups: Vec::new(),
+            test_groups: Vec::new(),
+            val_groups: Vec::new(),
+        };
+        let mut translate_rng = stream_rng(cfg.seed, 0);
+        for ((task, role), task_versions) in ordered.iter().zip(versions) {
+            for aug in task_versions {
+                splits.add_version(cfg, task, *role, aug, &mut translate_rng);
+            }
+            splits.close_groups(task, *role);
+        }
+        splits
+    }
+
+    /// One version of a task: a new identifier, its training pairs as one training puzzle,
+    /// its held-out test pairs as one val or test puzzle.
+    fn add_version(
+        &mut self,
+        cfg: &ArcConfig,
+        task: &ArcTask,
+        role: Role,
+        aug: &ArcAugmentation,
+        translate_rng: &mut ChaCha8Rng,
+    ) {
         // Held-out tasks (val and evaluation) keep their demonstrations in training under
         // the transductive protocol only; their test pairs are never trained on.
-        let held_out = *role != Role::Train;
+        let held_out = role != Role::Train;
         let demos_in_training = !(held_out && cfg.protocol == ArcProtocol::Inductive);
-        for aug in task_versions {
-            let id = identifiers.len() as i32;
-            identifiers.push(aug.name(&task.id));
-            let augmented = |pairs: &[ArcPair]| -> Vec<ArcPair> {
-                pairs
-                    .iter()
-                    .map(|p| ArcPair {
-                        input: aug.apply(&p.input),
-                        output: aug.apply(&p.output),
-                    })
-                    .collect()
-            };
-            let mut train_pairs = if demos_in_training {
-                augmented(&task.train)
-            } else {
-                Vec::new()
-            };
-            if !held_out {
-                train_pairs.extend(augmented(&task.test));
-            }
-            if !train_pairs.is_empty() {
-                let encoded = encode_pairs(&train_pairs, cfg.translate, &mut translate_rng);
-                train.add_puzzle(id, encoded.iter().map(|(i, o)| (&i[..], &o[..])));
-            }
-            if held_out {
-                let encoded = encode_pairs(&augmented(&task.test), false, &mut translate_rng);
-                let split = if *role == Role::Val {
-                    &mut val
-                } else {
-                    &mut test
-                };
-                split.add_puzzle(id, encoded.iter().map(|(i, o)| (&i[..], &o[..])));
-            }
+        let id = self.identifiers.len() as i32;
+        self.identifiers.push(aug.name(&task.id));
+        let mut train_pairs = if demos_in_training {
+            augmented(aug, &task.train)
+        } else {
+            Vec::new()
+        };
+        if !held_out {
+            train_pairs.extend(augmented(aug, &task.test));
         }
-        if train.num_puzzles() > *train.group_indices.last().unwrap() as usize {
-            train.close_group();
-            train_groups.push(task.id.clone());
+        if !train_pairs.is_empty() {
+            let encoded = encode_pairs(&train_pairs, cfg.translate, translate_rng);
+            self.train
+                .add_puzzle(id, encoded.iter().map(|(i, o)| (&i[..], &o[..])));
+        }
+        if held_out {
+            let encoded = encode_pairs(&augmented(aug, &task.test), false, translate_rng);
+            let split = if role == Role::Val {
+                &mut self.val
+            } else {
+                &mut self.test
+            };
+            split.add_puzzle(id, encoded.iter().map(|(i, o)| (&i[..], &o[..])));
+        }
+    }
+
+    /// A task's versions make one group in each split they went to.
+    fn close_groups(&mut self, task: &ArcTask, role: Role) {
+        if self.train.num_puzzles() > *self.train.group_indices.last().unwrap() as usize {
+            self.train.close_group();
+            self.train_groups.push(task.id.clone());
         }
         match role {
             Role::Eval => {
-                test.close_group();
-                test_groups.push(task.id.clone());
+                self.test.close_group();
+                self.test_groups.push(task.id.clone());
             }
             Role::Val => {
-                val.close_group();
-                val_groups.push(task.id.clone());
+                self.val.close_group();
+                self.val_groups.push(task.id.clone());
             }
             Role::Train => {}
         }
     }
+}
 
+fn augmented(aug: &ArcAugmentation, pairs: &[ArcPair]) -> Vec<ArcPair> {
+    pairs
+        .iter()
+        .map(|p| ArcPair {
+            input: aug.apply(&p.input),
+            output: aug.apply(&p.output),
+        })
+        .collect()
+}
+
+/// `tasks.json` (the audit's evaluation and val tasks and declared overlaps), and the
+/// held-out tasks' original pairs.
+fn extra_files(
+    cfg: &ArcConfig,
+    tasks: &ArcTasks,
+    ordered: &[(&ArcTask, Role)],
+    splits: &ArcSplits,
+    overlaps: &SourceOverlaps,
+    val_ids: &HashSet<String>,
+) -> Vec<(String, Vec<u8>)> {
     let sets: std::collections::BTreeMap<&str, &str> = ordered
         .iter()
         .map(|(t, _)| (t.id.as_str(), t.set.as_str()))
         .collect();
-    let overlaps = source_overlaps_with_val(&tasks, cfg.protocol, &val_ids);
+    let (train_groups, test_groups, val_groups) = (
+        &splits.train_groups,
+        &splits.test_groups,
+        &splits.val_groups,
+    );
     let tasks_json = json!({
         "protocol": cfg.protocol.name(), "sets": sets, "train_groups": train_groups, "test_groups": test_groups,
         "val_groups": val_groups, "source_overlaps": overlaps,
     });
-    let puzzles_json = |held_out: &mut dyn Iterator<Item = &ArcTask>| {
-        let map: serde_json::Map<String, serde_json::Value> =
-            held_out.map(|t| (t.id.clone(), task_json(t))).collect();
-        serde_json::to_vec(&map).expect("serialisable")
-    };
-    let not_full = versions
-        .iter()
-        .filter(|v| v.len() < cfg.num_aug + 1)
-        .count();
     let mut extra_files = vec![
         (
             "tasks.json".into(),
@@ -281,24 +381,24 @@ pub fn build(cfg: &ArcConfig) -> Result<(Dataset, Manifest)> {
             puzzles_json(&mut tasks.evaluation.iter()),
         ),
     ];
-    if n_val > 0 {
+    if !val_ids.is_empty() {
         // The val tasks' original pairs, as test_puzzles.json has the evaluation tasks'.
         extra_files.push((
             "val_puzzles.json".into(),
             puzzles_json(&mut tasks.training.iter().filter(|t| val_ids.contains(&t.id))),
         ));
     }
-    let dataset = Dataset {
-        vocab_size: VOCAB_SIZE,
-        num_puzzle_identifiers: identifiers.len(),
-        train,
-        test,
-        val: (n_val > 0).then_some(val),
-        identifiers,
-        total_puzzles: PuzzleCount::Puzzles,
-        extra_files,
-    };
-    let description = match &cfg.source {
+    extra_files
+}
+
+fn puzzles_json(held_out: &mut dyn Iterator<Item = &ArcTask>) -> Vec<u8> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        held_out.map(|t| (t.id.clone(), task_json(t))).collect();
+    serde_json::to_vec(&map).expect("serialisable")
+}
+
+fn source_description(source: &ArcSource) -> String {
+    match source {
         ArcSource::PublicDirs { root, concept } => format!(
             "public ARC JSON from {}{}",
             root.display(),
@@ -312,9 +412,22 @@ pub fn build(cfg: &ArcConfig) -> Result<(Dataset, Manifest)> {
             dir.display(),
             if *concept { " with concept" } else { "" }
         ),
-    };
-    let inputs = source_inputs(cfg)?;
-    let params = json!({
+    }
+}
+
+fn manifest_params(
+    cfg: &ArcConfig,
+    tasks: &ArcTasks,
+    n_val: usize,
+    val_groups: &[String],
+    versions: &[Vec<ArcAugmentation>],
+    overlaps: &SourceOverlaps,
+) -> serde_json::Value {
+    let not_full = versions
+        .iter()
+        .filter(|v| v.len() < cfg.num_aug + 1)
+        .count();
+    json!({
         "num_aug": cfg.num_aug, "translate": cfg.translate,
         "max_train_tasks": cfg.max_train_tasks, "max_eval_tasks": cfg.max_eval_tasks,
         "val_tasks": cfg.val_tasks, "val_task_ids": val_groups,
@@ -323,22 +436,7 @@ pub fn build(cfg: &ArcConfig) -> Result<(Dataset, Manifest)> {
         "source_overlap_test_inputs": overlaps.test_inputs.len(), "source_overlap_test_pairs": overlaps.test_pairs.len(),
         "source_overlap_val_inputs": overlaps.val_inputs.len(), "source_overlap_val_pairs": overlaps.val_pairs.len(),
         "source_overlap_val_pairs_in_test": overlaps.val_pairs_in_test.len(),
-    });
-    let source = Source {
-        kind: "arc-json".into(),
-        description,
-        inputs,
-    };
-    Ok((
-        dataset,
-        Manifest::new(
-            cfg.version.task_name(),
-            cfg.protocol.name(),
-            cfg.seed,
-            source,
-            params,
-        ),
-    ))
+    })
 }
 
 /// The sha256 of every input the build read: one record per task folder (public

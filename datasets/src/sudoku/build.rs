@@ -92,122 +92,168 @@ pub fn build(cfg: &SudokuConfig) -> Result<(Dataset, Manifest)> {
         )));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let (train, val, test, source) = match &cfg.source {
+    let p = match &cfg.source {
         SudokuSource::OfficialCsv(_) if cfg.shape != Shape::STANDARD => {
             return Err(DataError::config(
                 "the official Sudoku-Extreme CSVs hold 9x9 puzzles only",
             ));
         }
-        SudokuSource::OfficialCsv(dir) => {
-            let train_path = dir.join("train.csv");
-            let test_path = dir.join("test.csv");
-            let mut train = read_csv(&train_path, cfg.min_rating)?;
-            let mut test = read_csv(&test_path, cfg.min_rating)?;
-            subsample(&mut train, cfg.train_size, &mut rng);
-            subsample(&mut test, cfg.test_size, &mut rng);
-            verify_csv_rows(&train_path, &train)?;
-            verify_csv_rows(&test_path, &test)?;
-            let source = Source {
-                kind: "official-csv".into(),
-                description: "Sudoku-Extreme train.csv/test.csv (sapientinc/sudoku-extreme); official split kept, val carved from train.csv by equivalence class".into(),
-                inputs: vec![hash_file(&train_path, train_path.display().to_string())?, hash_file(&test_path, test_path.display().to_string())?],
-            };
-            let mut train: Vec<RatedPuzzle> = train.into_iter().map(|r| r.puzzle).collect();
-            let test: Vec<RatedPuzzle> = test.into_iter().map(|r| r.puzzle).collect();
-            let val = carve_val_classes(&mut train, &test, cfg, &mut rng)?;
-            (train, val, test, source)
-        }
-        SudokuSource::Lists(files) => {
-            let mut pool = Vec::new();
-            let mut inputs = Vec::new();
-            for f in files {
-                pool.extend(read_list(f, cfg.shape)?);
-                inputs.push(hash_file(f, f.display().to_string())?);
-            }
-            pool.retain(|p| p.rating >= cfg.min_rating);
-            // Val: 10% of the puzzles that would train, from the classes test left.
-            let val_target = |training_side: usize| {
-                let training = training_side.min(cfg.train_size.unwrap_or(usize::MAX));
-                match cfg.val_size {
-                    Some(n) => val_size(Some(n), training_side, "val-size", "puzzle"),
-                    None => val_size(None, training, "val-size", "puzzle"),
-                }
-            };
-            let (train, val, test) =
-                split_pool(pool, cfg, cfg.test_fraction, val_target, &mut rng)?;
-            let source = Source {
-                kind: "puzzle-list".into(),
-                description: "puzzle lists solved and rated here, split into train, val and test by equivalence class, each puzzle permuted once".into(),
-                inputs,
-            };
-            (train, val, test, source)
-        }
-        SudokuSource::Generator { min_rating } => {
-            let (Some(train_n), Some(test_n)) = (cfg.train_size, cfg.test_size) else {
-                return Err(DataError::config(
-                    "the generator needs explicit train and test sizes",
-                ));
-            };
-            let val_n = val_size(cfg.val_size, train_n, "val-size", "puzzle")?;
-            let pool = generate(
-                train_n + val_n + test_n,
-                (*min_rating).max(cfg.min_rating),
-                cfg.seed,
-                10_000,
-                cfg.shape,
-            )
-            .map_err(DataError::config)?;
-            let drawn: HashSet<Board> = pool.iter().map(|p| p.puzzle).collect();
-            let fraction = test_n as f64 / (train_n + val_n + test_n).max(1) as f64;
-            let (mut train, val, test) = split_pool(pool, cfg, fraction, |_| Ok(val_n), &mut rng)?;
-            top_up_training(
-                &mut train,
-                &[&val, &test],
-                drawn,
-                (train_n + val_n + test_n) as u64,
-                (*min_rating).max(cfg.min_rating),
-                cfg,
-                &mut rng,
-            )?;
-            let source = Source {
-                kind: "generator".into(),
-                description: format!(
-                    "built-in generator: random minimal puzzles rated >= {} guesses",
-                    (*min_rating).max(cfg.min_rating)
-                ),
-                inputs: vec![],
-            };
-            (train, val, test, source)
+        SudokuSource::OfficialCsv(dir) => from_official_csv(dir, cfg, &mut rng)?,
+        SudokuSource::Lists(files) => from_lists(files, cfg, &mut rng)?,
+        SudokuSource::Generator { min_rating } => from_generator(*min_rating, cfg, &mut rng)?,
+    };
+    check_split(&p, cfg)?;
+    let dataset = assemble(&p.train, &p.val, &p.test, cfg.num_aug, &mut rng, cfg.shape);
+    let params = manifest_params(&p, cfg);
+    Ok((
+        dataset,
+        Manifest::new(task_name(cfg.shape), PROTOCOL, cfg.seed, p.source, params),
+    ))
+}
+
+/// The puzzles of each split, before augmentation, and where they came from.
+struct SplitPuzzles {
+    train: Vec<RatedPuzzle>,
+    val: Vec<RatedPuzzle>,
+    test: Vec<RatedPuzzle>,
+    source: Source,
+}
+
+/// The official split is kept: only val is carved, by whole classes of train.csv.
+fn from_official_csv(dir: &Path, cfg: &SudokuConfig, rng: &mut ChaCha8Rng) -> Result<SplitPuzzles> {
+    let train_path = dir.join("train.csv");
+    let test_path = dir.join("test.csv");
+    let mut train = read_csv(&train_path, cfg.min_rating)?;
+    let mut test = read_csv(&test_path, cfg.min_rating)?;
+    subsample(&mut train, cfg.train_size, rng);
+    subsample(&mut test, cfg.test_size, rng);
+    verify_csv_rows(&train_path, &train)?;
+    verify_csv_rows(&test_path, &test)?;
+    let source = Source {
+        kind: "official-csv".into(),
+        description: "Sudoku-Extreme train.csv/test.csv (sapientinc/sudoku-extreme); official split kept, val carved from train.csv by equivalence class".into(),
+        inputs: vec![hash_file(&train_path, train_path.display().to_string())?, hash_file(&test_path, test_path.display().to_string())?],
+    };
+    let mut train: Vec<RatedPuzzle> = train.into_iter().map(|r| r.puzzle).collect();
+    let test: Vec<RatedPuzzle> = test.into_iter().map(|r| r.puzzle).collect();
+    let val = carve_val_classes(&mut train, &test, cfg, rng)?;
+    Ok(SplitPuzzles {
+        train,
+        val,
+        test,
+        source,
+    })
+}
+
+/// Lists come with no split: test and val are whole equivalence classes of the pool.
+fn from_lists(files: &[PathBuf], cfg: &SudokuConfig, rng: &mut ChaCha8Rng) -> Result<SplitPuzzles> {
+    let mut pool = Vec::new();
+    let mut inputs = Vec::new();
+    for f in files {
+        pool.extend(read_list(f, cfg.shape)?);
+        inputs.push(hash_file(f, f.display().to_string())?);
+    }
+    pool.retain(|p| p.rating >= cfg.min_rating);
+    // Val: 10% of the puzzles that would train, from the classes test left.
+    let val_target = |training_side: usize| {
+        let training = training_side.min(cfg.train_size.unwrap_or(usize::MAX));
+        match cfg.val_size {
+            Some(n) => val_size(Some(n), training_side, "val-size", "puzzle"),
+            None => val_size(None, training, "val-size", "puzzle"),
         }
     };
-    if train.is_empty() || test.is_empty() {
+    let (train, val, test) = split_pool(pool, cfg, cfg.test_fraction, val_target, rng)?;
+    let source = Source {
+        kind: "puzzle-list".into(),
+        description: "puzzle lists solved and rated here, split into train, val and test by equivalence class, each puzzle permuted once".into(),
+        inputs,
+    };
+    Ok(SplitPuzzles {
+        train,
+        val,
+        test,
+        source,
+    })
+}
+
+/// Val and test are drawn with training and split by class, so that the training drawn to
+/// make up for the classes' granularity can avoid theirs.
+fn from_generator(
+    min_rating: u32,
+    cfg: &SudokuConfig,
+    rng: &mut ChaCha8Rng,
+) -> Result<SplitPuzzles> {
+    let (Some(train_n), Some(test_n)) = (cfg.train_size, cfg.test_size) else {
+        return Err(DataError::config(
+            "the generator needs explicit train and test sizes",
+        ));
+    };
+    let val_n = val_size(cfg.val_size, train_n, "val-size", "puzzle")?;
+    let pool = generate(
+        train_n + val_n + test_n,
+        min_rating.max(cfg.min_rating),
+        cfg.seed,
+        10_000,
+        cfg.shape,
+    )
+    .map_err(DataError::config)?;
+    let drawn: HashSet<Board> = pool.iter().map(|p| p.puzzle).collect();
+    let fraction = test_n as f64 / (train_n + val_n + test_n).max(1) as f64;
+    let (mut train, val, test) = split_pool(pool, cfg, fraction, |_| Ok(val_n), rng)?;
+    top_up_training(
+        &mut train,
+        &[&val, &test],
+        drawn,
+        (train_n + val_n + test_n) as u64,
+        min_rating.max(cfg.min_rating),
+        cfg,
+        rng,
+    )?;
+    let source = Source {
+        kind: "generator".into(),
+        description: format!(
+            "built-in generator: random minimal puzzles rated >= {} guesses",
+            min_rating.max(cfg.min_rating)
+        ),
+        inputs: vec![],
+    };
+    Ok(SplitPuzzles {
+        train,
+        val,
+        test,
+        source,
+    })
+}
+
+fn check_split(p: &SplitPuzzles, cfg: &SudokuConfig) -> Result<()> {
+    if p.train.is_empty() || p.test.is_empty() {
         return Err(DataError::config(format!(
             "the split is empty ({} train, {} test puzzles)",
-            train.len(),
-            test.len()
+            p.train.len(),
+            p.test.len()
         )));
     }
     // An explicit positive val-size that yields no val is an error; 0 asks for no val.
-    if let Some(n) = cfg.val_size.filter(|&n| n > 0 && val.is_empty()) {
+    if let Some(n) = cfg.val_size.filter(|&n| n > 0 && p.val.is_empty()) {
         return Err(DataError::config(format!(
             "val-size = {n}: no equivalence class of the training side could be held out without emptying training"
         )));
     }
-    let dataset = assemble(&train, &val, &test, cfg.num_aug, &mut rng, cfg.shape);
-    let params = serde_json::json!({
+    Ok(())
+}
+
+fn manifest_params(p: &SplitPuzzles, cfg: &SudokuConfig) -> serde_json::Value {
+    let (train, val, test) = (&p.train, &p.val, &p.test);
+    serde_json::json!({
         "train_size": cfg.train_size, "test_size": cfg.test_size, "test_fraction": cfg.test_fraction,
         "val_size": cfg.val_size, "val_puzzles": val.len(),
         "num_aug": cfg.num_aug, "min_rating": cfg.min_rating, "side": cfg.shape.side(),
         "generator_min_rating": match cfg.source { SudokuSource::Generator { min_rating } => Some(min_rating), _ => None },
-        "train_rating_mean": mean_rating(&train), "test_rating_mean": mean_rating(&test),
-        "val_rating_mean": mean_rating(&val),
-        "train_sources": source_counts(&train), "test_sources": source_counts(&test),
-        "val_sources": source_counts(&val),
-    });
-    Ok((
-        dataset,
-        Manifest::new(task_name(cfg.shape), PROTOCOL, cfg.seed, source, params),
-    ))
+        "train_rating_mean": mean_rating(train), "test_rating_mean": mean_rating(test),
+        "val_rating_mean": mean_rating(val),
+        "train_sources": source_counts(train), "test_sources": source_counts(test),
+        "val_sources": source_counts(val),
+    })
 }
 
 /// Class granularity can leave a generated training side short of `train_size`: 4x4 Sudoku
