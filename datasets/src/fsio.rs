@@ -256,6 +256,24 @@ impl Drop for DirLock {
     }
 }
 
+/// Every file below `dir`, in its subfolders too (the one directory walk: ARC task folders,
+/// a dataset's files for its manifest, a task's files for the memory plan).
+pub fn files_below(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| DataError::io(&d, e))? {
+            let path = entry.map_err(|e| DataError::io(&d, e))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

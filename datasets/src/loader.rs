@@ -24,7 +24,7 @@ pub struct HostBatch {
     pub labels: Vec<i64>,
     pub puzzle_identifiers: Vec<u32>,
     /// Rows holding real examples (the rest is padding).
-    pub effective: usize,
+    pub real_rows: usize,
     /// Split example index of each real row.
     pub example_indices: Vec<usize>,
 }
@@ -43,7 +43,7 @@ fn collate(
         inputs: vec![meta.pad_id as u32; batch_size * s],
         labels: vec![IGNORE_LABEL; batch_size * s],
         puzzle_identifiers: vec![meta.blank_identifier_id as u32; batch_size],
-        effective: rows.len(),
+        real_rows: rows.len(),
         example_indices: rows.iter().map(|r| r.0).collect(),
     };
     for (row, &(example, puzzle)) in rows.iter().enumerate() {
@@ -229,7 +229,7 @@ mod tests {
         let mut sampler = TrainSampler::new(&s, &meta, 4, ChaCha8Rng::seed_from_u64(0)).unwrap();
         for _ in 0..50 {
             let b = sampler.next_batch();
-            assert_eq!(b.effective, 4);
+            assert_eq!(b.real_rows, 4);
             // Label 0 (the ignore id) becomes -100; inputs keep their tokens.
             assert!(b
                 .labels
@@ -260,7 +260,7 @@ mod tests {
             .collect();
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
         let last = &batches[2];
-        assert_eq!(last.effective, 2);
+        assert_eq!(last.real_rows, 2);
         assert_eq!(&last.inputs[4..], &[0, 0, 0, 0]);
         assert!(last.labels[4..].iter().all(|&l| l == IGNORE_LABEL));
         assert_eq!(&last.puzzle_identifiers[2..], &[0, 0]);
@@ -301,7 +301,7 @@ mod tests {
         let (s, meta) = split();
         let mut sampler = TrainSampler::new(&s, &meta, 20, ChaCha8Rng::seed_from_u64(0)).unwrap();
         let b = sampler.next_batch();
-        assert_eq!(b.effective, 20);
+        assert_eq!(b.real_rows, 20);
         assert!(sampler.epochs >= 2);
     }
 }

@@ -121,22 +121,13 @@ impl Manifest {
 /// sha256 of every file below `dir` except the manifest, keyed by relative path.
 fn hash_tree(dir: &Path) -> Result<BTreeMap<String, FileRecord>> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).map_err(|e| DataError::io(&d, e))? {
-            let path = entry.map_err(|e| DataError::io(&d, e))?.path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let rel = path
-                .strip_prefix(dir)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            if rel == MANIFEST_FILE {
-                continue;
-            }
+    for path in crate::fsio::files_below(dir)? {
+        let rel = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .replace('\\', "/");
+        if rel != MANIFEST_FILE {
             out.insert(rel.clone(), hash_file(&path, rel)?);
         }
     }

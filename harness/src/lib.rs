@@ -1,5 +1,8 @@
-//! `harness`: build and audit task data for the TRM-vs-HRM benchmark (training, evaluation,
-//! comparison, plots and reports join as their issues land).
+//! `harness`: the TRM-vs-HRM benchmark's command line and everything below it, in four
+//! layers, each importing only from those below (`tests/layers.rs` checks it):
+//! `cli` (a file per subcommand: parse, call, print) over `report` (CSV rows, tables,
+//! charts, HTML) over `science` (records, statistics, comparisons, sweeps, audits) over `run`
+//! (config, data, the training loop, evaluation, the run directory).
 
 pub mod cli;
 pub mod report;
@@ -37,7 +40,7 @@ enum Command {
     /// Time one training step and one evaluation step of TRM-Att and HRM on this machine
     /// (Sudoku shape), against the machine's measured f32 GEMM rate and the official PyTorch
     /// code's times.
-    Bench(cli::bench::BenchArgs),
+    Bench(run::bench::BenchArgs),
     /// The analytic peak memory of one training step (weights, optimiser state, puzzle
     /// table, the graph's activations) and the micro-batches that fit a device; --measure
     /// checks the estimate against two real steps on this CPU. Exits 1 when it does not fit.

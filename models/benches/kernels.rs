@@ -5,8 +5,9 @@
 
 use candle_core::{Device, Result, Tensor, Var};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use models::attention::{attention_reference, Rotary};
 use models::kernels;
-use models::layers::{attention_reference, rms_norm, swiglu_gate_reference, swiglu_inner, Rotary};
+use models::layers::{rms_norm, swiglu_gate_reference, swiglu_inner};
 
 struct Shape {
     name: &'static str,

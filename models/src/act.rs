@@ -2,10 +2,12 @@
 //! persistent batch of slots; each call resets the slots that halted, loads their new data
 //! from the incoming batch, runs one supervision step, and decides who halts.
 
+use crate::frame::InnerCarry;
 use crate::model::RecursiveModel;
-use crate::shell::InnerCarry;
-use candle_core::{DType, Result, Tensor, Var};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::Rng;
+use std::borrow::Borrow;
+use std::ops::Range;
 
 /// One batch: `inputs` u32 `[B, S]`, `labels` i64 `[B, S]` with -100 where ignored,
 /// `puzzle_identifiers` u32 `[B]`.
@@ -16,30 +18,8 @@ pub struct Batch {
     pub puzzle_identifiers: Tensor,
 }
 
-pub const IGNORE_LABEL: i64 = -100;
-
-impl Batch {
-    /// Rows `rows` of every tensor.
-    pub fn rows(&self, rows: std::ops::Range<usize>) -> Result<Batch> {
-        let take = |t: &Tensor| t.narrow(0, rows.start, rows.len());
-        Ok(Batch {
-            inputs: take(&self.inputs)?,
-            labels: take(&self.labels)?,
-            puzzle_identifiers: take(&self.puzzle_identifiers)?,
-        })
-    }
-
-    /// The batches' rows one after another.
-    pub fn cat(parts: &[Batch]) -> Result<Batch> {
-        let join =
-            |f: fn(&Batch) -> &Tensor| Tensor::cat(&parts.iter().map(f).collect::<Vec<_>>(), 0);
-        Ok(Batch {
-            inputs: join(|b| &b.inputs)?,
-            labels: join(|b| &b.labels)?,
-            puzzle_identifiers: join(|b| &b.puzzle_identifiers)?,
-        })
-    }
-}
+/// The label of positions no loss reads: the one the data loader writes.
+pub use datasets::loader::IGNORE_LABEL;
 
 #[derive(Debug, Clone)]
 pub struct Carry {
@@ -48,39 +28,75 @@ pub struct Carry {
     pub steps: Vec<u32>,
     pub halted: Vec<bool>,
     /// The examples currently in the slots.
-    pub data: Batch,
+    pub examples: Batch,
 }
 
-impl Carry {
+/// Values holding one entry per slot along their first axis (tensors, host vectors, and
+/// structs of them: `Batch`, `InnerCarry`, `Carry`): the slots `rows` of one, and the slots
+/// of several one after another.
+pub trait PerSlot: Sized {
     /// Slots `rows`.
-    pub fn rows(&self, rows: std::ops::Range<usize>) -> Result<Carry> {
-        let take = |t: &Tensor| t.narrow(0, rows.start, rows.len());
-        Ok(Carry {
-            inner: InnerCarry {
-                z_h: take(&self.inner.z_h)?,
-                z_l: take(&self.inner.z_l)?,
-            },
-            steps: self.steps[rows.clone()].to_vec(),
-            halted: self.halted[rows.clone()].to_vec(),
-            data: self.data.rows(rows)?,
-        })
+    fn rows(&self, rows: Range<usize>) -> Result<Self>;
+    /// The parts' slots one after another.
+    fn cat<P: Borrow<Self>>(parts: &[P]) -> Result<Self>;
+}
+
+impl PerSlot for Tensor {
+    fn rows(&self, rows: Range<usize>) -> Result<Self> {
+        self.narrow(0, rows.start, rows.len())
     }
 
-    /// The carries' slots one after another.
-    pub fn cat(parts: &[Carry]) -> Result<Carry> {
-        let join =
-            |f: fn(&Carry) -> &Tensor| Tensor::cat(&parts.iter().map(f).collect::<Vec<_>>(), 0);
-        Ok(Carry {
-            inner: InnerCarry {
-                z_h: join(|c| &c.inner.z_h)?,
-                z_l: join(|c| &c.inner.z_l)?,
-            },
-            steps: parts.iter().flat_map(|c| c.steps.clone()).collect(),
-            halted: parts.iter().flat_map(|c| c.halted.clone()).collect(),
-            data: Batch::cat(&parts.iter().map(|c| c.data.clone()).collect::<Vec<_>>())?,
-        })
+    fn cat<P: Borrow<Self>>(parts: &[P]) -> Result<Self> {
+        Tensor::cat(&parts.iter().map(|p| p.borrow()).collect::<Vec<_>>(), 0)
     }
 }
+
+impl<T: Clone> PerSlot for Vec<T> {
+    fn rows(&self, rows: Range<usize>) -> Result<Self> {
+        Ok(self[rows].to_vec())
+    }
+
+    fn cat<P: Borrow<Self>>(parts: &[P]) -> Result<Self> {
+        Ok(parts
+            .iter()
+            .flat_map(|p| p.borrow().iter().cloned())
+            .collect())
+    }
+}
+
+/// `PerSlot` for a struct, field by field.
+macro_rules! per_slot_fields {
+    ($ty:ident { $($field:ident),+ }) => {
+        impl PerSlot for $ty {
+            fn rows(&self, rows: Range<usize>) -> Result<Self> {
+                Ok($ty {
+                    $($field: self.$field.rows(rows.clone())?),+
+                })
+            }
+
+            fn cat<P: Borrow<Self>>(parts: &[P]) -> Result<Self> {
+                Ok($ty {
+                    $($field: PerSlot::cat(
+                        &parts.iter().map(|p| &p.borrow().$field).collect::<Vec<_>>(),
+                    )?),+
+                })
+            }
+        }
+    };
+}
+
+per_slot_fields!(Batch {
+    inputs,
+    labels,
+    puzzle_identifiers
+});
+per_slot_fields!(InnerCarry { z_h, z_l });
+per_slot_fields!(Carry {
+    inner,
+    steps,
+    halted,
+    examples
+});
 
 #[derive(Debug)]
 pub struct StepOutput {
@@ -99,11 +115,11 @@ pub fn initial_carry(model: &dyn RecursiveModel, batch: &Batch) -> Result<Carry>
     let b = batch.inputs.dim(0)?;
     Ok(Carry {
         inner: model
-            .shell()
+            .frame()
             .initial_carry(b, model.config().full_seq_len())?,
         steps: vec![0; b],
         halted: vec![true; b],
-        data: batch.clone(),
+        examples: batch.clone(),
     })
 }
 
@@ -177,94 +193,43 @@ pub fn act_step(
     puzzle_table: &Tensor,
     opts: ActOptions<'_>,
 ) -> Result<(Carry, StepOutput)> {
-    let cfg = model.config();
     let device = batch.inputs.device();
-    let halted = Tensor::from_vec(
-        carry.halted.iter().map(|&h| h as u8).collect::<Vec<_>>(),
-        carry.halted.len(),
-        device,
-    )?;
-    let fresh = if carry.halted.iter().any(|&h| h) {
-        model
-            .shell()
-            .initial_carry(carry.halted.len(), cfg.full_seq_len())?
-    } else {
-        carry.inner.clone()
-    };
-    let inner = InnerCarry {
-        z_h: select_rows(&carry.halted, &halted, &fresh.z_h, &carry.inner.z_h)?,
-        z_l: select_rows(&carry.halted, &halted, &fresh.z_l, &carry.inner.z_l)?,
-    };
-    let data = Batch {
-        inputs: select_rows(&carry.halted, &halted, &batch.inputs, &carry.data.inputs)?,
-        labels: select_rows(&carry.halted, &halted, &batch.labels, &carry.data.labels)?,
-        puzzle_identifiers: select_rows(
-            &carry.halted,
-            &halted,
-            &batch.puzzle_identifiers,
-            &carry.data.puzzle_identifiers,
-        )?,
-    };
-    let rows = puzzle_table.index_select(&data.puzzle_identifiers, 0)?;
-    let puzzle_rows = if opts.puzzle_grad {
-        Some(Var::from_tensor(&rows)?)
-    } else {
-        None
-    };
-    let rows = puzzle_rows.as_ref().map_or(rows, |v| v.as_tensor().clone());
+    let (inner, examples) = load_halted_slots(model, carry, batch)?;
+    let (rows, puzzle_rows) =
+        puzzle_rows(puzzle_table, &examples.puzzle_identifiers, opts.puzzle_grad)?;
 
-    let x = model.shell().input_embeddings(&data.inputs, &rows)?;
+    let x = model.frame().input_embeddings(&examples.inputs, &rows)?;
     let stepped = model.supervision_step(&inner, &x)?;
-    let (logits, q_halt, q_continue) = model.shell().heads(&stepped.z_h)?;
+    let (logits, q_halt, q_continue) = model.frame().heads(&stepped.z_h)?;
     let new_inner = InnerCarry {
         z_h: stepped.z_h.detach(),
         z_l: stepped.z_l.detach(),
     };
 
-    let max_steps = cfg.halt_max_steps as u32;
-    let steps: Vec<u32> = carry
-        .steps
-        .iter()
-        .zip(&carry.halted)
-        .map(|(&s, &h)| if h { 1 } else { s + 1 })
-        .collect();
+    let max_steps = model.config().halt_max_steps as u32;
+    let steps = steps_after(carry);
     let is_last: Vec<bool> = steps.iter().map(|&s| s >= max_steps).collect();
-    let mut new_halted = is_last.clone();
+    let mut halted = is_last.clone();
     let mut target_q_continue = None;
     if opts.training && max_steps > 1 {
         if opts.halt_early {
-            let qh = crate::host::vec1::<f32>(&q_halt.to_dtype(DType::F32)?)?;
-            let qc = crate::host::vec1::<f32>(&q_continue.to_dtype(DType::F32)?)?;
-            for (i, h) in new_halted.iter_mut().enumerate() {
-                *h |= model.halts(qh[i], qc[i]);
-            }
-        }
-        if let (true, Some(min_steps)) = (opts.halt_early, opts.min_steps) {
-            for ((h, &s), &min) in new_halted.iter_mut().zip(&steps).zip(min_steps) {
-                *h &= s >= min;
-            }
+            halt_by_rule(
+                model,
+                (&q_halt, &q_continue),
+                &steps,
+                opts.min_steps,
+                &mut halted,
+            )?;
         }
         if model.learns_continue() {
-            // Q-learning target from one more step on the new carry, without a graph.
-            let (next_halt, next_continue) = crate::layers::no_grad(|| -> Result<_> {
-                let next = model.supervision_step(&new_inner, &x.detach())?;
-                let (_, halt, cont) = model.shell().heads(&next.z_h)?;
-                Ok((halt, cont))
-            })?;
-            let last = Tensor::from_vec(
-                is_last.iter().map(|&l| l as u8).collect::<Vec<_>>(),
-                is_last.len(),
-                device,
-            )?;
-            let best = last.where_cond(&next_halt, &next_halt.maximum(&next_continue)?)?;
-            target_q_continue = Some(candle_nn::ops::sigmoid(&best)?.detach());
+            target_q_continue = Some(continue_target(model, &new_inner, &x, &is_last, device)?);
         }
     }
     let new_carry = Carry {
         inner: new_inner,
         steps,
-        halted: new_halted,
-        data,
+        halted,
+        examples,
     };
     Ok((
         new_carry,
@@ -276,4 +241,113 @@ pub fn act_step(
             puzzle_rows,
         },
     ))
+}
+
+/// Each slot's supervision steps after this call: 1 where it took a new example.
+fn steps_after(carry: &Carry) -> Vec<u32> {
+    carry
+        .steps
+        .iter()
+        .zip(&carry.halted)
+        .map(|(&s, &h)| if h { 1 } else { s + 1 })
+        .collect()
+}
+
+/// The states and examples of the slots for this call: fresh states and the incoming
+/// batch's rows where the slot halted last call, the carried ones elsewhere.
+fn load_halted_slots(
+    model: &dyn RecursiveModel,
+    carry: &Carry,
+    batch: &Batch,
+) -> Result<(InnerCarry, Batch)> {
+    let halted = Tensor::from_vec(
+        carry.halted.iter().map(|&h| h as u8).collect::<Vec<_>>(),
+        carry.halted.len(),
+        batch.inputs.device(),
+    )?;
+    let fresh = if carry.halted.iter().any(|&h| h) {
+        model
+            .frame()
+            .initial_carry(carry.halted.len(), model.config().full_seq_len())?
+    } else {
+        carry.inner.clone()
+    };
+    let select = |on_true: &Tensor, on_false: &Tensor| {
+        select_rows(&carry.halted, &halted, on_true, on_false)
+    };
+    let inner = InnerCarry {
+        z_h: select(&fresh.z_h, &carry.inner.z_h)?,
+        z_l: select(&fresh.z_l, &carry.inner.z_l)?,
+    };
+    let examples = Batch {
+        inputs: select(&batch.inputs, &carry.examples.inputs)?,
+        labels: select(&batch.labels, &carry.examples.labels)?,
+        puzzle_identifiers: select(
+            &batch.puzzle_identifiers,
+            &carry.examples.puzzle_identifiers,
+        )?,
+    };
+    Ok((inner, examples))
+}
+
+/// The slots' rows of the puzzle table, and the same rows as a variable when their gradient
+/// is wanted (`StepOutput::puzzle_rows`).
+fn puzzle_rows(
+    puzzle_table: &Tensor,
+    ids: &Tensor,
+    with_grad: bool,
+) -> Result<(Tensor, Option<Var>)> {
+    let rows = puzzle_table.index_select(ids, 0)?;
+    let var = if with_grad {
+        Some(Var::from_tensor(&rows)?)
+    } else {
+        None
+    };
+    let rows = var.as_ref().map_or(rows, |v| v.as_tensor().clone());
+    Ok((rows, var))
+}
+
+/// Training's early halting: a slot also halts where the model's rule says so on its
+/// `(q_halt, q_continue)` logits, but not before its exploration floor `min_steps`.
+fn halt_by_rule(
+    model: &dyn RecursiveModel,
+    (q_halt, q_continue): (&Tensor, &Tensor),
+    steps: &[u32],
+    min_steps: Option<&[u32]>,
+    halted: &mut [bool],
+) -> Result<()> {
+    let qh = crate::host::vec1::<f32>(&q_halt.to_dtype(DType::F32)?)?;
+    let qc = crate::host::vec1::<f32>(&q_continue.to_dtype(DType::F32)?)?;
+    for (i, h) in halted.iter_mut().enumerate() {
+        *h |= model.halts(qh[i], qc[i]);
+    }
+    if let Some(min_steps) = min_steps {
+        for ((h, &s), &min) in halted.iter_mut().zip(steps).zip(min_steps) {
+            *h &= s >= min;
+        }
+    }
+    Ok(())
+}
+
+/// HRM's Q-learning target for q_continue, from one more step on the new carry without a
+/// graph: `sigmoid(q_halt')` on a slot's last step, else `sigmoid(max(q_halt', q_continue'))`.
+fn continue_target(
+    model: &dyn RecursiveModel,
+    new_inner: &InnerCarry,
+    x: &Tensor,
+    is_last: &[bool],
+    device: &Device,
+) -> Result<Tensor> {
+    let (next_halt, next_continue) = crate::layers::no_grad(|| -> Result<_> {
+        let next = model.supervision_step(new_inner, &x.detach())?;
+        let (_, halt, cont) = model.frame().heads(&next.z_h)?;
+        Ok((halt, cont))
+    })?;
+    let last = Tensor::from_vec(
+        is_last.iter().map(|&l| l as u8).collect::<Vec<_>>(),
+        is_last.len(),
+        device,
+    )?;
+    let best = last.where_cond(&next_halt, &next_halt.maximum(&next_continue)?)?;
+    Ok(candle_nn::ops::sigmoid(&best)?.detach())
 }

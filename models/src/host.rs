@@ -1,7 +1,7 @@
 //! Every download from a tensor to host memory that the training and evaluation steps make,
 //! counted per thread: the test that a training step copies no parameter and no row of the
-//! puzzle table to the host reads this counter (`bytes_read`), and a source scan keeps the
-//! step's modules from downloading any other way.
+//! puzzle table to the host reads this counter (`bytes_read`), and a source scan
+//! (`tests/host_downloads.rs`) keeps the step's modules from downloading any other way.
 
 use candle_core::{Result, Tensor, WithDType};
 use std::cell::Cell;

@@ -6,15 +6,15 @@
 //! supervision step build a graph (the "one-step gradient").
 
 use crate::config::ModelConfig;
+use crate::frame::{InnerCarry, ModelFrame};
 use crate::layers::{no_grad, BlockShape, ReasoningModule};
 use crate::model::RecursiveModel;
-use crate::shell::{InnerCarry, Shell};
 use candle_core::{Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
 pub struct Hrm {
     cfg: ModelConfig,
-    shell: Shell,
+    frame: ModelFrame,
     h_level: ReasoningModule,
     l_level: ReasoningModule,
 }
@@ -26,7 +26,7 @@ impl Hrm {
         let shape = BlockShape::of(cfg, false);
         Ok(Hrm {
             cfg: cfg.clone(),
-            shell: Shell::new(vb, cfg, device)?,
+            frame: ModelFrame::new(vb, cfg, device)?,
             h_level: ReasoningModule::new(&vb.pp("H_level"), cfg.H_layers, shape)?,
             l_level: ReasoningModule::new(&vb.pp("L_level"), cfg.L_layers, shape)?,
         })
@@ -38,12 +38,12 @@ impl RecursiveModel for Hrm {
         &self.cfg
     }
 
-    fn shell(&self) -> &Shell {
-        &self.shell
+    fn frame(&self) -> &ModelFrame {
+        &self.frame
     }
 
     fn supervision_step(&self, carry: &InnerCarry, x: &Tensor) -> Result<InnerCarry> {
-        let rotary = self.shell.rotary.as_ref();
+        let rotary = self.frame.rotary.as_ref();
         let (h_cycles, l_cycles) = (self.cfg.H_cycles, self.cfg.L_cycles);
         // Every update but the last L and the last H step, without a graph.
         let (z_h, z_l) = no_grad(|| -> Result<(Tensor, Tensor)> {

@@ -22,14 +22,57 @@ pub enum InitRule {
     Constant(f64),
 }
 
-/// Every tensor of the model under its official name (rooted at `model.inner.`), its shape
-/// and how it starts.
-pub fn parameter_specs(cfg: &ModelConfig, kind: ModelKind) -> Vec<(String, Vec<usize>, InitRule)> {
-    let d = cfg.hidden_size;
-    let lecun = |fan_in: usize| InitRule::TruncNormal {
+/// One tensor: its name, shape and how it starts.
+pub type ParameterSpec = (String, Vec<usize>, InitRule);
+
+/// LeCun initialisation: a truncated normal with std `1 / sqrt(fan_in)`.
+fn lecun(fan_in: usize) -> InitRule {
+    InitRule::TruncNormal {
         std: 1.0 / (fan_in as f64).sqrt(),
+    }
+}
+
+/// Every tensor of the model under its official name (rooted at `model.inner.`), its shape
+/// and how it starts: the frame's tensors, each level's SwiGLUs, then every attention.
+pub fn parameter_specs(cfg: &ModelConfig, kind: ModelKind) -> Vec<ParameterSpec> {
+    let mut specs = frame_specs(cfg);
+    let levels: Vec<(&str, usize, bool)> = match kind {
+        ModelKind::Trm => vec![("L_level", cfg.L_layers, cfg.mlp_t)],
+        ModelKind::Hrm => vec![
+            ("H_level", cfg.H_layers, false),
+            ("L_level", cfg.L_layers, false),
+        ],
     };
-    let mut specs = vec![
+    let mut attention = Vec::new();
+    for (level, layers, sequence_mlp) in levels {
+        for i in 0..layers {
+            let block = format!("{level}.layers.{i}");
+            if sequence_mlp {
+                specs.extend(swiglu_specs(
+                    cfg,
+                    format!("{block}.mlp_t"),
+                    cfg.full_seq_len(),
+                ));
+            } else {
+                attention.push(block.clone());
+            }
+            specs.extend(swiglu_specs(cfg, format!("{block}.mlp"), cfg.hidden_size));
+        }
+    }
+    for block in attention {
+        specs.extend(attention_specs(cfg, &block));
+    }
+    specs
+        .into_iter()
+        .map(|(n, s, r)| (format!("model.inner.{n}"), s, r))
+        .collect()
+}
+
+/// What both models share (`frame::ModelFrame`): embeddings, heads, initial states and
+/// the puzzle table.
+fn frame_specs(cfg: &ModelConfig) -> Vec<ParameterSpec> {
+    let d = cfg.hidden_size;
+    vec![
         (
             "embed_tokens.embedding_weight".to_string(),
             vec![cfg.vocab_size, d],
@@ -61,55 +104,41 @@ pub fn parameter_specs(cfg: &ModelConfig, kind: ModelKind) -> Vec<(String, Vec<u
             vec![cfg.num_puzzle_identifiers, cfg.puzzle_emb_ndim],
             InitRule::Constant(0.0),
         ),
-    ];
-    let levels: Vec<(&str, usize, bool)> = match kind {
-        ModelKind::Trm => vec![("L_level", cfg.L_layers, cfg.mlp_t)],
-        ModelKind::Hrm => vec![
-            ("H_level", cfg.H_layers, false),
-            ("L_level", cfg.L_layers, false),
-        ],
-    };
-    let mut swiglu = |prefix: String, width: usize| {
-        let inner = swiglu_inner(width, cfg.expansion);
-        specs.push((
+    ]
+}
+
+/// A SwiGLU of `width` under `prefix`.
+fn swiglu_specs(cfg: &ModelConfig, prefix: String, width: usize) -> [ParameterSpec; 2] {
+    let inner = swiglu_inner(width, cfg.expansion);
+    [
+        (
             format!("{prefix}.gate_up_proj.weight"),
             vec![2 * inner, width],
             lecun(width),
-        ));
-        specs.push((
+        ),
+        (
             format!("{prefix}.down_proj.weight"),
             vec![width, inner],
             lecun(inner),
-        ));
-    };
-    let mut attention = Vec::new();
-    for (level, layers, sequence_mlp) in levels {
-        for i in 0..layers {
-            let block = format!("{level}.layers.{i}");
-            if sequence_mlp {
-                swiglu(format!("{block}.mlp_t"), cfg.full_seq_len());
-            } else {
-                attention.push(block.clone());
-            }
-            swiglu(format!("{block}.mlp"), d);
-        }
-    }
-    for block in attention {
-        specs.push((
+        ),
+    ]
+}
+
+/// The attention of the block `block`.
+fn attention_specs(cfg: &ModelConfig, block: &str) -> [ParameterSpec; 2] {
+    let d = cfg.hidden_size;
+    [
+        (
             format!("{block}.self_attn.qkv_proj.weight"),
             vec![3 * d, d],
             lecun(d),
-        ));
-        specs.push((
+        ),
+        (
             format!("{block}.self_attn.o_proj.weight"),
             vec![d, d],
             lecun(d),
-        ));
-    }
-    specs
-        .into_iter()
-        .map(|(n, s, r)| (format!("model.inner.{n}"), s, r))
-        .collect()
+        ),
+    ]
 }
 
 /// A standard normal truncated to [-2, 2], times the compensation that makes the truncated

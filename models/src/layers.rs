@@ -1,17 +1,18 @@
 //! The layers both models share (official `models/layers.py`, `models/common.py`): linear
-//! without bias, RMSNorm without weight, rotary embedding in the rotate-half layout, non-causal
-//! attention without mask, SwiGLU with the official inner-width rule, post-norm blocks, and the
-//! reasoning module that adds its injection before the first block.
+//! without bias, RMSNorm without weight, SwiGLU with the official inner-width rule, post-norm
+//! blocks (their attention mixer in `attention`), and the reasoning module that adds its
+//! injection before the first block.
 //!
 //! On the CPU, in f32 or f64, the hot spots run as fused kernels with their own backward
-//! (`kernels`: attention with RoPE, RMSNorm of a residual sum, SwiGLU's gate); elsewhere (CUDA,
-//! bf16) attention runs in query chunks with a recomputing backward (`chunked_attention`) and
-//! the rest as compositions of candle ops that all have a backward (candle's own fused
-//! `softmax_last_dim`, `rms_norm` and `rope` do not). `attention_reference` is the plain
-//! composition the tests compare both attentions with.
+//! (`kernels`: RMSNorm of a residual sum, SwiGLU's gate, and attention through
+//! `attention::attend`); elsewhere (CUDA, bf16) as compositions of candle ops that all have a
+//! backward (candle's own fused `softmax_last_dim`, `rms_norm` and `rope` do not).
+//! `swiglu_gate_reference` and `rms_norm` are the plain compositions the tests compare the
+//! kernels with.
 
+use crate::attention::{Attention, Rotary};
 use crate::kernels;
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{DType, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 thread_local! {
@@ -43,14 +44,24 @@ fn parameter(t: &Tensor, dtype: DType) -> Result<Tensor> {
     t.to_dtype(dtype)
 }
 
-/// Whether `t` can use the fused CPU kernels.
-fn fused(t: &Tensor) -> bool {
+/// Whether `t` runs on the fused CPU kernels (`kernels`): on the CPU, in f32 or f64.
+pub(crate) fn on_cpu_kernels(t: &Tensor) -> bool {
     t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+/// The dtype of the numerically sensitive steps (RMSNorm, RoPE, softmax, the halting head's
+/// logits): f32 at least, as the official code; f64 stays f64, for gradient checks.
+pub fn at_least_f32(dtype: DType) -> DType {
+    if dtype == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    }
 }
 
 /// `rms_norm(h + delta)`: the post-norm residual step.
 pub fn rms_norm_residual(h: &Tensor, delta: &Tensor, eps: f64) -> Result<Tensor> {
-    if fused(h) {
+    if on_cpu_kernels(h) {
         kernels::rms_norm::rms_norm_residual(h, delta, eps)
     } else {
         rms_norm(&(h + delta)?, eps)
@@ -84,7 +95,7 @@ impl Linear {
         let rows: usize = shape.iter().product();
         let x = x.reshape((rows, fan_in))?;
         let weight = parameter(&self.weight, x.dtype())?;
-        let y = if fused(&x) {
+        let y = if on_cpu_kernels(&x) {
             kernels::linear::linear(&x, &weight)?
         } else {
             x.matmul(&weight.t()?)?
@@ -102,155 +113,9 @@ impl Linear {
 /// gradient checks): `x / sqrt(mean(x^2) + eps)`.
 pub fn rms_norm(x: &Tensor, eps: f64) -> Result<Tensor> {
     let dtype = x.dtype();
-    let x = if dtype == DType::F64 {
-        x.clone()
-    } else {
-        x.to_dtype(DType::F32)?
-    };
+    let x = x.to_dtype(at_least_f32(dtype))?;
     let variance = x.sqr()?.mean_keepdim(D::Minus1)?;
     x.broadcast_div(&(variance + eps)?.sqrt()?)?.to_dtype(dtype)
-}
-
-/// Rotary tables for positions `0..seq_len` (the puzzle-embedding prefix included), with
-/// `emb = cat(freqs, freqs)` as in GPT-NeoX, not interleaved pairs.
-#[derive(Debug, Clone)]
-pub struct Rotary {
-    pub cos: Tensor,
-    pub sin: Tensor,
-    /// The same tables in host memory, for the fused attention kernel.
-    pub tables: kernels::attention::RotaryTables,
-}
-
-impl Rotary {
-    pub fn new(head_dim: usize, seq_len: usize, theta: f64, device: &Device) -> Result<Self> {
-        let inv_freq: Vec<f32> = (0..head_dim)
-            .step_by(2)
-            .map(|i| 1.0 / (theta as f32).powf(i as f32 / head_dim as f32))
-            .collect();
-        let inv_freq = Tensor::from_vec(inv_freq, (1, head_dim / 2), device)?;
-        // Tables in f32 as the official code; `apply` casts them to the activations' dtype.
-        let positions = Tensor::arange(0u32, seq_len as u32, device)?
-            .to_dtype(DType::F32)?
-            .reshape((seq_len, 1))?;
-        let freqs = positions.broadcast_mul(&inv_freq)?;
-        let emb = Tensor::cat(&[&freqs, &freqs], D::Minus1)?;
-        let (cos, sin) = (emb.cos()?, emb.sin()?);
-        let host = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
-        Ok(Rotary {
-            tables: kernels::attention::RotaryTables::new(host(&cos)?, host(&sin)?),
-            cos,
-            sin,
-        })
-    }
-
-    /// Applies the rotation to `[batch, seq, heads, head_dim]`, in f32 at least (the
-    /// official `apply_rotary_pos_emb` casts q and k to the tables' f32 and back).
-    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, seq, _, head_dim) = x.dims4()?;
-        let dtype = x.dtype();
-        let work = if dtype == DType::F64 {
-            dtype
-        } else {
-            DType::F32
-        };
-        let table = |t: &Tensor| -> Result<Tensor> {
-            t.narrow(0, 0, seq)?
-                .reshape((1, seq, 1, head_dim))?
-                .to_dtype(work)
-        };
-        let x = x.to_dtype(work)?;
-        (x.broadcast_mul(&table(&self.cos)?)?
-            + rotate_half(&x)?.broadcast_mul(&table(&self.sin)?)?)?
-        .to_dtype(dtype)
-    }
-}
-
-/// `[a, b] -> [-b, a]` on the two halves of the last axis.
-fn rotate_half(x: &Tensor) -> Result<Tensor> {
-    let half = x.dim(D::Minus1)? / 2;
-    let a = x.narrow(D::Minus1, 0, half)?;
-    let b = x.narrow(D::Minus1, half, half)?;
-    Tensor::cat(&[&b.neg()?, &a], D::Minus1)
-}
-
-/// Softmax over the last axis built from differentiable ops; the max shift is a constant.
-pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?.detach())?;
-    let e = shifted.exp()?;
-    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
-}
-
-/// Multi-head self-attention over all positions (no causal mask, no padding mask), one fused
-/// `qkv_proj` whose output heads are q (0..H), k (H..2H), v (2H..3H).
-#[derive(Debug, Clone)]
-pub struct Attention {
-    qkv_proj: Linear,
-    o_proj: Linear,
-    num_heads: usize,
-    head_dim: usize,
-}
-
-impl Attention {
-    pub fn new(vb: &VarBuilder, hidden: usize, num_heads: usize) -> Result<Self> {
-        let head_dim = hidden / num_heads;
-        Ok(Attention {
-            qkv_proj: Linear::new(&vb.pp("qkv_proj"), hidden, 3 * num_heads * head_dim, false)?,
-            o_proj: Linear::new(&vb.pp("o_proj"), num_heads * head_dim, hidden, false)?,
-            num_heads,
-            head_dim,
-        })
-    }
-
-    pub fn forward(&self, x: &Tensor, rotary: Option<&Rotary>) -> Result<Tensor> {
-        let qkv = self.qkv_proj.forward(x)?;
-        let out = if fused(&qkv) {
-            let op = kernels::attention::AttentionCore {
-                heads: self.num_heads,
-                head_dim: self.head_dim,
-                rotary: rotary.map(|r| r.tables.clone()),
-            };
-            kernels::attention::attention(&qkv, op)?
-        } else {
-            let (b, s, _) = qkv.dims3()?;
-            let chunk = crate::chunked_attention::query_chunk(
-                b,
-                self.num_heads,
-                s,
-                crate::chunked_attention::SCORE_BLOCK_BYTES,
-            );
-            crate::chunked_attention::ChunkedAttention::new(
-                self.num_heads,
-                self.head_dim,
-                rotary,
-                chunk,
-            )
-            .forward(&qkv)?
-        };
-        self.o_proj.forward(&out)
-    }
-}
-
-/// The heads' outputs `[B, S, H D]` from `qkv` `[B, S, 3 H D]` in plain candle ops.
-pub fn attention_reference(
-    qkv: &Tensor,
-    h: usize,
-    hd: usize,
-    rotary: Option<&Rotary>,
-) -> Result<Tensor> {
-    let (b, s, _) = qkv.dims3()?;
-    let qkv = qkv.reshape((b, s, 3 * h, hd))?;
-    let mut q = qkv.narrow(2, 0, h)?;
-    let mut k = qkv.narrow(2, h, h)?;
-    let v = qkv.narrow(2, 2 * h, h)?;
-    if let Some(r) = rotary {
-        q = r.apply(&q)?;
-        k = r.apply(&k)?;
-    }
-    let heads_first = |t: Tensor| t.transpose(1, 2)?.contiguous();
-    let (q, k, v) = (heads_first(q)?, heads_first(k)?, heads_first(v)?);
-    let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-    let out = softmax_last_dim(&scores)?.matmul(&v)?;
-    out.transpose(1, 2)?.reshape((b, s, h * hd))
 }
 
 /// The official SwiGLU inner width: `round(expansion * width * 2 / 3)` rounded up to 256.
@@ -279,7 +144,7 @@ impl SwiGlu {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gate_up = self.gate_up_proj.forward(x)?;
-        let hidden = if fused(&gate_up) {
+        let hidden = if on_cpu_kernels(&gate_up) {
             kernels::swiglu::swiglu_gate(&gate_up)?
         } else {
             swiglu_gate_reference(&gate_up, self.inner)?

@@ -2,11 +2,12 @@
 //! under the official parameter names so official checkpoints load unchanged.
 
 pub mod act;
+pub mod attention;
 pub mod checkpoint;
-pub mod chunked_attention;
 pub mod collective;
 pub mod config;
 pub mod flops;
+pub mod frame;
 pub mod host;
 pub mod hrm;
 pub mod init;
@@ -20,6 +21,5 @@ pub mod nccl;
 pub mod optim;
 pub mod params;
 pub mod parity;
-pub mod shell;
 pub mod trainer;
 pub mod trm;

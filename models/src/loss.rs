@@ -3,8 +3,9 @@
 //! halting BCE against exact correctness and, for HRM, the continue BCE against its target:
 //! `total = lm_loss + 0.5 * (q_halt_loss + q_continue_loss)`.
 
-use crate::act::{StepOutput, IGNORE_LABEL};
+use crate::act::{act_step, ActOptions, Batch, Carry, StepOutput, IGNORE_LABEL};
 use crate::host;
+use crate::model::RecursiveModel;
 use candle_core::{DType, Result, Tensor, D};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -123,6 +124,20 @@ pub struct LossOutput {
     pub metrics: Metrics,
 }
 
+/// One ACT call (`act::act_step`) and its loss on the new carry's examples.
+pub fn act_step_with_loss(
+    model: &dyn RecursiveModel,
+    carry: &Carry,
+    batch: &Batch,
+    puzzle_table: &Tensor,
+    opts: ActOptions<'_>,
+    loss: LossType,
+) -> Result<(Carry, StepOutput, LossOutput)> {
+    let (next, out) = act_step(model, carry, batch, puzzle_table, opts)?;
+    let loss = act_loss(&out, &next.examples.labels, &next.halted, &next.steps, loss)?;
+    Ok((next, out, loss))
+}
+
 /// The loss and metrics of one ACT call, given the carry's labels, halted flags and steps.
 pub fn act_loss(
     out: &StepOutput,
@@ -131,86 +146,143 @@ pub fn act_loss(
     steps: &[u32],
     loss: LossType,
 ) -> Result<LossOutput> {
-    // Per-slot label counts and hits on the device: only `[B]` vectors come to the host.
-    let valid = labels.ne(IGNORE_LABEL)?.to_dtype(DType::F32)?;
-    let hits = (out
-        .logits
-        .argmax(D::Minus1)?
-        .to_dtype(DType::I64)?
-        .eq(labels)?
-        .to_dtype(DType::F32)?
-        * &valid)?;
-    let (count_t, correct_t) = (valid.sum(D::Minus1)?, hits.sum(D::Minus1)?);
-    let targets = correct_t.eq(&count_t)?.to_dtype(DType::F32)?;
-    let divisor = count_t.maximum(1.0)?.to_dtype(DType::F64)?;
-    let counts: Vec<usize> = host::vec1::<f32>(&count_t)?
-        .iter()
-        .map(|&c| c as usize)
-        .collect();
-    let correct = host::vec1::<f32>(&correct_t)?;
-    let q_halt = host::vec1::<f32>(&out.q_halt.to_dtype(DType::F32)?)?;
-    let seq_is_correct: Vec<bool> = counts
-        .iter()
-        .zip(&correct)
-        .map(|(&c, &k)| k as usize == c)
-        .collect();
-    let correct_share: Vec<f32> = counts
-        .iter()
-        .zip(&correct)
-        .map(|(&c, &k)| k / c.max(1) as f32)
-        .collect();
-    let per_token = token_cross_entropy(&out.logits, labels, loss)?;
-    let lm_loss = per_token
-        .to_dtype(DType::F64)?
-        .sum(D::Minus1)?
-        .div(&divisor)?
-        .sum_all()?;
-    let q_halt_loss = bce_with_logits_sum(&out.q_halt.to_dtype(DType::F32)?, &targets)?;
-    let q_continue_loss = match &out.target_q_continue {
-        Some(t) => Some(bce_with_logits_sum(
-            &out.q_continue.to_dtype(DType::F32)?,
-            t,
-        )?),
-        None => None,
-    };
-    let q_sum = match &q_continue_loss {
-        Some(c) => (&q_halt_loss + c)?,
-        None => q_halt_loss.clone(),
-    };
-    let total = (&lm_loss + (q_sum * 0.5)?.to_dtype(DType::F64)?)?;
+    let scores = SlotScores::of(out, labels)?;
+    let terms = LossTerms::of(out, labels, &scores, loss)?;
+    let metrics = terms.metrics(&scores, halted, steps)?;
+    Ok(LossOutput {
+        total: terms.total,
+        metrics,
+    })
+}
 
-    let valid: Vec<bool> = halted
-        .iter()
-        .zip(&counts)
-        .map(|(&h, &c)| h && c > 0)
-        .collect();
-    let metrics = Metrics {
-        count: valid.iter().filter(|&&v| v).count() as i64,
-        accuracy: valid
+/// Per slot: how its prediction scored against its labels.
+struct SlotScores {
+    /// 1 where every label was predicted, f32 `[B]` (the halting head's target).
+    targets: Tensor,
+    /// The label count, at least 1, f64 `[B]`.
+    divisor: Tensor,
+    counts: Vec<usize>,
+    q_halt: Vec<f32>,
+    seq_is_correct: Vec<bool>,
+    correct_share: Vec<f32>,
+}
+
+impl SlotScores {
+    /// Label counts and hits on the device: only `[B]` vectors come to the host.
+    fn of(out: &StepOutput, labels: &Tensor) -> Result<Self> {
+        let valid = labels.ne(IGNORE_LABEL)?.to_dtype(DType::F32)?;
+        let hits = (out
+            .logits
+            .argmax(D::Minus1)?
+            .to_dtype(DType::I64)?
+            .eq(labels)?
+            .to_dtype(DType::F32)?
+            * &valid)?;
+        let (count_t, correct_t) = (valid.sum(D::Minus1)?, hits.sum(D::Minus1)?);
+        let targets = correct_t.eq(&count_t)?.to_dtype(DType::F32)?;
+        let divisor = count_t.maximum(1.0)?.to_dtype(DType::F64)?;
+        let counts: Vec<usize> = host::vec1::<f32>(&count_t)?
             .iter()
-            .zip(&correct_share)
-            .filter(|(&v, _)| v)
-            .map(|(_, &a)| a)
-            .sum(),
-        exact_accuracy: valid
+            .map(|&c| c as usize)
+            .collect();
+        let correct = host::vec1::<f32>(&correct_t)?;
+        let q_halt = host::vec1::<f32>(&out.q_halt.to_dtype(DType::F32)?)?;
+        let seq_is_correct = counts
             .iter()
-            .zip(&seq_is_correct)
-            .filter(|(&v, &c)| v && c)
-            .count() as i64,
-        q_halt_accuracy: (0..valid.len())
-            .filter(|&i| valid[i] && ((q_halt[i] >= 0.0) == seq_is_correct[i]))
-            .count() as i64,
-        steps: (0..valid.len())
-            .filter(|&i| valid[i])
-            .map(|i| steps[i] as i64)
-            .sum(),
-        lm_loss: host::scalar::<f64>(&lm_loss)?,
-        q_halt_loss: host::scalar::<f32>(&q_halt_loss)?,
-        q_continue_loss: q_continue_loss
-            .map(|c| host::scalar::<f32>(&c))
-            .transpose()?,
-    };
-    Ok(LossOutput { total, metrics })
+            .zip(&correct)
+            .map(|(&c, &k)| k as usize == c)
+            .collect();
+        let correct_share = counts
+            .iter()
+            .zip(&correct)
+            .map(|(&c, &k)| k / c.max(1) as f32)
+            .collect();
+        Ok(SlotScores {
+            targets,
+            divisor,
+            counts,
+            q_halt,
+            seq_is_correct,
+            correct_share,
+        })
+    }
+}
+
+/// The loss's terms, on the device with their graph.
+struct LossTerms {
+    lm_loss: Tensor,
+    q_halt_loss: Tensor,
+    q_continue_loss: Option<Tensor>,
+    /// `lm_loss + 0.5 * (q_halt_loss + q_continue_loss)`, f64.
+    total: Tensor,
+}
+
+impl LossTerms {
+    fn of(out: &StepOutput, labels: &Tensor, scores: &SlotScores, loss: LossType) -> Result<Self> {
+        let per_token = token_cross_entropy(&out.logits, labels, loss)?;
+        let lm_loss = per_token
+            .to_dtype(DType::F64)?
+            .sum(D::Minus1)?
+            .div(&scores.divisor)?
+            .sum_all()?;
+        let q_halt_loss = bce_with_logits_sum(&out.q_halt.to_dtype(DType::F32)?, &scores.targets)?;
+        let q_continue_loss = match &out.target_q_continue {
+            Some(t) => Some(bce_with_logits_sum(
+                &out.q_continue.to_dtype(DType::F32)?,
+                t,
+            )?),
+            None => None,
+        };
+        let q_sum = match &q_continue_loss {
+            Some(c) => (&q_halt_loss + c)?,
+            None => q_halt_loss.clone(),
+        };
+        let total = (&lm_loss + (q_sum * 0.5)?.to_dtype(DType::F64)?)?;
+        Ok(LossTerms {
+            lm_loss,
+            q_halt_loss,
+            q_continue_loss,
+            total,
+        })
+    }
+
+    /// The official metrics over the slots that halted this step and have labels.
+    fn metrics(&self, scores: &SlotScores, halted: &[bool], steps: &[u32]) -> Result<Metrics> {
+        let valid: Vec<bool> = halted
+            .iter()
+            .zip(&scores.counts)
+            .map(|(&h, &c)| h && c > 0)
+            .collect();
+        let (seq_is_correct, q_halt) = (&scores.seq_is_correct, &scores.q_halt);
+        Ok(Metrics {
+            count: valid.iter().filter(|&&v| v).count() as i64,
+            accuracy: valid
+                .iter()
+                .zip(&scores.correct_share)
+                .filter(|(&v, _)| v)
+                .map(|(_, &a)| a)
+                .sum(),
+            exact_accuracy: valid
+                .iter()
+                .zip(seq_is_correct)
+                .filter(|(&v, &c)| v && c)
+                .count() as i64,
+            q_halt_accuracy: (0..valid.len())
+                .filter(|&i| valid[i] && ((q_halt[i] >= 0.0) == seq_is_correct[i]))
+                .count() as i64,
+            steps: (0..valid.len())
+                .filter(|&i| valid[i])
+                .map(|i| steps[i] as i64)
+                .sum(),
+            lm_loss: host::scalar::<f64>(&self.lm_loss)?,
+            q_halt_loss: host::scalar::<f32>(&self.q_halt_loss)?,
+            q_continue_loss: self
+                .q_continue_loss
+                .as_ref()
+                .map(host::scalar::<f32>)
+                .transpose()?,
+        })
+    }
 }
 
 #[cfg(test)]

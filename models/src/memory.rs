@@ -4,9 +4,10 @@
 //! the layers with a gradient, per slot), plus the backward's working set.
 //!
 //! The per-token counts follow the two paths of `layers`: the fused CPU kernels (f32) and
-//! the candle compositions that CUDA and bf16 run, with `chunked_attention`.
+//! the candle compositions that CUDA and bf16 run, with the chunked attention backend
+//! (`attention::chunked`).
 
-use crate::chunked_attention::{query_chunk, SCORE_BLOCK_BYTES};
+use crate::attention::chunked::{query_chunk, SCORE_BLOCK_BYTES};
 use crate::config::ModelConfig;
 use crate::flops::parameter_counts;
 use crate::layers::swiglu_inner;

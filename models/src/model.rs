@@ -1,12 +1,12 @@
 //! The interface the ACT wrapper needs from either model.
 
 use crate::config::ModelConfig;
-use crate::shell::{InnerCarry, Shell};
+use crate::frame::{InnerCarry, ModelFrame};
 use candle_core::{Result, Tensor};
 
 pub trait RecursiveModel {
     fn config(&self) -> &ModelConfig;
-    fn shell(&self) -> &Shell;
+    fn frame(&self) -> &ModelFrame;
     /// One supervision step of the recursion from `carry` with input embedding `x`; the
     /// returned states carry the graph of the part that trains.
     fn supervision_step(&self, carry: &InnerCarry, x: &Tensor) -> Result<InnerCarry>;

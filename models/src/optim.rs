@@ -7,8 +7,9 @@
 //! - EMA of the trainable parameters (`EMAHelper`): `shadow = (1 - mu) p + mu shadow`;
 //! - linear warm-up then cosine decay to a minimum ratio (`cosine_schedule_with_warmup_lr_lambda`).
 //!
-//! Each comes twice: on host slices (what the CPU kernels run in place), and as candle tensor
-//! ops on the parameters' own device (`device_*`), so a GPU step copies nothing to the host.
+//! Each runs on host slices (what the CPU kernels run in place) and as candle tensor ops on
+//! the parameters' own device (`device_*`), so a GPU step copies nothing to the host;
+//! AdamATan2's arithmetic is written once for both (`Lanes`).
 
 use candle_core::{DType, Result, Tensor};
 
@@ -60,35 +61,48 @@ impl AdamScalars {
         }
     }
 
-    /// `m += (1 - b1)(g - m)`, `v += (1 - b2)(g^2 - v)`.
+    /// `m += (1 - b1)(g - m)`, `v += (1 - b2)(g^2 - v)`, on lanes of any kind.
+    pub fn moments<L: Lanes>(&self, m: &L, v: &L, g: &L) -> std::result::Result<(L, L), L::Error> {
+        let m = m.plus(&g.minus(m)?.times(self.mb1)?)?;
+        let v = v.plus(&g.squared()?.minus(v)?.times(self.mb2)?)?;
+        Ok((m, v))
+    }
+
+    /// Decoupled decay, then `p -= lr * atan2(m_hat, sqrt(v_hat))`, on lanes of any kind.
+    pub fn updated<L: Lanes>(&self, p: &L, m: &L, v: &L) -> std::result::Result<L, L::Error> {
+        let m_hat = m.times(self.bc1_recip)?;
+        let v_hat = v.root()?.over(self.bc2_sqrt)?;
+        let step = m_hat.atan2(&v_hat)?.times(self.step_size)?;
+        p.times(self.wd_alpha)?.minus(&step)
+    }
+
+    /// `moments` on host slices, in place (the CPU kernel's loop).
     pub fn update_moments(&self, m: &mut [f32], v: &mut [f32], g: &[f32]) {
         assert!(
             m.len() == g.len() && v.len() == g.len(),
             "moment and gradient sizes differ"
         );
-        for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
-            *m += self.mb1 * (g - *m);
-            *v += self.mb2 * (g * g - *v);
+        for ((m, v), g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
+            let Ok((m1, v1)) = self.moments(m, v, g);
+            (*m, *v) = (m1, v1);
         }
     }
 
-    /// Decoupled decay, then `p -= lr * atan2(m_hat, sqrt(v_hat))`.
+    /// `updated` on host slices, in place (the CPU kernel's loop).
     pub fn apply(&self, p: &mut [f32], m: &[f32], v: &[f32]) {
         assert!(
             m.len() == p.len() && v.len() == p.len(),
             "moment and parameter sizes differ"
         );
-        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-            let decayed = *p * self.wd_alpha;
-            *p = decayed - self.step_size * (m * self.bc1_recip).atan2(v.sqrt() / self.bc2_sqrt);
+        for ((p, m), v) in p.iter_mut().zip(m).zip(v) {
+            let Ok(p1) = self.updated(p, m, v);
+            *p = p1;
         }
     }
-}
 
-impl AdamScalars {
-    /// The same step as `update_moments` then `apply`, in tensor ops on the device: `param`
-    /// (any shape) is updated through `Var::set`-style copies made by the caller from the
-    /// returned `(param, m, v)`; `m`, `v` and `grad` are flat.
+    /// `moments` then `updated` on the device, in tensor ops: `param` (any shape) comes back
+    /// updated with the new `(param, m, v)` for the caller to store; `m`, `v` and `grad` are
+    /// flat.
     pub fn device_step(
         &self,
         param: &Tensor,
@@ -97,13 +111,75 @@ impl AdamScalars {
         grad: &Tensor,
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let g = grad.flatten_all()?.to_dtype(DType::F32)?;
-        let m = (m + (&g - m)?.affine(self.mb1.into(), 0.0)?)?;
-        let v = (v + (g.sqr()? - v)?.affine(self.mb2.into(), 0.0)?)?;
-        let m_hat = m.affine(self.bc1_recip.into(), 0.0)?;
-        let v_hat = (v.sqrt()? / f64::from(self.bc2_sqrt))?;
-        let step = atan2_nonnegative_x(&m_hat, &v_hat)?.affine(self.step_size.into(), 0.0)?;
-        let p = (param.flatten_all()?.affine(self.wd_alpha.into(), 0.0)? - step)?;
+        let (m, v) = self.moments(m, v, &g)?;
+        let p = self.updated(&param.flatten_all()?, &m, &v)?;
         Ok((p.reshape(param.shape())?, m, v))
+    }
+}
+
+/// The arithmetic an AdamATan2 step needs, on one f32 lane (the CPU kernels' loops) or on
+/// whole tensors (any device): the step is written once, in `AdamScalars::moments` and
+/// `updated`, and each kind keeps its own rounding (a tensor divides by a scalar through its
+/// reciprocal, as candle does; a lane divides).
+pub trait Lanes: Sized {
+    type Error;
+    fn plus(&self, other: &Self) -> std::result::Result<Self, Self::Error>;
+    fn minus(&self, other: &Self) -> std::result::Result<Self, Self::Error>;
+    fn times(&self, k: f32) -> std::result::Result<Self, Self::Error>;
+    fn over(&self, k: f32) -> std::result::Result<Self, Self::Error>;
+    fn squared(&self) -> std::result::Result<Self, Self::Error>;
+    fn root(&self) -> std::result::Result<Self, Self::Error>;
+    /// `atan2(self, x)` for `x >= 0`.
+    fn atan2(&self, x: &Self) -> std::result::Result<Self, Self::Error>;
+}
+
+impl Lanes for f32 {
+    type Error = std::convert::Infallible;
+    fn plus(&self, other: &Self) -> std::result::Result<Self, Self::Error> {
+        Ok(self + other)
+    }
+    fn minus(&self, other: &Self) -> std::result::Result<Self, Self::Error> {
+        Ok(self - other)
+    }
+    fn times(&self, k: f32) -> std::result::Result<Self, Self::Error> {
+        Ok(self * k)
+    }
+    fn over(&self, k: f32) -> std::result::Result<Self, Self::Error> {
+        Ok(self / k)
+    }
+    fn squared(&self) -> std::result::Result<Self, Self::Error> {
+        Ok(self * self)
+    }
+    fn root(&self) -> std::result::Result<Self, Self::Error> {
+        Ok(self.sqrt())
+    }
+    fn atan2(&self, x: &Self) -> std::result::Result<Self, Self::Error> {
+        Ok(f32::atan2(*self, *x))
+    }
+}
+
+impl Lanes for Tensor {
+    type Error = candle_core::Error;
+    fn plus(&self, other: &Self) -> Result<Self> {
+        self + other
+    }
+    fn minus(&self, other: &Self) -> Result<Self> {
+        self - other
+    }
+    fn times(&self, k: f32) -> Result<Self> {
+        self.affine(k.into(), 0.0)
+    }
+    fn over(&self, k: f32) -> Result<Self> {
+        self / f64::from(k)
+    }
+    fn squared(&self) -> Result<Self> {
+        self.sqr()
+    }
+    fn root(&self) -> Result<Self> {
+        self.sqrt()
+    }
+    fn atan2(&self, x: &Self) -> Result<Self> {
+        atan2_nonnegative_x(self, x)
     }
 }
 

@@ -2,14 +2,16 @@
 //! `config.json`, `weights.safetensors`, `batch.safetensors`, `trace.safetensors`). The tests
 //! hold every deviation to its tolerance; `harness parity` prints them for any such folder.
 
-use crate::act::{act_step, initial_carry, ActOptions, Batch, Carry};
+use crate::act::{exploration_min_steps, initial_carry, ActOptions, Batch, Carry, StepOutput};
 use crate::config::ModelConfig;
-use crate::loss::{act_loss, LossType};
+use crate::frame::InnerCarry;
+use crate::loss::{act_step_with_loss, LossOutput, LossType};
 use crate::model::RecursiveModel;
-use crate::shell::InnerCarry;
+use crate::optim::{adam_atan2_step, ema_update, sparse_sign_sgd_step, AdamAtan2Config, Moments};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -207,222 +209,256 @@ impl Golden {
     fn flags(&self, key: &str) -> Result<Vec<i64>> {
         self.tensor(key)?.to_dtype(DType::I64)?.to_vec1::<i64>()
     }
+
+    /// A recorded tensor's entries as f32.
+    fn f32_values(&self, name: &str) -> Result<Vec<f32>> {
+        self.tensor(name)?
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()
+    }
+
+    /// A recorded vector of ids.
+    fn ids(&self, name: &str) -> Result<Vec<u32>> {
+        Ok(self
+            .tensor(name)?
+            .to_dtype(DType::I64)?
+            .to_vec1::<i64>()?
+            .iter()
+            .map(|&i| i as u32)
+            .collect())
+    }
+
+    /// The puzzle-embedding table of the weights.
+    fn puzzle_table(&self) -> Result<Tensor> {
+        let table = self
+            .varmap
+            .data()
+            .lock()
+            .expect("varmap")
+            .get("model.inner.puzzle_emb.weights")
+            .map(|v| v.as_tensor().clone());
+        table.ok_or_else(|| candle_core::Error::msg("weights lack model.inner.puzzle_emb.weights"))
+    }
+
+    /// `ours` against the recorded tensor of the same name.
+    fn compare_recorded(&self, name: &str, ours: &Tensor, rtol: f64) -> Result<Deviation> {
+        compare(name, ours, self.tensor(name)?, rtol, 0.0)
+    }
+
+    /// Integers (flags, counts) against the recorded ones, exactly.
+    fn compare_exact(&self, name: &str, ours: Vec<i64>) -> Result<Deviation> {
+        compare(
+            name,
+            &Tensor::new(ours, &self.device)?,
+            &Tensor::new(self.flags(name)?, &self.device)?,
+            0.0,
+            0.0,
+        )
+    }
+
+    /// One number against the recorded scalar.
+    fn compare_scalar(&self, name: &str, value: f64, rtol: f64) -> Result<Deviation> {
+        compare(
+            name,
+            &Tensor::new(&[value], &self.device)?,
+            &self.tensor(name)?.to_dtype(DType::F64)?.reshape(1)?,
+            rtol,
+            0.0,
+        )
+    }
 }
 
 /// Runs the recorded training and evaluation calls and compares every output. Calls after the
 /// first start from the recorded carry of the call before (teacher forcing), since TRM-MLP's
 /// recursion amplifies f32 rounding by 10-15x per call.
 pub fn run_golden(g: &Golden, tol: Tolerances) -> Result<Vec<Deviation>> {
-    let device = g.device.clone();
-    let model = g.model(&device)?;
+    let model = g.model(&g.device)?;
     let batch = g.batch()?;
-    let table = g
-        .varmap
-        .data()
-        .lock()
-        .expect("varmap")
-        .get("model.inner.puzzle_emb.weights")
-        .map(|v| v.as_tensor().clone());
-    let table = table
-        .ok_or_else(|| candle_core::Error::msg("weights lack model.inner.puzzle_emb.weights"))?;
-    let b = batch.inputs.dim(0)?;
+    let table = g.puzzle_table()?;
     let mut out = debug_tensors(g, model.as_ref(), &batch, &table, tol.forward)?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let run = GoldenRun {
+        g,
+        model: model.as_ref(),
+        batch: &batch,
+        table: &table,
+        tol,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
     for (prefix, training) in [("", true), ("eval.", false)] {
-        let mut carry = initial_carry(model.as_ref(), &batch)?;
+        out.extend(run.calls(prefix, training, &mut rng)?);
+    }
+    Ok(out)
+}
+
+/// The model of a golden folder on its recorded batch, compared call by call.
+struct GoldenRun<'a> {
+    g: &'a Golden,
+    model: &'a dyn RecursiveModel,
+    batch: &'a Batch,
+    table: &'a Tensor,
+    tol: Tolerances,
+}
+
+impl GoldenRun<'_> {
+    /// The recorded calls `{prefix}call1, call2, ...` in training or evaluation; the first
+    /// training call's gradients too.
+    fn calls(&self, prefix: &str, training: bool, rng: &mut ChaCha8Rng) -> Result<Vec<Deviation>> {
+        let (g, b) = (self.g, self.batch.inputs.dim(0)?);
+        let mut out = Vec::new();
+        let mut carry = initial_carry(self.model, self.batch)?;
         for call in 1.. {
             let key = format!("{prefix}call{call}");
             if !g.tensors.contains_key(&format!("{key}.logits")) {
                 break;
             }
             if call > 1 {
-                let before = format!("{prefix}call{}", call - 1);
-                let dtype = g.config.compute_dtype().map_err(candle_core::Error::msg)?;
-                carry = Carry {
-                    inner: InnerCarry {
-                        z_h: g.tensor(&format!("{before}.z_H"))?.to_dtype(dtype)?,
-                        z_l: g.tensor(&format!("{before}.z_L"))?.to_dtype(dtype)?,
-                    },
-                    steps: g
-                        .flags(&format!("{before}.steps"))?
-                        .iter()
-                        .map(|&s| s as u32)
-                        .collect(),
-                    halted: g
-                        .flags(&format!("{before}.halted"))?
-                        .iter()
-                        .map(|&h| h != 0)
-                        .collect(),
-                    data: batch.clone(),
-                };
+                carry = self.recorded_carry(&format!("{prefix}call{}", call - 1))?;
             }
             let with_grad = training && call == 1;
-            let exploration =
-                crate::act::exploration_min_steps(&g.config, (training, true), &mut rng, b);
+            let exploration = exploration_min_steps(&g.config, (training, true), rng, b);
             let opts = ActOptions {
                 training,
                 halt_early: true,
                 puzzle_grad: with_grad,
                 min_steps: exploration.as_deref(),
             };
-            let (next, step) = act_step(model.as_ref(), &carry, &batch, &table, opts)?;
-            let loss = act_loss(
-                &step,
-                &next.data.labels,
-                &next.halted,
-                &next.steps,
+            let (next, step, loss) = act_step_with_loss(
+                self.model,
+                &carry,
+                self.batch,
+                self.table,
+                opts,
                 LossType::StablemaxCrossEntropy,
             )?;
-            let f = tol.forward;
-            out.push(compare(
-                &format!("{key}.logits"),
-                &step.logits,
-                g.tensor(&format!("{key}.logits"))?,
-                f,
-                0.0,
-            )?);
-            out.push(compare(
-                &format!("{key}.q_halt_logits"),
-                &step.q_halt,
-                g.tensor(&format!("{key}.q_halt_logits"))?,
-                tol.q_logits,
-                0.0,
-            )?);
-            out.push(compare(
-                &format!("{key}.q_continue_logits"),
-                &step.q_continue,
-                g.tensor(&format!("{key}.q_continue_logits"))?,
-                tol.q_logits,
-                0.0,
-            )?);
-            out.push(compare(
-                &format!("{key}.z_H"),
-                &next.inner.z_h,
-                g.tensor(&format!("{key}.z_H"))?,
-                f,
-                0.0,
-            )?);
-            out.push(compare(
-                &format!("{key}.z_L"),
-                &next.inner.z_l,
-                g.tensor(&format!("{key}.z_L"))?,
-                f,
-                0.0,
-            )?);
-            if let (Some(ours), Some(theirs)) = (
-                &step.target_q_continue,
-                g.tensors.get(&format!("{key}.target_q_continue")),
-            ) {
-                out.push(compare(
-                    &format!("{key}.target_q_continue"),
-                    ours,
-                    theirs,
-                    f,
-                    0.0,
-                )?);
-            }
-            let exact = |name: &str, ours: Vec<i64>| -> Result<Deviation> {
-                compare(
-                    name,
-                    &Tensor::new(ours, &device)?,
-                    &Tensor::new(g.flags(name)?, &device)?,
-                    0.0,
-                    0.0,
-                )
-            };
-            out.push(exact(
-                &format!("{key}.halted"),
-                next.halted.iter().map(|&h| h as i64).collect(),
-            )?);
-            out.push(exact(
-                &format!("{key}.steps"),
-                next.steps.iter().map(|&s| s as i64).collect(),
-            )?);
-            let scalar = |name: &str, value: f64, rtol: f64| -> Result<Deviation> {
-                compare(
-                    name,
-                    &Tensor::new(&[value], &device)?,
-                    &g.tensor(name)?.to_dtype(DType::F64)?.reshape(1)?,
-                    rtol,
-                    0.0,
-                )
-            };
-            let m = &loss.metrics;
-            out.push(scalar(
-                &format!("{key}.loss.total"),
-                loss.total.to_scalar::<f64>()?,
-                tol.loss,
-            )?);
-            out.push(scalar(
-                &format!("{key}.metrics.lm_loss"),
-                m.lm_loss,
-                tol.loss,
-            )?);
-            out.push(scalar(
-                &format!("{key}.metrics.q_halt_loss"),
-                m.q_halt_loss as f64,
-                tol.q_loss,
-            )?);
-            if let Some(c) = m.q_continue_loss {
-                out.push(scalar(
-                    &format!("{key}.metrics.q_continue_loss"),
-                    c as f64,
-                    tol.q_loss,
-                )?);
-            }
-            out.push(scalar(
-                &format!("{key}.metrics.accuracy"),
-                m.accuracy as f64,
-                tol.accuracy,
-            )?);
-            for (name, value) in [
-                ("count", m.count),
-                ("exact_accuracy", m.exact_accuracy),
-                ("q_halt_accuracy", m.q_halt_accuracy),
-                ("steps", m.steps),
-            ] {
-                out.push(scalar(&format!("{key}.metrics.{name}"), value as f64, 0.0)?);
-            }
+            out.extend(self.outputs(&key, &step, &next)?);
+            out.extend(self.losses(&key, &loss)?);
             if with_grad {
-                let grads = (loss.total * (1.0 / b as f64))?.backward()?;
-                let data = g.varmap.data().lock().expect("varmap");
-                for (name, var) in data.iter() {
-                    let Some(reference) = g.tensors.get(&format!("grad.{name}")) else {
-                        continue;
-                    };
-                    let ours = grads
-                        .get(var.as_tensor())
-                        .cloned()
-                        .unwrap_or(var.as_tensor().zeros_like()?);
-                    out.push(compare(
-                        &format!("grad.{name}"),
-                        &ours,
-                        reference,
-                        tol.gradient,
-                        0.0,
-                    )?);
-                }
-                if let (Some(rows), Ok(reference)) = (
-                    &step.puzzle_rows,
-                    g.tensor("grad.model.inner.puzzle_emb.local_weights"),
-                ) {
-                    let ours = grads
-                        .get(rows.as_tensor())
-                        .cloned()
-                        .unwrap_or(rows.as_tensor().zeros_like()?);
-                    out.push(compare(
-                        "grad.model.inner.puzzle_emb.local_weights",
-                        &ours,
-                        reference,
-                        tol.gradient,
-                        0.0,
-                    )?);
-                }
+                out.extend(self.gradients(&step, &(loss.total * (1.0 / b as f64))?)?);
             }
             carry = next;
         }
+        Ok(out)
     }
-    Ok(out)
+
+    /// The carry the official run recorded after call `key` (teacher forcing).
+    fn recorded_carry(&self, key: &str) -> Result<Carry> {
+        let g = self.g;
+        let dtype = g.config.compute_dtype().map_err(candle_core::Error::msg)?;
+        Ok(Carry {
+            inner: InnerCarry {
+                z_h: g.tensor(&format!("{key}.z_H"))?.to_dtype(dtype)?,
+                z_l: g.tensor(&format!("{key}.z_L"))?.to_dtype(dtype)?,
+            },
+            steps: g
+                .flags(&format!("{key}.steps"))?
+                .iter()
+                .map(|&s| s as u32)
+                .collect(),
+            halted: g
+                .flags(&format!("{key}.halted"))?
+                .iter()
+                .map(|&h| h != 0)
+                .collect(),
+            examples: self.batch.clone(),
+        })
+    }
+
+    /// One call's outputs: logits, halting and continue logits, the new states, HRM's
+    /// continue target, then the halted flags and step counts (exactly).
+    fn outputs(&self, key: &str, step: &StepOutput, next: &Carry) -> Result<Vec<Deviation>> {
+        let (g, f) = (self.g, self.tol.forward);
+        let mut out = vec![
+            g.compare_recorded(&format!("{key}.logits"), &step.logits, f)?,
+            g.compare_recorded(
+                &format!("{key}.q_halt_logits"),
+                &step.q_halt,
+                self.tol.q_logits,
+            )?,
+            g.compare_recorded(
+                &format!("{key}.q_continue_logits"),
+                &step.q_continue,
+                self.tol.q_logits,
+            )?,
+            g.compare_recorded(&format!("{key}.z_H"), &next.inner.z_h, f)?,
+            g.compare_recorded(&format!("{key}.z_L"), &next.inner.z_l, f)?,
+        ];
+        let target = format!("{key}.target_q_continue");
+        if let (Some(ours), Some(theirs)) = (&step.target_q_continue, g.tensors.get(&target)) {
+            out.push(compare(&target, ours, theirs, f, 0.0)?);
+        }
+        out.push(g.compare_exact(
+            &format!("{key}.halted"),
+            next.halted.iter().map(|&h| h as i64).collect(),
+        )?);
+        out.push(g.compare_exact(
+            &format!("{key}.steps"),
+            next.steps.iter().map(|&s| s as i64).collect(),
+        )?);
+        Ok(out)
+    }
+
+    /// One call's loss and the official metrics.
+    fn losses(&self, key: &str, loss: &LossOutput) -> Result<Vec<Deviation>> {
+        let (g, tol, m) = (self.g, &self.tol, &loss.metrics);
+        let metric = |name: &str| format!("{key}.metrics.{name}");
+        let mut out = vec![
+            g.compare_scalar(
+                &format!("{key}.loss.total"),
+                loss.total.to_scalar::<f64>()?,
+                tol.loss,
+            )?,
+            g.compare_scalar(&metric("lm_loss"), m.lm_loss, tol.loss)?,
+            g.compare_scalar(&metric("q_halt_loss"), m.q_halt_loss as f64, tol.q_loss)?,
+        ];
+        if let Some(c) = m.q_continue_loss {
+            out.push(g.compare_scalar(&metric("q_continue_loss"), c as f64, tol.q_loss)?);
+        }
+        out.push(g.compare_scalar(&metric("accuracy"), m.accuracy as f64, tol.accuracy)?);
+        for (name, value) in [
+            ("count", m.count),
+            ("exact_accuracy", m.exact_accuracy),
+            ("q_halt_accuracy", m.q_halt_accuracy),
+            ("steps", m.steps),
+        ] {
+            out.push(g.compare_scalar(&metric(name), value as f64, 0.0)?);
+        }
+        Ok(out)
+    }
+
+    /// The gradients of `loss` (the total over the batch size, as the official step) of
+    /// every weight with a recorded gradient, and of the slots' puzzle-embedding rows.
+    fn gradients(&self, step: &StepOutput, loss: &Tensor) -> Result<Vec<Deviation>> {
+        let (g, rtol) = (self.g, self.tol.gradient);
+        let grads = loss.backward()?;
+        let mut out = Vec::new();
+        let data = g.varmap.data().lock().expect("varmap");
+        for (name, var) in data.iter() {
+            let Some(reference) = g.tensors.get(&format!("grad.{name}")) else {
+                continue;
+            };
+            let ours = grads
+                .get(var.as_tensor())
+                .cloned()
+                .unwrap_or(var.as_tensor().zeros_like()?);
+            out.push(compare(
+                &format!("grad.{name}"),
+                &ours,
+                reference,
+                rtol,
+                0.0,
+            )?);
+        }
+        let local = "grad.model.inner.puzzle_emb.local_weights";
+        if let (Some(rows), Ok(reference)) = (&step.puzzle_rows, g.tensor(local)) {
+            let ours = grads
+                .get(rows.as_tensor())
+                .cloned()
+                .unwrap_or(rows.as_tensor().zeros_like()?);
+            out.push(compare(local, &ours, reference, rtol, 0.0)?);
+        }
+        Ok(out)
+    }
 }
 
 /// The intermediate tensors of `debug.safetensors`: rotary tables, the input embedding, one
@@ -435,9 +471,9 @@ fn debug_tensors(
     rtol: f64,
 ) -> Result<Vec<Deviation>> {
     let mut out = Vec::new();
-    let shell = model.shell();
+    let frame = model.frame();
     if let (Some(rotary), Some(cos), Some(sin)) = (
-        &shell.rotary,
+        &frame.rotary,
         g.tensors.get("debug.rope_cos"),
         g.tensors.get("debug.rope_sin"),
     ) {
@@ -447,7 +483,7 @@ fn debug_tensors(
     let Some(expected_x) = g.tensors.get("debug.input_embeddings") else {
         return Ok(out);
     };
-    let x = shell.input_embeddings(
+    let x = frame.input_embeddings(
         &batch.inputs,
         &table.index_select(&batch.puzzle_identifiers, 0)?,
     )?;
@@ -458,9 +494,9 @@ fn debug_tensors(
         rtol,
         0.0,
     )?);
-    let fresh = shell.initial_carry(x.dim(0)?, x.dim(1)?)?;
+    let fresh = frame.initial_carry(x.dim(0)?, x.dim(1)?)?;
     let levels = model.levels();
-    let rotary = shell.rotary.as_ref();
+    let rotary = frame.rotary.as_ref();
     let first_l = levels[0].forward(&fresh.z_l, &(&fresh.z_h + &x)?, rotary)?;
     out.push(compare(
         "debug.first_L_level_out",
@@ -488,32 +524,64 @@ fn debug_tensors(
 /// AdamATan2 (`adam.*`, three unit steps `unit_adam.*`), sign-SGD of the puzzle embedding
 /// (`signsgd.*`, `unit_signsgd.*`) and the EMA update (`ema.*`).
 pub fn run_optimizer_golden(g: &Golden, rtol: f64) -> Result<Vec<Deviation>> {
-    use crate::optim::{
-        adam_atan2_step, ema_update, sparse_sign_sgd_step, AdamAtan2Config, Moments,
-    };
-    let device = g.device.clone();
-    let cfg = &g.raw_config;
-    let adam_json = &cfg["optimizer"]["adam_atan2"];
-    let num = |v: &serde_json::Value, k: &str| {
-        v[k].as_f64().ok_or_else(|| {
-            candle_core::Error::msg(format!("config.json: optimizer field {k} missing"))
+    let settings = OptimizerSettings::of(&g.raw_config)?;
+    let mut out = adam_and_ema(g, &settings, rtol)?;
+    if g.tensors.contains_key("unit_adam.p0") {
+        out.extend(unit_adam(g, &settings.adam, rtol)?);
+    }
+    let table = g
+        .varmap
+        .data()
+        .lock()
+        .expect("varmap")
+        .get("model.inner.puzzle_emb.weights")
+        .cloned();
+    if let Some(table) = table {
+        out.extend(sign_sgd(g, table.as_tensor(), &settings, rtol)?);
+    }
+    if g.tensors.contains_key("unit_signsgd.weights0") {
+        out.extend(unit_sign_sgd(g, &settings, rtol)?);
+    }
+    Ok(out)
+}
+
+/// The optimisers' settings of a golden run (`config.json`'s `optimizer`).
+struct OptimizerSettings {
+    adam: AdamAtan2Config,
+    sign_lr: f64,
+    sign_wd: f64,
+    ema_rate: f64,
+}
+
+impl OptimizerSettings {
+    fn of(cfg: &serde_json::Value) -> Result<Self> {
+        let num = |v: &serde_json::Value, k: &str| {
+            v[k].as_f64().ok_or_else(|| {
+                candle_core::Error::msg(format!("config.json: optimizer field {k} missing"))
+            })
+        };
+        let adam_json = &cfg["optimizer"]["adam_atan2"];
+        let adam = AdamAtan2Config {
+            lr: num(adam_json, "lr")?,
+            weight_decay: num(adam_json, "weight_decay")?,
+            beta1: num(adam_json, "beta1")?,
+            beta2: num(adam_json, "beta2")?,
+        };
+        let sign_json = &cfg["optimizer"]["sparse_sign_sgd"];
+        let (sign_lr, sign_wd) = (num(sign_json, "lr")?, num(sign_json, "weight_decay")?);
+        Ok(OptimizerSettings {
+            adam,
+            sign_lr,
+            sign_wd,
+            ema_rate: num(&cfg["optimizer"]["ema"], "rate")?,
         })
-    };
-    let adam = AdamAtan2Config {
-        lr: num(adam_json, "lr")?,
-        weight_decay: num(adam_json, "weight_decay")?,
-        beta1: num(adam_json, "beta1")?,
-        beta2: num(adam_json, "beta2")?,
-    };
-    let sign_json = &cfg["optimizer"]["sparse_sign_sgd"];
-    let (sign_lr, sign_wd) = (num(sign_json, "lr")?, num(sign_json, "weight_decay")?);
-    let mu = num(&cfg["optimizer"]["ema"], "rate")?;
-    let vec = |name: &str| -> Result<Vec<f32>> {
-        g.tensor(name)?
-            .flatten_all()?
-            .to_dtype(DType::F32)?
-            .to_vec1::<f32>()
-    };
+    }
+}
+
+/// One AdamATan2 step of every weight with a recorded result, from its recorded gradient,
+/// then the EMA of the weight towards the stepped one.
+fn adam_and_ema(g: &Golden, settings: &OptimizerSettings, rtol: f64) -> Result<Vec<Deviation>> {
+    let adam = &settings.adam;
     let mut out = Vec::new();
     let data = g.varmap.data().lock().expect("varmap");
     for (name, var) in data.iter() {
@@ -523,15 +591,9 @@ pub fn run_optimizer_golden(g: &Golden, rtol: f64) -> Result<Vec<Deviation>> {
         let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
         let initial = p.clone();
         let mut state = Moments::zeros(p.len());
-        adam_atan2_step(
-            &adam,
-            adam.lr,
-            1,
-            &mut p,
-            &vec(&format!("grad.{name}"))?,
-            &mut state,
-        );
-        let ours = Tensor::from_vec(p.clone(), expected.shape(), &device)?;
+        let grad = g.f32_values(&format!("grad.{name}"))?;
+        adam_atan2_step(adam, adam.lr, 1, &mut p, &grad, &mut state);
+        let ours = Tensor::from_vec(p.clone(), expected.shape(), &g.device)?;
         out.push(compare(
             &format!("adam.{name}"),
             &ours,
@@ -540,103 +602,101 @@ pub fn run_optimizer_golden(g: &Golden, rtol: f64) -> Result<Vec<Deviation>> {
             0.0,
         )?);
         let mut shadow = initial;
-        ema_update(&mut shadow, &p, mu);
+        ema_update(&mut shadow, &p, settings.ema_rate);
         let expected_ema = g.tensor(&format!("ema.{name}"))?;
         out.push(compare(
             &format!("ema.{name}"),
-            &Tensor::from_vec(shadow, expected_ema.shape(), &device)?,
+            &Tensor::from_vec(shadow, expected_ema.shape(), &g.device)?,
             expected_ema,
             rtol,
             0.0,
         )?);
     }
-    if g.tensors.contains_key("unit_adam.p0") {
-        let mut p = vec("unit_adam.p0")?;
-        let mut state = Moments::zeros(p.len());
-        for t in 1..=3u64 {
-            adam_atan2_step(
-                &adam,
-                adam.lr,
-                t,
-                &mut p,
-                &vec(&format!("unit_adam.g{t}"))?,
-                &mut state,
-            );
-            for (what, ours) in [("p", &p), ("m", &state.m), ("v", &state.v)] {
-                let name = format!("unit_adam.{what}{t}");
-                out.push(compare(
-                    &name,
-                    &Tensor::new(ours.as_slice(), &device)?,
-                    g.tensor(&name)?,
-                    rtol,
-                    0.0,
-                )?);
-            }
+    Ok(out)
+}
+
+/// Three AdamATan2 steps of the unit case: parameters and both moments after each.
+fn unit_adam(g: &Golden, adam: &AdamAtan2Config, rtol: f64) -> Result<Vec<Deviation>> {
+    let mut out = Vec::new();
+    let mut p = g.f32_values("unit_adam.p0")?;
+    let mut state = Moments::zeros(p.len());
+    for t in 1..=3u64 {
+        let grad = g.f32_values(&format!("unit_adam.g{t}"))?;
+        adam_atan2_step(adam, adam.lr, t, &mut p, &grad, &mut state);
+        for (what, ours) in [("p", &p), ("m", &state.m), ("v", &state.v)] {
+            let name = format!("unit_adam.{what}{t}");
+            let ours = Tensor::new(ours.as_slice(), &g.device)?;
+            out.push(g.compare_recorded(&name, &ours, rtol)?);
         }
     }
-    let ids_of = |name: &str| -> Result<Vec<u32>> {
-        Ok(g.tensor(name)?
-            .to_dtype(DType::I64)?
-            .to_vec1::<i64>()?
-            .iter()
-            .map(|&i| i as u32)
-            .collect())
-    };
-    if let Some(table) = data.get("model.inner.puzzle_emb.weights") {
-        let (rows, width) = table.as_tensor().dims2()?;
-        let mut w = table.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-        let ids = ids_of("puzzle_identifiers")?;
-        let local = vec("grad.model.inner.puzzle_emb.local_weights")?;
-        let (unique, summed) = sparse_sign_sgd_step(&mut w, width, &ids, &local, sign_lr, sign_wd);
-        out.push(compare(
-            "signsgd.model.inner.puzzle_emb.weights",
-            &Tensor::from_vec(w, (rows, width), &device)?,
-            g.tensor("signsgd.model.inner.puzzle_emb.weights")?,
-            rtol,
-            0.0,
-        )?);
-        let expected_ids: Vec<i64> = ids_of("signsgd.grad_ids")?
-            .iter()
-            .map(|&i| i as i64)
-            .collect();
-        out.push(compare(
-            "signsgd.grad_ids",
-            &Tensor::new(
-                unique.iter().map(|&i| i as i64).collect::<Vec<_>>(),
-                &device,
-            )?,
-            &Tensor::new(expected_ids, &device)?,
-            0.0,
-            0.0,
-        )?);
-        let expected_sum = g.tensor("signsgd.summed_grad")?;
-        out.push(compare(
-            "signsgd.summed_grad",
-            &Tensor::from_vec(summed, expected_sum.shape(), &device)?,
-            expected_sum,
-            rtol,
-            0.0,
-        )?);
-    }
-    if g.tensors.contains_key("unit_signsgd.weights0") {
-        let w0 = g.tensor("unit_signsgd.weights0")?;
-        let (rows, width) = w0.dims2()?;
-        let mut w = vec("unit_signsgd.weights0")?;
-        sparse_sign_sgd_step(
-            &mut w,
-            width,
-            &ids_of("unit_signsgd.ids")?,
-            &vec("unit_signsgd.local_grad")?,
-            sign_lr,
-            sign_wd,
-        );
-        out.push(compare(
-            "unit_signsgd.weights1",
-            &Tensor::from_vec(w, (rows, width), &device)?,
-            g.tensor("unit_signsgd.weights1")?,
-            rtol,
-            0.0,
-        )?);
-    }
     Ok(out)
+}
+
+/// Sparse sign-SGD of the puzzle table on the batch's recorded ids and row gradients: the
+/// table after the step, the distinct ids and their summed gradients.
+fn sign_sgd(
+    g: &Golden,
+    table: &Tensor,
+    settings: &OptimizerSettings,
+    rtol: f64,
+) -> Result<Vec<Deviation>> {
+    let (rows, width) = table.dims2()?;
+    let mut w = table.flatten_all()?.to_vec1::<f32>()?;
+    let ids = g.ids("puzzle_identifiers")?;
+    let local = g.f32_values("grad.model.inner.puzzle_emb.local_weights")?;
+    let (unique, summed) = sparse_sign_sgd_step(
+        &mut w,
+        width,
+        &ids,
+        &local,
+        settings.sign_lr,
+        settings.sign_wd,
+    );
+    let weights = Tensor::from_vec(w, (rows, width), &g.device)?;
+    let mut out =
+        vec![g.compare_recorded("signsgd.model.inner.puzzle_emb.weights", &weights, rtol)?];
+    let expected_ids: Vec<i64> = g
+        .ids("signsgd.grad_ids")?
+        .iter()
+        .map(|&i| i as i64)
+        .collect();
+    out.push(compare(
+        "signsgd.grad_ids",
+        &Tensor::new(
+            unique.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+            &g.device,
+        )?,
+        &Tensor::new(expected_ids, &g.device)?,
+        0.0,
+        0.0,
+    )?);
+    let expected_sum = g.tensor("signsgd.summed_grad")?;
+    out.push(compare(
+        "signsgd.summed_grad",
+        &Tensor::from_vec(summed, expected_sum.shape(), &g.device)?,
+        expected_sum,
+        rtol,
+        0.0,
+    )?);
+    Ok(out)
+}
+
+/// One sparse sign-SGD step of the unit case.
+fn unit_sign_sgd(g: &Golden, settings: &OptimizerSettings, rtol: f64) -> Result<Vec<Deviation>> {
+    let (rows, width) = g.tensor("unit_signsgd.weights0")?.dims2()?;
+    let mut w = g.f32_values("unit_signsgd.weights0")?;
+    sparse_sign_sgd_step(
+        &mut w,
+        width,
+        &g.ids("unit_signsgd.ids")?,
+        &g.f32_values("unit_signsgd.local_grad")?,
+        settings.sign_lr,
+        settings.sign_wd,
+    );
+    let weights = Tensor::from_vec(w, (rows, width), &g.device)?;
+    Ok(vec![g.compare_recorded(
+        "unit_signsgd.weights1",
+        &weights,
+        rtol,
+    )?])
 }

@@ -2,12 +2,14 @@
 //! slot divided by the global batch, backward, AdamATan2 on the trainable parameters, sign-SGD
 //! on the puzzle-embedding rows of the batch, the carry kept for the next call.
 
-use crate::act::{act_step, exploration_min_steps, initial_carry, ActOptions, Batch, Carry};
+use crate::act::{
+    act_step, exploration_min_steps, initial_carry, ActOptions, Batch, Carry, PerSlot,
+};
 use crate::collective::{rank_rows, Collective, SingleRank};
 use crate::config::ModelConfig;
 use crate::hrm::Hrm;
 use crate::init::init_varmap;
-use crate::loss::{act_loss, LossType, Metrics};
+use crate::loss::{act_step_with_loss, LossType, Metrics};
 use crate::model::{ModelKind, RecursiveModel};
 use crate::optim::{device_sparse_sign_sgd, AdamAtan2Config, AdamScalars};
 use crate::params::Parameters;
@@ -146,26 +148,6 @@ impl Trainer {
             .clone()
     }
 
-    /// One ACT call of `model` and its loss.
-    fn call(
-        &self,
-        model: &dyn RecursiveModel,
-        carry: &Carry,
-        batch: &Batch,
-        table: &Tensor,
-        opts: ActOptions<'_>,
-    ) -> Result<(Carry, crate::act::StepOutput, crate::loss::LossOutput)> {
-        let (next, out) = act_step(model, carry, batch, table, opts)?;
-        let loss = act_loss(
-            &out,
-            &next.data.labels,
-            &next.halted,
-            &next.steps,
-            self.optim.loss,
-        )?;
-        Ok((next, out, loss))
-    }
-
     /// One ACT call of every slot and one optimiser step; `lr_scale` is the schedule's
     /// multiplier. `batch` is the global batch: this rank holds its rows (`rank_rows`) and
     /// runs them as `micro_batches` pieces, each with its own graph; the pieces' and ranks'
@@ -212,12 +194,13 @@ impl Trainer {
                 puzzle_grad: true,
                 min_steps: exploration.as_ref().map(|m| &m[slots]),
             };
-            let (next, out, loss) = self.call(
+            let (next, out, loss) = act_step_with_loss(
                 self.model.as_ref(),
                 &carry.rows(piece.clone())?,
                 &batch.rows(piece)?,
                 table.as_tensor(),
                 opts,
+                self.optim.loss,
             )?;
             let grads = (&loss.total * (1.0 / global as f64))?.backward()?;
             let piece_grads = self.gradients(&grads, &out, &next, loss.metrics)?;
@@ -263,7 +246,7 @@ impl Trainer {
         Ok(StepGradients {
             params,
             puzzle_rows,
-            ids: next.data.puzzle_identifiers.clone(),
+            ids: next.examples.puzzle_identifiers.clone(),
             metrics,
         })
     }
@@ -446,11 +429,11 @@ impl Trainer {
                     &device,
                 )?,
             ));
-            out.push(("carry.inputs".into(), c.data.inputs.clone()));
-            out.push(("carry.labels".into(), c.data.labels.clone()));
+            out.push(("carry.inputs".into(), c.examples.inputs.clone()));
+            out.push(("carry.labels".into(), c.examples.labels.clone()));
             out.push((
                 "carry.puzzle_identifiers".into(),
-                c.data.puzzle_identifiers.clone(),
+                c.examples.puzzle_identifiers.clone(),
             ));
         }
         Ok(out)
@@ -507,7 +490,7 @@ impl Trainer {
         self.carry = match state.get("carry.z_H") {
             None => None,
             Some(z_h) => Some(Carry {
-                inner: crate::shell::InnerCarry {
+                inner: crate::frame::InnerCarry {
                     z_h: z_h.clone(),
                     z_l: get("carry.z_L")?.clone(),
                 },
@@ -519,7 +502,7 @@ impl Trainer {
                     .iter()
                     .map(|&h| h != 0)
                     .collect(),
-                data: Batch {
+                examples: Batch {
                     inputs: get("carry.inputs")?.clone(),
                     labels: get("carry.labels")?.clone(),
                     puzzle_identifiers: get("carry.puzzle_identifiers")?.clone(),

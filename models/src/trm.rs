@@ -6,15 +6,15 @@
 //! the last builds a graph. Official names: y = `z_H`, z = `z_L`, T = `H_cycles`, n = `L_cycles`.
 
 use crate::config::ModelConfig;
+use crate::frame::{InnerCarry, ModelFrame};
 use crate::layers::{no_grad, BlockShape, ReasoningModule};
 use crate::model::RecursiveModel;
-use crate::shell::{InnerCarry, Shell};
 use candle_core::{Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
 pub struct Trm {
     cfg: ModelConfig,
-    shell: Shell,
+    frame: ModelFrame,
     /// The single network (`L_level`).
     net: ReasoningModule,
 }
@@ -26,14 +26,14 @@ impl Trm {
         let shape = BlockShape::of(cfg, cfg.mlp_t);
         Ok(Trm {
             cfg: cfg.clone(),
-            shell: Shell::new(vb, cfg, device)?,
+            frame: ModelFrame::new(vb, cfg, device)?,
             net: ReasoningModule::new(&vb.pp("L_level"), cfg.L_layers, shape)?,
         })
     }
 
     /// One round: n latent updates with x injected, then one answer update without x.
     fn recursion(&self, y: Tensor, mut z: Tensor, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let rotary = self.shell.rotary.as_ref();
+        let rotary = self.frame.rotary.as_ref();
         // y does not change during the latent updates, so neither does their injection.
         let injection = (&y + x)?;
         for _ in 0..self.cfg.L_cycles {
@@ -49,8 +49,8 @@ impl RecursiveModel for Trm {
         &self.cfg
     }
 
-    fn shell(&self) -> &Shell {
-        &self.shell
+    fn frame(&self) -> &ModelFrame {
+        &self.frame
     }
 
     fn supervision_step(&self, carry: &InnerCarry, x: &Tensor) -> Result<InnerCarry> {

@@ -3,13 +3,14 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use candle_nn::VarBuilder;
+use models::attention::{attend_with, Attention, AttentionBackend, Rotary};
 use models::config::ModelConfig;
+use models::frame::InnerCarry;
 use models::hrm::Hrm;
 use models::init::init_varmap;
-use models::layers::{rms_norm, Attention, Block, BlockShape, Rotary, SwiGlu};
+use models::layers::{rms_norm, Block, BlockShape, SwiGlu};
 use models::loss::{bce_with_logits_sum, token_cross_entropy, LossType};
 use models::model::{ModelKind, RecursiveModel};
-use models::shell::InnerCarry;
 use models::trm::Trm;
 use rand::{Rng, SeedableRng};
 
@@ -129,11 +130,14 @@ fn layers_match_finite_differences() {
     });
     // The attention CUDA and bf16 run: query chunks of 2 rows of 5, recomputing backward.
     let qkv = var(&[2, 5, 24], 13, 1.0);
-    let chunked = models::chunked_attention::ChunkedAttention::new(2, 4, Some(&rotary8), 2);
+    let chunked = AttentionBackend::Chunked { query_rows: 2 };
     check(
         "chunked attention with rope",
         std::slice::from_ref(&qkv),
-        || project(&chunked.forward(qkv.as_tensor())?, 14),
+        || {
+            let out = attend_with(chunked, qkv.as_tensor(), 2, 4, Some(&rotary8))?;
+            project(&out, 14)
+        },
     );
     check("swiglu", &all, || project(&mlp.forward(x.as_tensor())?, 7));
     check("post-norm block", &all, || {
@@ -218,9 +222,9 @@ fn build(cfg: &ModelConfig, kind: ModelKind) -> (candle_nn::VarMap, Box<dyn Recu
 
 fn step_loss(model: &dyn RecursiveModel, carry: &InnerCarry, rows: &Tensor) -> Result<Tensor> {
     let inputs = Tensor::new(&[[1u32, 2, 3, 4, 0, 1], [4, 3, 2, 1, 1, 2]], &DEV)?;
-    let x = model.shell().input_embeddings(&inputs, rows)?;
+    let x = model.frame().input_embeddings(&inputs, rows)?;
     let out = model.supervision_step(carry, &x)?;
-    let (logits, q_halt, q_continue) = model.shell().heads(&out.z_h)?;
+    let (logits, q_halt, q_continue) = model.frame().heads(&out.z_h)?;
     project(&logits, 20)?
         + project(&q_halt, 21)?
         + project(&q_continue, 22)?
@@ -279,7 +283,7 @@ fn only_the_last_round_trains() {
     };
     let rows = random(&[2, 8], 42, 0.5);
     let inputs = Tensor::new(&[[1u32, 2, 3, 4, 0, 1], [4, 3, 2, 1, 1, 2]], &DEV).unwrap();
-    let x = two_rounds.shell().input_embeddings(&inputs, &rows).unwrap();
+    let x = two_rounds.frame().input_embeddings(&inputs, &rows).unwrap();
     let after_first = one_round.supervision_step(&carry, &x).unwrap();
     let after_first = InnerCarry {
         z_h: after_first.z_h.detach(),

@@ -3,8 +3,9 @@
 //! f64 at tiny shapes).
 
 use candle_core::{Device, Result, Tensor, Var};
+use models::attention::{attention_reference, Rotary};
 use models::kernels;
-use models::layers::{attention_reference, rms_norm, swiglu_gate_reference, Rotary};
+use models::layers::{rms_norm, swiglu_gate_reference};
 
 fn var(dims: &[usize], seed: u64) -> Var {
     let n: usize = dims.iter().product();

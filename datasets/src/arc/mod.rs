@@ -149,18 +149,8 @@ pub fn load_task_file(path: &Path, set: &str) -> Result<ArcTask> {
 /// Every `*.json` below `dir` (recursively, for ConceptARC's concept folders), sorted by task
 /// id so the order never depends on directory listing.
 pub fn load_dir(dir: &Path, set: &str) -> Result<Vec<ArcTask>> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).map_err(|e| DataError::io(&d, e))? {
-            let path = entry.map_err(|e| DataError::io(&d, e))?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "json") {
-                files.push(path);
-            }
-        }
-    }
+    let mut files = crate::fsio::files_below(dir)?;
+    files.retain(|f| f.extension().is_some_and(|e| e == "json"));
     if files.is_empty() {
         return Err(DataError::format(dir, "no ARC task files (*.json) found"));
     }

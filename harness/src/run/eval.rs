@@ -195,7 +195,7 @@ pub fn to_batch(b: &HostBatch, device: &Device) -> Result<Batch> {
 /// whether it was right after each step, and the first step at which the model's rule said
 /// halt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Pass {
+pub struct StepwiseOutcomes {
     /// The split index of each entry (in split order after `merge`).
     examples: Vec<usize>,
     right: Vec<Vec<bool>>,
@@ -206,10 +206,10 @@ pub struct Pass {
     halt_probability: Vec<f64>,
 }
 
-impl Pass {
+impl StepwiseOutcomes {
     /// The ranks' passes as one, in split order; every example of `0..limit` exactly once.
-    pub fn merge(parts: Vec<Pass>, limit: usize) -> Result<Pass> {
-        let mut slots: Vec<Option<Pass>> = vec![None; limit];
+    pub fn merge(parts: Vec<StepwiseOutcomes>, limit: usize) -> Result<StepwiseOutcomes> {
+        let mut slots: Vec<Option<StepwiseOutcomes>> = vec![None; limit];
         for p in parts {
             let lengths = [
                 p.right.len(),
@@ -226,7 +226,7 @@ impl Pass {
                         "the evaluation shards do not hold test example {e} exactly once"
                     )
                 })?;
-                *slot = Some(Pass {
+                *slot = Some(StepwiseOutcomes {
                     examples: vec![e],
                     right: vec![p.right[k].clone()],
                     first_halt: vec![p.first_halt[k]],
@@ -235,7 +235,7 @@ impl Pass {
                 });
             }
         }
-        let mut pass = Pass::with_capacity(limit);
+        let mut pass = StepwiseOutcomes::with_capacity(limit);
         for (e, slot) in slots.into_iter().enumerate() {
             let one = slot.ok_or_else(|| {
                 anyhow::anyhow!("the evaluation shards do not hold test example {e} exactly once")
@@ -258,8 +258,8 @@ impl Pass {
         self.examples.is_empty()
     }
 
-    fn with_capacity(n: usize) -> Pass {
-        Pass {
+    fn with_capacity(n: usize) -> StepwiseOutcomes {
+        StepwiseOutcomes {
             examples: Vec::with_capacity(n),
             right: Vec::with_capacity(n),
             first_halt: Vec::with_capacity(n),
@@ -322,7 +322,7 @@ pub fn run_shard(
     data: &LoadedDataset,
     protocol: &Protocol,
     shard: (usize, usize),
-) -> Result<Pass> {
+) -> Result<StepwiseOutcomes> {
     let (split, _) = protocol.split.of(data)?;
     let (limit, budgets) = extent(protocol, split, model.config().halt_max_steps);
     let max_steps = *budgets.last().context("halt_max_steps is at least 1")?;
@@ -338,12 +338,12 @@ fn run_pass(
     protocol: &Protocol,
     max_steps: usize,
     (rank, world): (usize, usize),
-) -> Result<Pass> {
+) -> Result<StepwiseOutcomes> {
     let (split, meta) = protocol.split.of(data)?;
     let trained = model.config().halt_max_steps;
     let halting = protocol.halting;
     let device = trainer.puzzle_table().as_tensor().device().clone();
-    let mut pass = Pass::with_capacity(limit.div_ceil(world.max(1)));
+    let mut pass = StepwiseOutcomes::with_capacity(limit.div_ceil(world.max(1)));
     let batches = test_batches(split, meta, protocol.batch_size);
     for (index, host) in batches.enumerate() {
         let first = host.example_indices[0];
@@ -353,7 +353,7 @@ fn run_pass(
         if index % world.max(1) != rank {
             continue;
         }
-        let rows = host.effective.min(limit - first);
+        let rows = host.real_rows.min(limit - first);
         let batch = to_batch(&host, &device)?;
         let mut carry = initial_carry(model, &batch)?;
         let mut right = vec![Vec::with_capacity(max_steps); rows];
@@ -403,7 +403,7 @@ pub fn evaluate(
 
 /// The scores of a whole pass (one rank's, or the ranks' merged).
 pub fn score_pass(
-    pass: Pass,
+    pass: StepwiseOutcomes,
     model: &dyn RecursiveModel,
     data: &LoadedDataset,
     protocol: &Protocol,
@@ -695,7 +695,7 @@ mod tests {
         let n = whole.len();
         assert!(n >= 2, "the tiny split has {n} examples");
         for world in [2, 3] {
-            let parts: Vec<Pass> = (0..world)
+            let parts: Vec<StepwiseOutcomes> = (0..world)
                 .map(|r| run_shard(&trainer, model.as_ref(), &data, &protocol, (r, world)).unwrap())
                 .collect();
             assert!(
@@ -707,10 +707,16 @@ mod tests {
                 .into_iter()
                 .map(|p| serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap())
                 .collect();
-            assert_eq!(Pass::merge(parts, n).unwrap(), whole, "{world} ranks");
+            assert_eq!(
+                StepwiseOutcomes::merge(parts, n).unwrap(),
+                whole,
+                "{world} ranks"
+            );
         }
         let one = run_shard(&trainer, model.as_ref(), &data, &protocol, (0, 2)).unwrap();
-        let err = Pass::merge(vec![one], n).unwrap_err().to_string();
+        let err = StepwiseOutcomes::merge(vec![one], n)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("exactly once"), "{err}");
     }
 

@@ -124,8 +124,8 @@ fn arc_task_files(cfg: &RunConfig) -> Result<usize> {
     }
     let mut count = 0;
     for dir in dirs {
-        for entry in
-            walk(&dir).with_context(|| format!("counting ARC tasks in {}", dir.display()))?
+        for entry in datasets::fsio::files_below(&dir)
+            .with_context(|| format!("counting ARC tasks in {}", dir.display()))?
         {
             if entry.extension().is_some_and(|e| e == "json") {
                 count += 1;
@@ -133,19 +133,6 @@ fn arc_task_files(cfg: &RunConfig) -> Result<usize> {
         }
     }
     Ok(count)
-}
-
-fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            out.extend(walk(&path)?);
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(out)
 }
 
 /// What a plan says, for the command and for `train`.

@@ -13,7 +13,6 @@
 //! ```
 
 use crate::run::resolve::ResolvedRun;
-use crate::run::scores::{PREDICTIONS_FILE, SCORES_FILE};
 use crate::run::state::RunState;
 use anyhow::{bail, Context, Result};
 use datasets::format::{read_json, write_json};
@@ -23,6 +22,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub const CONFIG_FILE: &str = "config.json";
+/// `run::scores` writes these, in a run directory or in `harness eval`'s output folder.
+pub const SCORES_FILE: &str = "scores.json";
+pub const PREDICTIONS_FILE: &str = "predictions.npy";
 const STATE_FILE: &str = "state.json";
 const METRICS_FILE: &str = "metrics.csv";
 const EVAL_FILE: &str = "eval.csv";

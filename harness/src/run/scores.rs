@@ -4,15 +4,12 @@
 use crate::run::eval::{evaluate_checkpoint, EvalOutput, Evaluation};
 use crate::run::pooled::{arc_pooled, PooledArc};
 use crate::run::resolve::ResolvedRun;
-use crate::run::run_dir::{ArcPredictionsFile, RunDir};
+use crate::run::run_dir::{ArcPredictionsFile, RunDir, PREDICTIONS_FILE, SCORES_FILE};
 use anyhow::Result;
 use candle_core::Device;
 use datasets::format::LoadedDataset;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-pub const SCORES_FILE: &str = "scores.json";
-pub const PREDICTIONS_FILE: &str = "predictions.npy";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoresFile {

@@ -7,7 +7,8 @@
 
 use crate::run::config::RunConfig;
 use crate::run::eval::{
-    evaluate, score_pass, to_batch, EvalPoint, EvalSplit, Evaluation, Pass, Protocol, Stage,
+    evaluate, score_pass, to_batch, EvalPoint, EvalSplit, Evaluation, Protocol, Stage,
+    StepwiseOutcomes,
 };
 use crate::run::ranks::{
     barrier, evaluate_shard, follow, gradient_exchanges, next_round, shard_file, Next,
@@ -35,6 +36,7 @@ use std::time::Instant;
 /// How a training run ended.
 pub struct TrainOutcome {
     pub run: ResolvedRun,
+    /// Trained to its last step and evaluated (false when a signal or `--stop-after` stopped it).
     pub completed: bool,
     pub steps: u64,
     pub wall_seconds: f64,
@@ -305,8 +307,8 @@ impl<'a> Training<'a> {
         install_interrupt_handler();
         let total = self.run.total_steps;
         // A run resumed at or past its stop step has nothing to do: its state is on disk.
-        let mut completed = !self.stop_requested() || self.trainer.step >= total;
-        while completed && self.trainer.step < total {
+        let mut keep_going = !self.stop_requested() || self.trainer.step >= total;
+        while keep_going && self.trainer.step < total {
             self.step()?;
             let last = self.trainer.step == total;
             let evaluate_now = self
@@ -329,20 +331,20 @@ impl<'a> Training<'a> {
             if evaluate_now || stop {
                 self.save()?;
             }
-            completed = !stop;
+            keep_going = !stop;
         }
         if let Some(rank) = &self.ranks {
             next_round(rank, Some(Next::Stop))?;
         }
         self.bar.finish_and_clear();
-        if !completed {
+        if !keep_going {
             println!(
                 "interrupted at step {} of {total}; the state is saved in {} (resume with --resume)",
                 self.trainer.step,
                 self.dir.path().display()
             );
         }
-        let done = completed && self.trainer.step == total;
+        let done = keep_going && self.trainer.step == total;
         let at_end = |split: EvalSplit| {
             self.evals
                 .iter()
@@ -357,7 +359,7 @@ impl<'a> Training<'a> {
         };
         Ok(TrainOutcome {
             run: self.run.clone(),
-            completed,
+            completed: done,
             steps: self.trainer.step,
             wall_seconds: self.wall(),
             evals: self.evals,
@@ -457,12 +459,12 @@ impl<'a> Training<'a> {
                 let path = shard_file(self.dir.path(), step, stage.split(), r);
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("reading {}", path.display()))?;
-                serde_json::from_str::<Pass>(&text)
+                serde_json::from_str::<StepwiseOutcomes>(&text)
                     .with_context(|| format!("{}: not an evaluation shard", path.display()))
             })
             .collect::<Result<Vec<_>>>()?;
         let limit = parts.iter().map(|p| p.len()).sum();
-        let pass = Pass::merge(parts, limit)?;
+        let pass = StepwiseOutcomes::merge(parts, limit)?;
         let shards = self.dir.path().join("eval-shards");
         std::fs::remove_dir_all(&shards)
             .with_context(|| format!("removing {}", shards.display()))?;
@@ -534,7 +536,7 @@ impl<'a> Training<'a> {
     fn pool_arc_votes(&self) -> Result<crate::run::pooled::PooledArc> {
         let pooled =
             crate::run::pooled::arc_pooled(&self.dir, self.run, self.data, &self.opts.device)?;
-        let path = self.dir.path().join(scores::SCORES_FILE);
+        let path = self.dir.path().join(crate::run::run_dir::SCORES_FILE);
         let mut file: ScoresFile = datasets::format::read_json(&path)?;
         file.arc_pooled_over_checkpoints = Some(pooled.clone());
         datasets::format::write_json(&path, &file)?;

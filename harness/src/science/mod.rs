@@ -4,6 +4,7 @@
 
 pub mod collect;
 pub mod comparison;
+pub mod executor;
 pub mod iso_compute;
 pub mod paired;
 pub mod record;

@@ -14,7 +14,8 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 /// Rotary tables `[positions, D]` (cos, sin) in the rotate-half layout, f32 as the official
-/// code computes them (and widened to f64 for runs in f64).
+/// code computes them (and widened to f64 for runs in f64): the host copy of
+/// `attention::Rotary`'s tables, made by `Rotary::new`.
 #[derive(Debug, Clone)]
 pub struct RotaryTables {
     pub cos: Arc<Vec<f32>>,
@@ -52,6 +53,9 @@ impl RotaryFloat for f64 {
     }
 }
 
+// The fused kernel's RoPE, row by row inside its loops: the same tables and the same
+// rotation as the candle compositions' `attention::apply_rotary` and
+// `attention::apply_rotary_transposed`.
 super::simd_targets! {
     /// `out = x cos + rotate_half(x) sin` for one `[D]` row (`rotate_half([a, b]) = [-b, a]`).
     fn rotate_row<T: Real>(out: &mut [T], x: &[T], cos: &[T], sin: &[T]) {
@@ -388,7 +392,8 @@ impl CustomOp2 for AttentionBackward {
     }
 }
 
-/// Attention from `qkv` `[B, S, 3 H D]` to `[B, S, H D]` with the fused kernel (CPU).
+/// Attention from `qkv` `[B, S, 3 H D]` to `[B, S, H D]` with the fused kernel (CPU): the
+/// `AttentionBackend::FusedCpu` backend of `attention::attend`.
 pub fn attention(qkv: &Tensor, op: AttentionCore) -> Result<Tensor> {
     qkv.contiguous()?.apply_op1(op)
 }

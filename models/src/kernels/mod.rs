@@ -1,7 +1,8 @@
 //! Fused CPU kernels with their backward passes, as candle custom ops: each replaces a chain
 //! of small candle ops (and their temporaries) with one pass over memory, parallel over rows
-//! or batch entries. `layers` uses them on the CPU and keeps the plain candle composition as
-//! the reference (other devices, and the tests and benchmarks that compare the two).
+//! or batch entries. `layers` and `attention` use them on the CPU and keep the plain candle
+//! compositions as the reference (other devices, and the tests and benchmarks that compare
+//! the two).
 //!
 //! Every kernel runs in f32 and f64 (the finite-difference checks run in f64).
 

@@ -6,8 +6,11 @@
 //!
 //! At the paper shape (batch 768, 8 heads, 916 positions) one f32 `[B, H, S, S]` tensor is
 //! 20.6 GB; a chunk of `query_chunk` rows keeps the block near `SCORE_BLOCK_BYTES`.
+//!
+//! Models reach it only through `attention::attend` (the backend off the CPU kernels).
 
-use crate::layers::{softmax_last_dim, Rotary};
+use super::{apply_rotary, apply_rotary_transposed, softmax_last_dim, Rotary};
+use crate::layers::at_least_f32;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 
 /// The target size of one chunk's score block (f32), forward or backward.
@@ -19,22 +22,13 @@ pub fn query_chunk(batch: usize, heads: usize, seq: usize, block_bytes: usize) -
     (block_bytes / row_bytes.max(1)).clamp(1, seq.max(1))
 }
 
-/// Softmax and the backward run in f32 at least (f64 stays f64, for gradient checks).
-fn work_dtype(dtype: DType) -> DType {
-    if dtype == DType::F64 {
-        DType::F64
-    } else {
-        DType::F32
-    }
-}
-
 /// The op: `qkv` `[B, S, 3 H D]` to `[B, S, H D]`.
 #[derive(Clone)]
 pub struct ChunkedAttention {
     pub heads: usize,
     pub head_dim: usize,
-    /// `(cos, sin)` `[positions, D]` f32, the rotate-half layout.
-    pub rotary: Option<(Tensor, Tensor)>,
+    /// The rotary tables, or none.
+    pub rotary: Option<Rotary>,
     /// Query rows per chunk.
     pub chunk: usize,
 }
@@ -44,7 +38,7 @@ impl ChunkedAttention {
         ChunkedAttention {
             heads,
             head_dim,
-            rotary: rotary.map(|r| (r.cos.clone(), r.sin.clone())),
+            rotary: rotary.cloned(),
             chunk: chunk.max(1),
         }
     }
@@ -54,15 +48,11 @@ impl ChunkedAttention {
         qkv.apply_op2(&out, self.clone())
     }
 
-    /// `(cos, sin)` as `[1, 1, S, D]` in `dtype` (f32 or f64).
+    /// `(cos, sin)` as `[1, 1, S, D]` in `dtype` (f32 or f64), for `[B, H, S, D]` heads.
     fn tables(&self, seq: usize, dtype: DType) -> Result<Option<(Tensor, Tensor)>> {
         self.rotary
             .as_ref()
-            .map(|(cos, sin)| {
-                let shape = (1, 1, seq, self.head_dim);
-                let take = |t: &Tensor| t.narrow(0, 0, seq)?.reshape(shape)?.to_dtype(dtype);
-                Ok((take(cos)?, take(sin)?))
-            })
+            .map(|r| r.broadcast_tables(seq, 2, dtype))
             .transpose()
     }
 
@@ -74,14 +64,9 @@ impl ChunkedAttention {
         let split = qkv.reshape((b, s, 3 * h, hd))?.transpose(1, 2)?;
         let part = |i: usize| split.narrow(1, i * h, h)?.contiguous();
         let (mut q, mut k, v) = (part(0)?, part(1)?, part(2)?);
-        let (dtype, work) = (qkv.dtype(), work_dtype(qkv.dtype()));
-        if let Some((cos, sin)) = self.tables(s, work)? {
-            let rotate = |x: &Tensor| -> Result<Tensor> {
-                let x = x.to_dtype(work)?;
-                (x.broadcast_mul(&cos)? + rotate_half(&x)?.broadcast_mul(&sin)?)?.to_dtype(dtype)
-            };
-            q = rotate(&q)?;
-            k = rotate(&k)?;
+        if let Some((cos, sin)) = self.tables(s, at_least_f32(qkv.dtype()))? {
+            q = apply_rotary(&q, &cos, &sin)?;
+            k = apply_rotary(&k, &cos, &sin)?;
         }
         Ok((q, k, v))
     }
@@ -91,7 +76,7 @@ impl ChunkedAttention {
     fn probabilities(&self, q: &Tensor, k: &Tensor, start: usize, len: usize) -> Result<Tensor> {
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = q.narrow(2, start, len)?.matmul(&k.t()?)?;
-        softmax_last_dim(&(scores.to_dtype(work_dtype(q.dtype()))? * scale)?)
+        softmax_last_dim(&(scores.to_dtype(at_least_f32(q.dtype()))? * scale)?)
     }
 
     fn chunks(&self, seq: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
@@ -123,7 +108,7 @@ impl ChunkedAttention {
     fn qkv_gradient(&self, qkv: &Tensor, out: &Tensor, grad: &Tensor) -> Result<Tensor> {
         let (b, s, _) = qkv.dims3()?;
         let (h, hd) = (self.heads, self.head_dim);
-        let (dtype, work) = (qkv.dtype(), work_dtype(qkv.dtype()));
+        let (dtype, work) = (qkv.dtype(), at_least_f32(qkv.dtype()));
         let (q, k, v) = self.heads_of(qkv)?;
         let per_head = |t: &Tensor| -> Result<Tensor> {
             t.reshape((b, s, h, hd))?
@@ -150,38 +135,14 @@ impl ChunkedAttention {
         }
         let mut dq = Tensor::cat(&dq, 2)?;
         if let Some((cos, sin)) = self.tables(s, work)? {
-            // The transpose of `x cos + rotate_half(x) sin`.
-            let unrotate = |g: &Tensor| -> Result<Tensor> {
-                g.broadcast_mul(&cos)? + rotate_half_transposed(&g.broadcast_mul(&sin)?)?
-            };
-            dq = unrotate(&dq)?;
-            dk = unrotate(&dk)?;
+            dq = apply_rotary_transposed(&dq, &cos, &sin)?;
+            dk = apply_rotary_transposed(&dk, &cos, &sin)?;
         }
         Tensor::cat(&[&dq, &dk, &dv], 1)?
             .transpose(1, 2)?
             .reshape((b, s, 3 * h * hd))?
             .to_dtype(dtype)
     }
-}
-
-/// `[a, b] -> [-b, a]` on the halves of the last axis.
-fn rotate_half(x: &Tensor) -> Result<Tensor> {
-    let half = x.dim(D::Minus1)? / 2;
-    let (a, b) = (
-        x.narrow(D::Minus1, 0, half)?,
-        x.narrow(D::Minus1, half, half)?,
-    );
-    Tensor::cat(&[&b.neg()?, &a], D::Minus1)
-}
-
-/// The transpose of `rotate_half`: `[u, v] -> [v, -u]`.
-fn rotate_half_transposed(x: &Tensor) -> Result<Tensor> {
-    let half = x.dim(D::Minus1)? / 2;
-    let (u, v) = (
-        x.narrow(D::Minus1, 0, half)?,
-        x.narrow(D::Minus1, half, half)?,
-    );
-    Tensor::cat(&[&v, &u.neg()?], D::Minus1)
 }
 
 /// The op's forward only hands on the outputs computed beside it (`outputs`, without a graph);
@@ -228,8 +189,8 @@ impl CustomOp2 for ChunkedAttention {
 
 #[cfg(test)]
 mod tests {
+    use super::super::attention_reference;
     use super::*;
-    use crate::layers::attention_reference;
     use candle_core::{Device, Var};
 
     fn values(n: usize, seed: u64) -> Vec<f64> {

@@ -1,8 +1,9 @@
 //! What TRM and HRM share around their recursion: token and puzzle embeddings (the input
 //! `x`), the initial states, the rotary tables, and the two heads.
 
+use crate::attention::Rotary;
 use crate::config::ModelConfig;
-use crate::layers::{Linear, Rotary};
+use crate::layers::{at_least_f32, Linear};
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -14,8 +15,9 @@ pub struct InnerCarry {
     pub z_l: Tensor,
 }
 
+/// What both models share around their recursion (everything but the reasoning modules).
 #[derive(Debug, Clone)]
-pub struct Shell {
+pub struct ModelFrame {
     embed_tokens: Tensor,
     lm_head: Linear,
     q_head: Linear,
@@ -31,7 +33,7 @@ pub struct Shell {
     dtype: DType,
 }
 
-impl Shell {
+impl ModelFrame {
     /// `vb` is rooted at the inner model (`model.inner`).
     pub fn new(vb: &VarBuilder, cfg: &ModelConfig, device: &Device) -> Result<Self> {
         let d = cfg.hidden_size;
@@ -45,7 +47,7 @@ impl Shell {
         } else {
             None
         };
-        Ok(Shell {
+        Ok(ModelFrame {
             embed_tokens: vb
                 .pp("embed_tokens")
                 .get((cfg.vocab_size, d), "embedding_weight")?,
@@ -100,11 +102,7 @@ impl Shell {
         let q = self
             .q_head
             .forward(&z_h.narrow(1, 0, 1)?.squeeze(1)?)?
-            .to_dtype(if self.dtype == DType::F64 {
-                DType::F64
-            } else {
-                DType::F32
-            })?;
+            .to_dtype(at_least_f32(self.dtype))?;
         Ok((
             logits,
             q.narrow(1, 0, 1)?.squeeze(1)?,
