@@ -94,7 +94,8 @@ else
     # The paper recipe's code path (bf16: candle compositions, chunked attention) at a CPU
     # size: 6x6 mazes, width 64, batch 16, and a memory budget that forces micro-batches.
     maze=("${maze_paper[@]}" --set data.side=6 --set data.min-path=4 --set data.train-size=40
-          --set data.test-size=16 --set arch.hidden_size=64 --set arch.puzzle_emb_ndim=64
+          --set data.val-size=8 --set data.test-size=16 --set arch.hidden_size=64
+          --set arch.puzzle_emb_ndim=64
           --set arch.num_heads=2 --set train.global_batch_size=16 --set eval.batch_size=16
           --device-memory 0.05GB --stop-after 6 --set train.log_interval=2)
     limits=(300 300 300 300 300)
