@@ -389,6 +389,10 @@ mod simulation {
     fn equal_models_get_a_verdict_at_most_five_percent_of_the_time() {
         for seeds in [3, 5, 10] {
             let (named, _) = rates(seeds, 0.0);
+            eprintln!(
+                "{seeds} seeds, equal models: a winner named in {:.1}% of trials",
+                100.0 * named
+            );
             assert!(
                 named <= 0.05 + slack(),
                 "{seeds} seeds: a winner named in {:.1}% of trials of equal models",
@@ -401,6 +405,10 @@ mod simulation {
     fn the_interval_covers_a_known_difference_at_least_95_percent_of_the_time() {
         for seeds in [3, 5, 10] {
             let (_, covered) = rates(seeds, 0.05);
+            eprintln!(
+                "{seeds} seeds, a 5-point difference: covered in {:.1}% of trials",
+                100.0 * covered
+            );
             assert!(
                 covered >= 0.95 - slack(),
                 "{seeds} seeds: the interval covered the true 5-point difference in {:.1}% of trials",
