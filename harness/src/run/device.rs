@@ -43,8 +43,9 @@ pub fn free_memory(device: &Device) -> Option<u64> {
 /// A short description for results files.
 pub fn describe(device: &Device) -> String {
     match device {
+        // The machine's cores; the threads each run used are in its record's provenance.
         Device::Cpu => format!(
-            "cpu ({} threads)",
+            "cpu ({} cores)",
             std::thread::available_parallelism().map_or(1, |n| n.get())
         ),
         other => format!("{other:?}"),
