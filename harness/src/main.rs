@@ -10,6 +10,13 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libmimalloc_sys::mi_option_set(harness::run::heap::MI_OPTION_PURGE_DELAY, -1);
     }
+    // candle's element-wise ops have a pool of their own, whose workers would spin beside the
+    // batch shards' (`models::trainer::cpu_batch_shards`) and serialise them on its one lock:
+    // the shards are the CPU's parallelism, so candle's ops run on the thread that calls them.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: before any thread is started.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     // Piping into `head` must end the program quietly, as it does for other Unix tools,
     // instead of a panic on the broken pipe.
     #[cfg(unix)]

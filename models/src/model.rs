@@ -4,7 +4,7 @@ use crate::config::ModelConfig;
 use crate::frame::{InnerCarry, ModelFrame};
 use candle_core::{Result, Tensor};
 
-pub trait RecursiveModel {
+pub trait RecursiveModel: Send + Sync {
     fn config(&self) -> &ModelConfig;
     fn frame(&self) -> &ModelFrame;
     /// One supervision step of the recursion from `carry` with input embedding `x`; the

@@ -17,6 +17,7 @@ use crate::trm::Trm;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 const PUZZLE_TABLE: &str = "model.inner.puzzle_emb.weights";
 /// Buffers: in the state dict, not updated by AdamATan2.
@@ -82,6 +83,9 @@ pub struct Trainer {
     pub fused_updates: bool,
     /// This rank's slots run as this many pieces, one graph in memory at a time.
     pub micro_batches: usize,
+    /// Each micro-batch runs as this many shards at once, one per worker thread, each
+    /// single-threaded inside (`cpu_batch_shards`); 1 runs it whole, with threaded ops.
+    pub batch_shards: usize,
     /// The data-parallel ranks this trainer is one of.
     pub group: std::sync::Arc<dyn Collective>,
 }
@@ -98,6 +102,16 @@ pub fn build_model(
         ModelKind::Trm => Box::new(Trm::new(&inner, cfg, device)?),
         ModelKind::Hrm => Box::new(Hrm::new(&inner, cfg, device)?),
     })
+}
+
+/// How many shards a CPU step splits its batch into, for `threads` worker threads. At the
+/// small shapes of CPU training a step is thousands of operations of microseconds each, and
+/// threading each one costs more in waking and waiting than it saves; one shard per worker,
+/// each running whole ops single-threaded, keeps every core busy instead. Measured at
+/// every shape we time (results/bench-side-by-side.md), so no crossover back to op-level
+/// threads is taken; a shard keeps at least one slot.
+pub fn cpu_batch_shards(cfg: &ModelConfig, threads: usize) -> usize {
+    threads.clamp(1, cfg.batch_size.max(1))
 }
 
 impl Trainer {
@@ -134,6 +148,10 @@ impl Trainer {
             carry: None,
             fused_updates: device.is_cpu(),
             micro_batches: 1,
+            batch_shards: match device.is_cpu() {
+                true => cpu_batch_shards(cfg, rayon::current_num_threads()),
+                false => 1,
+            },
             group: std::sync::Arc::new(SingleRank),
         })
     }
@@ -180,13 +198,12 @@ impl Trainer {
             None => initial_carry(self.model.as_ref(), &batch)?,
         };
         let table = self.puzzle_table();
-        let mut summed: Option<StepGradients> = None;
-        let mut next_carries = Vec::new();
-        let pieces = self.micro_batches.max(1);
-        for piece in (0..pieces).map(|i| rank_rows(local.len(), i, pieces)) {
-            if piece.is_empty() {
-                continue;
-            }
+        let pieces = self.micro_batches.max(1) * self.batch_shards.max(1);
+        let pieces: Vec<_> = (0..pieces)
+            .map(|i| rank_rows(local.len(), i, pieces))
+            .filter(|piece| !piece.is_empty())
+            .collect();
+        let piece_step = |piece: &std::ops::Range<usize>| {
             let slots = local.start + piece.start..local.start + piece.end;
             let opts = ActOptions {
                 training: true,
@@ -197,18 +214,31 @@ impl Trainer {
             let (next, out, loss) = act_step_with_loss(
                 self.model.as_ref(),
                 &carry.rows(piece.clone())?,
-                &batch.rows(piece)?,
+                &batch.rows(piece.clone())?,
                 table.as_tensor(),
                 opts,
                 self.optim.loss,
             )?;
             let grads = (&loss.total * (1.0 / global as f64))?.backward()?;
-            let piece_grads = self.gradients(&grads, &out, &next, loss.metrics)?;
-            summed = Some(match summed {
-                None => piece_grads,
-                Some(s) => s.add(piece_grads)?,
-            });
-            next_carries.push(next);
+            Ok((self.gradients(&grads, &out, &next, loss.metrics)?, next))
+        };
+        let mut summed: Option<StepGradients> = None;
+        let mut next_carries = Vec::new();
+        // A wave of `batch_shards` pieces at once, one per worker; the sum keeps piece order,
+        // so the update depends on the piece count only, never on which worker ran what. A
+        // lone piece runs on a worker too: the kernels' parallel loops called from outside the
+        // pool would each hand their work to it and wait, hundreds of times a step.
+        for wave in pieces.chunks(self.batch_shards.max(1)) {
+            let results: Vec<Result<(StepGradients, Carry)>> =
+                wave.par_iter().map(piece_step).collect();
+            for result in results {
+                let (piece_grads, next) = result?;
+                summed = Some(match summed {
+                    None => piece_grads,
+                    Some(s) => s.add(piece_grads)?,
+                });
+                next_carries.push(next);
+            }
         }
         let grads = self.exchanged(summed.expect("a rank holds at least one slot"))?;
         self.step += 1;
@@ -368,7 +398,46 @@ impl Trainer {
 
     /// One evaluation call (no halting on q) of `model` (see `inference_model`) from
     /// `carry`: the argmax predictions and the halting logits, without the training loss.
+    /// The rows run as `batch_shards` shards at once: the same outputs to within the last
+    /// bits (a GEMM rounds by its row count), the same bits for a shard count on any threads.
     pub fn eval_step(
+        &self,
+        model: &dyn RecursiveModel,
+        carry: &Carry,
+        batch: &Batch,
+    ) -> Result<(Carry, EvalStep)> {
+        let rows = batch.inputs.dim(0)?;
+        let shards = self.batch_shards.clamp(1, rows.max(1));
+        if shards == 1 {
+            // On a worker, for the reason `train_step` gives.
+            return rayon::scope(|_| self.eval_rows(model, carry, batch));
+        }
+        let parts: Vec<Result<(Carry, EvalStep)>> = (0..shards)
+            .into_par_iter()
+            .map(|i| {
+                let part = rank_rows(rows, i, shards);
+                self.eval_rows(model, &carry.rows(part.clone())?, &batch.rows(part)?)
+            })
+            .collect();
+        let (carries, steps): (Vec<Carry>, Vec<EvalStep>) = parts
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        let mut step = EvalStep {
+            preds: Vec::with_capacity(rows),
+            q_halt: Vec::with_capacity(rows),
+            q_continue: Vec::with_capacity(rows),
+        };
+        for part in steps {
+            step.preds.extend(part.preds);
+            step.q_halt.extend(part.q_halt);
+            step.q_continue.extend(part.q_continue);
+        }
+        Ok((Carry::cat(&carries)?, step))
+    }
+
+    fn eval_rows(
         &self,
         model: &dyn RecursiveModel,
         carry: &Carry,

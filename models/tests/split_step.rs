@@ -1,7 +1,9 @@
 //! One optimiser step whatever the split of its global batch: k micro-batches (one graph in
 //! memory at a time) and N data-parallel ranks (threads, each with its own copy of the model,
 //! exchanging gradients through `ThreadGroup`) give the update of one rank with the whole
-//! batch; and the optimiser as device tensor ops gives the update of the in-place CPU kernels.
+//! batch; so do k batch shards run at once on the CPU's workers, whose bits depend on k alone,
+//! never on how many threads ran them; and the optimiser as device tensor ops gives the update
+//! of the in-place CPU kernels.
 
 mod common;
 
@@ -25,6 +27,8 @@ fn train(kind: ModelKind, steps: u64, setup: impl FnOnce(&mut Trainer)) -> State
     let bias = trainer.varmap.data().lock().unwrap()["model.inner.q_head.bias"].clone();
     bias.set(&candle_core::Tensor::new(&[5f32, -5.0], &Device::Cpu).unwrap())
         .unwrap();
+    // The whole batch in one graph unless a test splits it (the CPU default shards it).
+    trainer.batch_shards = 1;
     setup(&mut trainer);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     for s in 0..steps {
@@ -110,6 +114,91 @@ fn micro_batches_give_the_whole_batch_update() {
                 let label = format!("{kind:?}, {steps} steps in {k} micro-batches");
                 assert_close(&label, &split, &whole, tolerance);
             }
+        }
+    }
+}
+
+#[test]
+fn batch_shards_give_the_whole_batch_update() {
+    for kind in [ModelKind::Trm, ModelKind::Hrm] {
+        for (steps, tolerance) in CASES {
+            let whole = train(kind, steps, |_| {});
+            for (shards, micro_batches) in [(2, 1), (3, 1), (4, 1), (2, 2)] {
+                let split = train(kind, steps, |t| {
+                    t.batch_shards = shards;
+                    t.micro_batches = micro_batches;
+                });
+                let label = format!(
+                    "{kind:?}, {steps} steps in {shards} shards of {micro_batches} micro-batches"
+                );
+                assert_close(&label, &split, &whole, tolerance);
+            }
+        }
+    }
+}
+
+/// The shard count fixes the sums' order, so one pool thread or four give the same bits.
+#[test]
+fn a_shard_count_gives_the_same_bits_on_any_number_of_threads() {
+    let in_pool = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| train(ModelKind::Trm, 3, |t| t.batch_shards = 3))
+    };
+    let one = in_pool(1);
+    assert_eq!(one, in_pool(4), "3 shards on 1 and on 4 threads");
+    assert_ne!(
+        one,
+        train(ModelKind::Trm, 3, |_| {}),
+        "a shard count that changes no bit: the test could not fail"
+    );
+}
+
+/// Evaluation rows are independent: shards give the whole batch's predictions and states to
+/// within the last bits (a GEMM's rounding depends on its row count), and a shard count gives
+/// the same bits on any number of threads.
+#[test]
+fn evaluation_shards_give_the_whole_batch_outputs() {
+    for kind in [ModelKind::Trm, ModelKind::Hrm] {
+        let mut trainer = Trainer::new(&config(kind), kind, optim(), 5, &Device::Cpu).unwrap();
+        let model = trainer.inference_model(&config(kind), kind, false).unwrap();
+        let batch = batch(0);
+        let carry = models::act::initial_carry(model.as_ref(), &batch).unwrap();
+        let mut evaluate = |shards: usize, threads: usize| {
+            trainer.batch_shards = shards;
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let (next, step) = pool
+                .install(|| trainer.eval_step(model.as_ref(), &carry, &batch))
+                .unwrap();
+            let z_h = next
+                .inner
+                .z_h
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            (step.preds, [step.q_halt, step.q_continue, z_h], next.steps)
+        };
+        let whole = evaluate(1, 1);
+        for shards in [2, 3] {
+            let split = evaluate(shards, 1);
+            let label = format!("{kind:?}, {shards} shards");
+            assert_eq!(whole.0, split.0, "{label}: predictions");
+            assert_eq!(whole.2, split.2, "{label}: steps");
+            for (w, s) in whole.1.iter().zip(&split.1) {
+                let scale = w.iter().fold(0f32, |m, x| m.max(x.abs()));
+                let worst = w.iter().zip(s).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(worst <= 1e-5 * scale, "{label}: differs by {worst:e}");
+            }
+            assert!(
+                split == evaluate(shards, 4),
+                "{label}: 1 and 4 threads disagree"
+            );
         }
     }
 }

@@ -27,7 +27,7 @@ pub fn run(args: BenchArgs) -> Result<u8> {
     );
     let mut rows = Vec::new();
     for case in &cases {
-        let r = time_case(case, args.repeats, &device)?;
+        let r = time_case(case, (args.repeats, args.batch_shards), &device)?;
         println!(
             "{:<8} {:<22} {:>9.1} | {:>9.4} {:>8.2} {:>7.1} {:>6.2} | {:>9.4} {:>8.2} {:>7.1} {:>6.2} | {:>8.0}",
             r.model,

@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// Also write the rows as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Shards of the batch run at once on the CPU (default: `cpu_batch_shards`, one per
+    /// thread); 1 runs the batch whole with threaded ops, for the crossover measurement.
+    #[arg(long)]
+    pub batch_shards: Option<usize>,
 }
 
 /// One shape to time: a model's architecture, optimiser and a batch of its data.
@@ -78,6 +82,8 @@ pub struct Row {
     pub gemm_gflops: f64,
     /// f32 GEMM rate at 2048^3 (the shape PyTorch's rate is quoted at).
     pub gemm_2048_gflops: f64,
+    /// Shards of the batch run at once (1: the whole batch, threaded ops).
+    pub batch_shards: usize,
     pub train_seconds: f64,
     pub train_gflop: f64,
     pub eval_seconds: f64,
@@ -220,11 +226,18 @@ fn median_seconds(repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f
     Ok(times[times.len() / 2])
 }
 
-pub fn time_case(case: &Case, repeats: usize, device: &Device) -> Result<Row> {
+pub fn time_case(
+    case: &Case,
+    (repeats, batch_shards): (usize, Option<usize>),
+    device: &Device,
+) -> Result<Row> {
     let (batch, seq) = case.batch.inputs.dims2()?;
     let d = case.cfg.hidden_size;
     let gemm = gemm_rate((batch * case.cfg.full_seq_len(), d, 3 * d), device)?;
     let mut trainer = Trainer::new(&case.cfg, case.kind, case.optim, 0, device)?;
+    if let Some(shards) = batch_shards {
+        trainer.batch_shards = shards.max(1);
+    }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let train_seconds = median_seconds(repeats, || {
         trainer.train_step(&case.batch, 1.0, &mut rng)?;
@@ -244,6 +257,7 @@ pub fn time_case(case: &Case, repeats: usize, device: &Device) -> Result<Row> {
         batch,
         seq_len: seq,
         gemm_gflops: gemm,
+        batch_shards: trainer.batch_shards,
         train_seconds,
         train_gflop: f.train_step * batch as f64 / 1e9,
         eval_seconds,

@@ -129,5 +129,10 @@ pub fn this_provenance(run: &ResolvedRun, opts: &TrainOptions) -> crate::run::de
     if opts.gpus > 1 {
         p.kernel_path = format!("{}, {} ranks", p.kernel_path, opts.gpus);
     }
+    // The shard count fixes the order of the step's sums: the bits follow it.
+    let shards = models::trainer::cpu_batch_shards(&run.model_config, p.threads);
+    if opts.device.is_cpu() && shards > 1 {
+        p.kernel_path = format!("{}, {shards} batch shards", p.kernel_path);
+    }
     p
 }
