@@ -53,27 +53,39 @@ impl RotaryFloat for f64 {
     }
 }
 
-// The fused kernel's RoPE, row by row inside its loops: the same tables and the same
-// rotation as the candle compositions' `attention::apply_rotary` and
-// `attention::apply_rotary_transposed`.
+// The fused kernel's RoPE inside its loops: the same tables and the same rotation as the
+// candle compositions' `attention::apply_rotary` and `attention::apply_rotary_transposed`. One
+// call per head, not per row: a row is a vector or two, too short to pay a dispatched call.
 super::simd_targets! {
-    /// `out = x cos + rotate_half(x) sin` for one `[D]` row (`rotate_half([a, b]) = [-b, a]`).
-    fn rotate_row<T: Real>(out: &mut [T], x: &[T], cos: &[T], sin: &[T]) {
-        let half = x.len() / 2;
-        let (lo, hi) = out.split_at_mut(half);
-        for j in 0..half {
-            lo[j] = x[j] * cos[j] - x[j + half] * sin[j];
-            hi[j] = x[j + half] * cos[j + half] + x[j] * sin[j + half];
+    /// `out = x cos + rotate_half(x) sin` (`rotate_half([a, b]) = [-b, a]`) for each `[D]` row
+    /// of `out` `[S, D]`: row `s` read from `x[s * stride..]` and turned by the tables' row `s`.
+    fn rotate_rows<T: Real>(out: &mut [T], d: usize, (x, stride): (&[T], usize), cos: &[T], sin: &[T]) {
+        let half = d / 2;
+        for (s, row) in out.chunks_exact_mut(d).enumerate() {
+            let (x0, x1) = x[s * stride..][..d].split_at(half);
+            let (c0, c1) = cos[s * d..][..d].split_at(half);
+            let (n0, n1) = sin[s * d..][..d].split_at(half);
+            let (lo, hi) = row.split_at_mut(half);
+            for j in 0..half {
+                lo[j] = x0[j] * c0[j] - x1[j] * n0[j];
+                hi[j] = x1[j] * c1[j] + x0[j] * n1[j];
+            }
         }
     }
 
-    /// The transpose of `rotate_row`: `dx = g cos + rotate_half^T(g sin)`.
-    fn unrotate_row<T: Real>(out: &mut [T], g: &[T], cos: &[T], sin: &[T]) {
-        let half = g.len() / 2;
-        let (lo, hi) = out.split_at_mut(half);
-        for j in 0..half {
-            lo[j] = g[j] * cos[j] + g[j + half] * sin[j + half];
-            hi[j] = g[j + half] * cos[j + half] - g[j] * sin[j];
+    /// The transpose of `rotate_rows`: `dx = g cos + rotate_half^T(g sin)` for each `[D]` row
+    /// of `g` `[S, D]`, written to `out[s * stride..]`.
+    fn unrotate_rows<T: Real>((out, stride): (&mut [T], usize), d: usize, g: &[T], cos: &[T], sin: &[T]) {
+        let half = d / 2;
+        for (s, g) in g.chunks_exact(d).enumerate() {
+            let (g0, g1) = g.split_at(half);
+            let (c0, c1) = cos[s * d..][..d].split_at(half);
+            let (n0, n1) = sin[s * d..][..d].split_at(half);
+            let (lo, hi) = out[s * stride..][..d].split_at_mut(half);
+            for j in 0..half {
+                lo[j] = g0[j] * c0[j] + g1[j] * n1[j];
+                hi[j] = g1[j] * c1[j] - g0[j] * n0[j];
+            }
         }
     }
 }
@@ -141,15 +153,16 @@ impl AttentionCore {
         dst: &mut [T],
     ) {
         let d = sh.dim;
-        for s in 0..sh.seq {
-            let src = &qkv[s * sh.qkv_row() + (slot * sh.heads + h) * d..][..d];
-            let row = &mut dst[s * d..(s + 1) * d];
-            match &self.rotary {
-                None => row.copy_from_slice(src),
-                Some(r) => {
-                    let (cos, sin) = T::tables(r);
-                    rotate_row(row, src, &cos[s * d..(s + 1) * d], &sin[s * d..(s + 1) * d]);
+        let src = &qkv[(slot * sh.heads + h) * d..];
+        match &self.rotary {
+            None => {
+                for (s, row) in dst.chunks_exact_mut(d).enumerate() {
+                    row.copy_from_slice(&src[s * sh.qkv_row()..][..d]);
                 }
+            }
+            Some(r) => {
+                let (cos, sin) = T::tables(r);
+                rotate_rows(dst, d, (src, sh.qkv_row()), cos, sin);
             }
         }
     }
@@ -165,15 +178,16 @@ impl AttentionCore {
         dqkv: &mut [T],
     ) {
         let d = sh.dim;
-        for s in 0..sh.seq {
-            let g = &grad[s * d..(s + 1) * d];
-            let dst = &mut dqkv[s * sh.qkv_row() + (slot * sh.heads + h) * d..][..d];
-            match &self.rotary {
-                None => dst.copy_from_slice(g),
-                Some(r) => {
-                    let (cos, sin) = T::tables(r);
-                    unrotate_row(dst, g, &cos[s * d..(s + 1) * d], &sin[s * d..(s + 1) * d]);
+        let dst = &mut dqkv[(slot * sh.heads + h) * d..];
+        match &self.rotary {
+            None => {
+                for (s, g) in grad.chunks_exact(d).enumerate() {
+                    dst[s * sh.qkv_row()..][..d].copy_from_slice(g);
                 }
+            }
+            Some(r) => {
+                let (cos, sin) = T::tables(r);
+                unrotate_rows((dst, sh.qkv_row()), d, grad, cos, sin);
             }
         }
     }
