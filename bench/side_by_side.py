@@ -18,6 +18,7 @@ is its own.
 """
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -28,11 +29,13 @@ import sys
 import time
 
 SHAPES = {
-    # name: (harness bench arguments, label, timed repetitions)
-    "cpu": (["--preset", "cpu", "--task", "maze-hard"], "cpu preset (5x5 maze, width 64)", 20),
-    "d128": (["--hidden", "128"], "Sudoku, width 128", 5),
-    "d512": (["--hidden", "512"], "Sudoku, width 512", 2),
+    # name: (harness bench arguments, label, timed repetitions, rounds)
+    "cpu": (["--preset", "cpu", "--task", "maze-hard"], "cpu preset (5x5 maze, width 64)", 20, 5),
+    "d128": (["--hidden", "128"], "Sudoku, width 128", 5, 2),
+    "d512": (["--hidden", "512"], "Sudoku, width 512", 2, 1),
 }
+# The real training loop is timed at the preset shape (`harness train`, steps without evaluation).
+LOOP_STEPS = 60
 
 
 def cpu_model():
@@ -166,13 +169,50 @@ def seconds_per(step, repeats):
 def harness_case(args, shape, model):
     out = os.path.join(args.work, f"harness-{shape}-{model}.json")
     cmd = [args.harness, "bench", *SHAPES[shape][0], "--models", model, "--repeats", str(repeats(args, shape)), "--json", out]
-    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), CANDLE_NUM_THREADS=str(args.threads))
-    subprocess.run(cmd, check=True, env=env, cwd=args.work, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, env=harness_env(args), cwd=args.work, stdout=subprocess.DEVNULL)
     return json.load(open(out))[0]
+
+
+def harness_env(args):
+    # The harness's own thread choices (batch shards, candle's element-wise ops on the calling
+    # thread) follow from the thread count; nothing else is set for it.
+    return dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+
+
+def harness_loop(args, model):
+    """Seconds per step of the real training loop (`harness train` at the cpu preset, data
+    loading, logging and the carry included): the median gap between its logged steps, before
+    any evaluation."""
+    run = os.path.join(args.work, f"loop-{model}")
+    subprocess.run(["rm", "-rf", run], check=True)
+    cmd = [args.harness, "train", "--model", model, "--task", "maze-hard", "--run", run,
+           "--set", f"train.steps={LOOP_STEPS}", "--set", "train.log_interval=1",
+           "--set", f"train.eval_interval={LOOP_STEPS * 10}"]
+    subprocess.run(cmd, check=True, env=harness_env(args), cwd=args.work, stdout=subprocess.DEVNULL)
+    with open(os.path.join(run, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    walls = [float(r["wall_seconds"]) for r in rows]
+    gaps = [b - a for a, b in zip(walls[5:], walls[6:])]
+    return sorted(gaps)[len(gaps) // 2]
 
 
 def repeats(args, shape):
     return args.repeats or SHAPES[shape][2]
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    return (values[n // 2] + values[(n - 1) // 2]) / 2
+
+
+def merged(rounds):
+    """One row of per-round timings: each time the median over rounds, the rest from round 0."""
+    row = dict(rounds[0])
+    for key in ("train_seconds", "eval_seconds", "gemm_2048_gflops", "gemm_gflops", "peak_rss_mb"):
+        if key in row:
+            row[key] = median([r[key] for r in rounds])
+    return row
 
 
 def in_subprocess(args, shape, case):
@@ -185,6 +225,28 @@ def in_subprocess(args, shape, case):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def measure(args, shape, model):
+    """Ours and the official code alternated for the shape's rounds (the machine's speed drifts
+    between minutes on a shared host); each ratio is the median of the rounds' ratios."""
+    ours, eager, compiled = [], [], []
+    for i in range(args.rounds or SHAPES[shape][3]):
+        ours.append(harness_case(args, shape, model))
+        eager.append(in_subprocess(args, shape, dict(ours[-1])))
+        if shape == "d512" and model == "trm-att" and not args.no_compile:
+            compiled.append(in_subprocess(args, shape, dict(ours[-1], compile=True)))
+        print(f"{shape} {model} round {i}: ours {ours[-1]['train_seconds']:.3f}/{ours[-1]['eval_seconds']:.3f} s, "
+              f"PyTorch {eager[-1]['train_seconds']:.3f}/{eager[-1]['eval_seconds']:.3f} s", file=sys.stderr)
+    row = dict(shape=shape, model=model, ours=merged(ours), eager=merged(eager), rounds=len(ours))
+    ratios = lambda key, theirs: median([o[key] / t[key] for o, t in zip(ours, theirs)])
+    row["ratio"] = {"eager": {k: ratios(k, eager) for k in ("train_seconds", "eval_seconds")}}
+    if compiled:
+        row["compiled"] = merged(compiled)
+        row["ratio"]["compiled"] = {k: ratios(k, compiled) for k in ("train_seconds", "eval_seconds")}
+    if shape == "cpu" and not args.no_loop:
+        row["ours_loop_seconds"] = harness_loop(args, model)
+    return row
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--official", required=True, help="checkout of the official TRM repository")
@@ -195,6 +257,8 @@ def main():
     p.add_argument("--repeats", type=int, default=0, help="timed repetitions (default: per shape)")
     p.add_argument("--compile", action="store_true", help="(with --case) torch.compile the model")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile row at width 512")
+    p.add_argument("--rounds", type=int, default=0, help="alternations of ours and theirs (default: per shape)")
+    p.add_argument("--no-loop", action="store_true", help="skip timing the real training loop at the cpu shape")
     p.add_argument("--work", default="target/side-by-side")
     p.add_argument("--out", default="results/bench-side-by-side.md")
     p.add_argument("--case", help=argparse.SUPPRESS)
@@ -210,14 +274,7 @@ def main():
     rows = []
     for shape in args.shapes.split(","):
         for model in args.models.split(","):
-            ours = harness_case(args, shape, model)
-            theirs = in_subprocess(args, shape, dict(ours))
-            row = dict(shape=shape, model=model, ours=ours, eager=theirs)
-            if shape == "d512" and model == "trm-att" and not args.no_compile:
-                row["compiled"] = in_subprocess(args, shape, dict(ours, compile=True))
-            rows.append(row)
-            print(f"{shape} {model}: ours {ours['train_seconds']:.3f}/{ours['eval_seconds']:.3f} s, "
-                  f"PyTorch {theirs['train_seconds']:.3f}/{theirs['eval_seconds']:.3f} s", file=sys.stderr)
+            rows.append(measure(args, shape, model))
     text = render(rows, args)
     print(text)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
@@ -235,28 +292,33 @@ def render(rows, args):
         "",
         f"One run of `bench/side-by-side.sh` on {cpu_model()}, {args.threads} threads, f32, PyTorch {torch.__version__} eager"
         " (and `torch.compile` for TRM-Att at width 512), `harness bench` at the same architecture and batch.",
-        "Times are medians of repeated steps after a warm-up. Ratios below 1 mean the harness is faster.",
+        "Times are medians of repeated steps after a warm-up, ours and PyTorch alternated for each row's rounds;",
+        "each ratio is the median of the rounds' ratios. Ratios below 1 mean the harness is faster. \"ours, loop\":",
+        f"the real training loop (`harness train` at the cpu preset, {LOOP_STEPS} steps, the median gap between logged",
+        "steps, data, logging and the carry included), beside `harness bench`'s step. Batch shards: the pieces of the",
+        "batch our CPU step runs at once, one per thread (`models::trainer::cpu_batch_shards`).",
         "GEMM rates: f32 2048^3 in each library (ours through the models' linear kernel on the gemm crate), and ours at",
         "the models' projection shape (tokens x D x 3D). \"of best GEMM\": the step's matmul FLOPs per second over the",
         "faster of the two 2048^3 rates measured in that row's processes.",
         "",
-        "| shape | model | PyTorch train s | ours train s | ours / PyTorch | PyTorch eval s | ours eval s | ours / PyTorch "
-        "| train GFLOP/s PyTorch / ours (of best GEMM) | peak RSS MB PyTorch / ours |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| shape | model | rounds | batch shards | PyTorch train s | ours train s | ours, loop s | ours / PyTorch "
+        "| PyTorch eval s | ours eval s | ours / PyTorch | train GFLOP/s PyTorch / ours (of best GEMM) | peak RSS MB PyTorch / ours |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         o = r["ours"]
+        loop = f"{r['ours_loop_seconds']:.3f}" if "ours_loop_seconds" in r else "-"
         for key, suffix in [("eager", ""), ("compiled", " (`torch.compile`)")]:
             if key not in r:
                 continue
-            e = r[key]
+            e, ratio = r[key], r["ratio"][key]
             best = max(e["gemm_2048_gflops"], o["gemm_2048_gflops"])
             theirs, ours = o["train_gflop"] / e["train_seconds"], o["train_gflop"] / o["train_seconds"]
             lines.append(
-                f"| {SHAPES[r['shape']][1]} | {r['model']}{suffix} | {e['train_seconds']:.3f} | {o['train_seconds']:.3f} "
-                f"| {o['train_seconds'] / e['train_seconds']:.2f} | {e['eval_seconds']:.3f} | {o['eval_seconds']:.3f} "
-                f"| {o['eval_seconds'] / e['eval_seconds']:.2f} | {theirs:.0f} / {ours:.0f} ({ours / best:.2f}) "
-                f"| {e['peak_rss_mb']:.0f} / {o['peak_rss_mb']:.0f} |"
+                f"| {SHAPES[r['shape']][1]} | {r['model']}{suffix} | {r['rounds']} | {o.get('batch_shards', 1)} "
+                f"| {e['train_seconds']:.3f} | {o['train_seconds']:.3f} | {loop} | {ratio['train_seconds']:.2f} "
+                f"| {e['eval_seconds']:.3f} | {o['eval_seconds']:.3f} | {ratio['eval_seconds']:.2f} "
+                f"| {theirs:.0f} / {ours:.0f} ({ours / best:.2f}) | {e['peak_rss_mb']:.0f} / {o['peak_rss_mb']:.0f} |"
             )
     g_torch = [r["eager"]["gemm_2048_gflops"] for r in rows]
     g_ours = [r["ours"]["gemm_2048_gflops"] for r in rows]
