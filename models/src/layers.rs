@@ -88,24 +88,25 @@ impl Linear {
 
     /// One GEMM over every leading position (`[.., in] -> [.., out]`): broadcasting the
     /// weight over the batch instead would run one small GEMM per batch row, and sum the
-    /// weight's gradient over them in the backward pass.
+    /// weight's gradient over them in the backward pass. The CPU kernel takes the leading
+    /// axes as they are.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut shape = x.dims().to_vec();
-        let fan_in = shape.pop().expect("at least one axis");
-        let rows: usize = shape.iter().product();
-        let x = x.reshape((rows, fan_in))?;
         let weight = parameter(&self.weight, x.dtype())?;
-        let y = if on_cpu_kernels(&x) {
-            kernels::linear::linear(&x, &weight)?
+        let y = if on_cpu_kernels(x) {
+            kernels::linear::linear(x, &weight)?
         } else {
-            x.matmul(&weight.t()?)?
+            let mut shape = x.dims().to_vec();
+            let fan_in = shape.pop().expect("at least one axis");
+            shape.push(weight.dim(0)?);
+            let rows: usize = x.elem_count() / fan_in.max(1);
+            x.reshape((rows, fan_in))?
+                .matmul(&weight.t()?)?
+                .reshape(shape)?
         };
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(&parameter(b, y.dtype())?)?,
-            None => y,
-        };
-        shape.push(y.dim(1)?);
-        y.reshape(shape)
+        match &self.bias {
+            Some(b) => y.broadcast_add(&parameter(b, y.dtype())?),
+            None => Ok(y),
+        }
     }
 }
 

@@ -101,4 +101,11 @@ fn fused_kernels_match_the_candle_compositions() {
         |t| kernels::linear::linear(&t[0], &t[1]),
         |t| t[0].matmul(&t[1].t()?),
     );
+    // Leading axes pass through the op as they are, with no reshape around it.
+    agree(
+        "linear over [B, S, in]",
+        &[var(&[b, s, d], 7), var(&[3 * d, d], 8)],
+        |t| kernels::linear::linear(&t[0], &t[1]),
+        |t| t[0].reshape((b * s, d))?.matmul(&t[1].t()?)?.reshape((b, s, 3 * d)),
+    );
 }

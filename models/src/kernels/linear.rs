@@ -1,6 +1,8 @@
-//! `y = x w^T` for `x` `[N, in]` and `w` `[out, in]` (PyTorch's layout) as one GEMM whose
-//! output is never zero-filled first, and a backward that produces `dw` `[out, in]`
-//! directly (`g^T x`) instead of a transposed gradient that is then copied into place.
+//! `y = x w^T` for `x` `[.., in]` and `w` `[out, in]` (PyTorch's layout) as one GEMM over
+//! every leading position, whose output is never zero-filled first, and a backward that
+//! produces `dw` `[out, in]` directly (`g^T x`) instead of a transposed gradient that is then
+//! copied into place. The leading axes stay on the op rather than in reshapes around it: in
+//! candle's backward every graph node costs a zero-filled gradient and an add.
 
 use super::{for_float, slice, Real};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
@@ -54,11 +56,26 @@ fn gemm_new<T: Real>(
     }
 }
 
-fn dims2(l: &Layout, what: &str) -> Result<(usize, usize)> {
-    match l.dims() {
-        &[r, c] => Ok((r, c)),
-        d => candle_core::bail!("linear: {what} must be 2-d, got {d:?}"),
+/// (the positions, the last axis) of a `[.., width]` operand.
+fn rows_and_width(l: &Layout, what: &str) -> Result<(usize, usize)> {
+    match l.dims().split_last() {
+        Some((&width, lead)) => Ok((lead.iter().product(), width)),
+        None => candle_core::bail!("linear: {what} must have at least one axis"),
     }
+}
+
+fn weight_dims(l: &Layout) -> Result<(usize, usize)> {
+    match l.dims() {
+        &[out, fan_in] => Ok((out, fan_in)),
+        d => candle_core::bail!("linear: w must be 2-d, got {d:?}"),
+    }
+}
+
+/// `l`'s shape with its last axis `width`.
+fn with_width(l: &Layout, width: usize) -> Shape {
+    let mut dims = l.dims().to_vec();
+    *dims.last_mut().expect("checked by rows_and_width") = width;
+    Shape::from(dims)
 }
 
 impl CustomOp2 for Linear {
@@ -73,7 +90,7 @@ impl CustomOp2 for Linear {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let ((rows, fan_in), (fan_out, w_in)) = (dims2(l1, "x")?, dims2(l2, "w")?);
+        let ((rows, fan_in), (fan_out, w_in)) = (rows_and_width(l1, "x")?, weight_dims(l2)?);
         if fan_in != w_in {
             candle_core::bail!("linear: x has {fan_in} features, w takes {w_in}");
         }
@@ -81,7 +98,7 @@ impl CustomOp2 for Linear {
             let (x, w) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
             // w^T as the right operand: element (k, j) of w^T is w[j, k].
             let y = gemm_new((rows, fan_out, fan_in), x, (fan_in, 1), w, (1, fan_in));
-            Ok((candle_core::WithDType::to_cpu_storage_owned(y), Shape::from((rows, fan_out))))
+            Ok((candle_core::WithDType::to_cpu_storage_owned(y), with_width(l1, fan_out)))
         })
     }
 
@@ -99,7 +116,7 @@ impl CustomOp2 for Linear {
     }
 }
 
-/// `dx [N, in] = g [N, out] @ w [out, in]`.
+/// `dx [.., in] = g [.., out] @ w [out, in]`.
 struct InputGrad;
 
 impl CustomOp2 for InputGrad {
@@ -114,16 +131,16 @@ impl CustomOp2 for InputGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let ((rows, fan_out), (_, fan_in)) = (dims2(l1, "g")?, dims2(l2, "w")?);
+        let ((rows, fan_out), (_, fan_in)) = (rows_and_width(l1, "g")?, weight_dims(l2)?);
         for_float!(s1, T => {
             let (g, w) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
             let dx = gemm_new((rows, fan_in, fan_out), g, (fan_out, 1), w, (fan_in, 1));
-            Ok((candle_core::WithDType::to_cpu_storage_owned(dx), Shape::from((rows, fan_in))))
+            Ok((candle_core::WithDType::to_cpu_storage_owned(dx), with_width(l1, fan_in)))
         })
     }
 }
 
-/// `dw [out, in] = g^T [out, N] @ x [N, in]`.
+/// `dw [out, in] = g^T [out, N] @ x [N, in]`, the positions `N` flattened.
 struct WeightGrad;
 
 impl CustomOp2 for WeightGrad {
@@ -138,7 +155,7 @@ impl CustomOp2 for WeightGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let ((rows, fan_out), (_, fan_in)) = (dims2(l1, "g")?, dims2(l2, "x")?);
+        let ((rows, fan_out), (_, fan_in)) = (rows_and_width(l1, "g")?, rows_and_width(l2, "x")?);
         for_float!(s1, T => {
             let (g, x) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
             let dw = gemm_new((fan_out, fan_in, rows), g, (1, fan_out), x, (fan_in, 1));
@@ -147,7 +164,7 @@ impl CustomOp2 for WeightGrad {
     }
 }
 
-/// `x @ w^T` for `x` `[N, in]`, `w` `[out, in]` (CPU tensors).
+/// `x @ w^T` for `x` `[.., in]`, `w` `[out, in]` (CPU tensors): `[.., out]`.
 pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op2(&w.contiguous()?, Linear)
 }
