@@ -25,10 +25,10 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',', default_value = "trm-att,hrm")]
     pub models: Vec<String>,
     /// Training seeds per model (0, 1, ...; added to the preset's seed), paired across
-    /// models for the statistics. 6 is the fewest on which a verdict can rest (the exact
-    /// sign-flip test cannot reach p < 0.05 with fewer); the default 3 keeps the README's
-    /// main job within 15 minutes on 2 cores, and then counts the seeds favouring each model.
-    #[arg(long, default_value_t = 3)]
+    /// models for the statistics. The default 6 is the fewest on which a verdict can rest
+    /// (the exact sign-flip test cannot reach p < 0.05 with fewer); with fewer, the outputs
+    /// count the seeds favouring each model instead.
+    #[arg(long, default_value_t = 6)]
     pub seeds: u64,
     /// How the training budget is matched across models (default: training FLOPs, the cost
     /// that matters; `steps` gives the dearer model more compute).

@@ -1,9 +1,11 @@
 //! Several training runs at once on one machine: `workers` threads, each with its own rayon
 //! pool of `threads` threads, taking the runs in order. At the cpu preset's shapes a step is
-//! thousands of operations of a few microseconds; two runs of one thread each get through
-//! about 1.4 times the steps of one run of two threads (`harness bench --preset cpu` run once
-//! with `RAYON_NUM_THREADS=2` and twice at once with 1: 0.23 s against 0.33 s a step, on the
-//! 2-core machine). A run's numbers depend on its thread count, which its record names.
+//! thousands of operations of a few microseconds, so a run of several threads splits its
+//! batch into shards (`models::trainer::cpu_batch_shards`); two runs of one thread each still
+//! get through about as many steps or a little more (`harness bench --preset cpu --task
+//! maze-hard`, on the 2-core machine: one run of two threads 0.105 s a step for TRM-Att and
+//! HRM, two runs at once of one thread 0.18 and 0.20 s each). A run's numbers depend on its
+//! thread count, which its record names.
 
 use crate::run::resolve::TrainOptions;
 use crate::run::signals::interrupted;
