@@ -2,7 +2,7 @@
 
 use datasets::format::{Dataset, LoadedDataset, PuzzleCount, Split};
 
-/// The committed reference comparison (the README's main job): 3 seeds x 2 models.
+/// The committed reference comparison (the README's main job): 6 seeds x 2 models.
 pub fn reference_records() -> Vec<crate::science::record::ResultRecord> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../results/reference/maze-hard-cpu/records");

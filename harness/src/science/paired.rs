@@ -251,7 +251,11 @@ mod tests {
 
     #[test]
     fn verdicts_need_the_seeds_and_follow_the_interval() {
-        let records = crate::test_support::reference_records();
+        // The reference's first three seeds.
+        let records: Vec<ResultRecord> = crate::test_support::reference_records()
+            .into_iter()
+            .filter(|r| r.seed < 3)
+            .collect();
         let headline = |d: &[PairedDifference]| d.iter().find(|d| d.headline).unwrap().clone();
         // HRM replaced by copies of TRM: no difference, and no verdict.
         let twins: Vec<ResultRecord> = records

@@ -289,14 +289,14 @@ mod tests {
 
     #[test]
     fn runs_group_by_model_in_first_appearance_order() {
-        // The committed reference run: 3 seeds x 2 models, written seed by seed.
+        // The committed reference run: 6 seeds x 2 models, written seed by seed.
         let records = crate::test_support::reference_records();
         let groups = by_model(&records);
         let models: Vec<&str> = groups.iter().map(|(m, _)| *m).collect();
         assert_eq!(models, ["trm-att", "hrm"]);
         assert!(groups
             .iter()
-            .all(|(m, runs)| runs.len() == 3 && runs.iter().all(|r| r.model == *m)));
+            .all(|(m, runs)| runs.len() == 6 && runs.iter().all(|r| r.model == *m)));
     }
 
     #[test]
