@@ -106,6 +106,10 @@ fn fused_kernels_match_the_candle_compositions() {
         "linear over [B, S, in]",
         &[var(&[b, s, d], 7), var(&[3 * d, d], 8)],
         |t| kernels::linear::linear(&t[0], &t[1]),
-        |t| t[0].reshape((b * s, d))?.matmul(&t[1].t()?)?.reshape((b, s, 3 * d)),
+        |t| {
+            t[0].reshape((b * s, d))?
+                .matmul(&t[1].t()?)?
+                .reshape((b, s, 3 * d))
+        },
     );
 }

@@ -8,7 +8,7 @@
 //! `dS = P (dP - rowsum(dP P))`, `dQ = dS K / sqrt(D)`, `dK = dS^T Q / sqrt(D)`, then the
 //! rotation undone on dQ and dK.
 
-use super::{for_float, matmul, max_of, slice, sum_of, Real};
+use super::{dot, for_float, map_sum, matmul, max_of, slice, Real};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -198,8 +198,7 @@ super::simd_targets! {
     fn softmax_rows<T: Real>(p: &mut [T], seq: usize) {
         for row in p.chunks_mut(seq) {
             let max = max_of(row);
-            row.iter_mut().for_each(|v| *v = (*v - max).exp_fast());
-            let inv = sum_of(row.len(), |i| row[i]).recip();
+            let inv = map_sum(row, |v| (v - max).exp_fast()).recip();
             row.iter_mut().for_each(|v| *v *= inv);
         }
     }
@@ -207,7 +206,7 @@ super::simd_targets! {
     /// `dS = P (dP - rowsum(dP P))`, in place of `dP`.
     fn softmax_backward_rows<T: Real>(dp: &mut [T], p: &[T], seq: usize) {
         for (dp, p) in dp.chunks_mut(seq).zip(p.chunks(seq)) {
-            let dot = sum_of(dp.len(), |i| dp[i] * p[i]);
+            let dot = dot(dp, p);
             dp.iter_mut().zip(p).for_each(|(g, &p)| *g = p * (*g - dot));
         }
     }

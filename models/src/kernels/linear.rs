@@ -11,44 +11,33 @@ use std::mem::MaybeUninit;
 pub struct Linear;
 
 /// `c [m, n] = a @ b` with the given (row, column) strides of `a` and `b`, over all
-/// threads, into a fresh buffer that gemm fills entirely.
+/// threads, into a fresh buffer that the product fills entirely.
 fn gemm_new<T: Real>(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     a: &[T],
-    (a_rs, a_cs): (usize, usize),
+    a_strides: (usize, usize),
     b: &[T],
-    (b_rs, b_cs): (usize, usize),
+    b_strides: (usize, usize),
 ) -> Vec<T> {
+    let (m, n, _) = dims;
     let mut c: Vec<MaybeUninit<T>> = Vec::with_capacity(m * n);
-    if k == 0 {
-        return vec![T::zero(); m * n];
-    }
-    debug_assert!(m == 0 || (m - 1) * a_rs + (k - 1) * a_cs < a.len());
-    debug_assert!(n == 0 || (k - 1) * b_rs + (n - 1) * b_cs < b.len());
-    // SAFETY: gemm writes every one of the m * n elements of `c` (read_dst is false, k > 0)
-    // and reads only within `a` and `b` (checked above in debug builds); the buffer is
-    // reinterpreted as initialised only after that.
+    let threads = rayon::current_num_threads();
+    // SAFETY: without `accumulate` the product writes every one of the m * n elements of
+    // `c` before anything reads them (the k = 0 case included), and the buffer is taken as
+    // initialised only after that.
     unsafe {
-        gemm::gemm(
-            m,
+        let ptr = c.as_mut_ptr() as *mut T;
+        super::gemm::gemm(
+            dims,
+            a,
+            a_strides,
+            b,
+            b_strides,
+            ptr,
             n,
-            k,
-            c.as_mut_ptr() as *mut T,
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            T::zero(),
             T::one(),
             false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            threads,
         );
         c.set_len(m * n);
         let mut c = std::mem::ManuallyDrop::new(c);

@@ -7,6 +7,7 @@
 //! Every kernel runs in f32 and f64 (the finite-difference checks run in f64).
 
 pub mod attention;
+mod gemm;
 pub mod linear;
 pub mod optim;
 pub mod rms_norm;
@@ -58,32 +59,17 @@ impl Real for f64 {
     }
 }
 
-/// Lanes of the partial sums below: without reassociation (which Rust never does for
-/// floats) a single running sum is a serial chain no loop can vectorise.
-const LANES: usize = 16;
+/// Lanes of the row reductions below: one AVX2 vector of f32, since attention rows are as
+/// short as the sequence (26 at the cpu preset), where 16 lanes left most of a row to the
+/// scalar tail. Interleaved partial sums, because without reassociation (which Rust never
+/// does for floats) a single running sum is a serial chain no loop can vectorise.
+const ROW_LANES: usize = 8;
 
-/// `sum_i f(i)` for `i < n`, in `LANES` interleaved partial sums.
-#[inline(always)]
-pub(crate) fn sum_of<T: Real>(n: usize, f: impl Fn(usize) -> T) -> T {
-    let mut acc = [T::zero(); LANES];
-    let full = n - n % LANES;
-    for base in (0..full).step_by(LANES) {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += f(base + l);
-        }
-    }
-    let mut total = (full..n).map(&f).fold(T::zero(), |a, b| a + b);
-    for a in acc {
-        total += a;
-    }
-    total
-}
-
-/// `max_i x[i]` in `LANES` interleaved partial maxima.
+/// `max_i x[i]` in `ROW_LANES` interleaved partial maxima.
 #[inline(always)]
 pub(crate) fn max_of<T: Real>(x: &[T]) -> T {
-    let mut acc = [T::neg_infinity(); LANES];
-    let mut chunks = x.chunks_exact(LANES);
+    let mut acc = [T::neg_infinity(); ROW_LANES];
+    let mut chunks = x.chunks_exact(ROW_LANES);
     for c in &mut chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
             *a = if v > *a { v } else { *a };
@@ -93,6 +79,44 @@ pub(crate) fn max_of<T: Real>(x: &[T]) -> T {
     acc.into_iter()
         .chain(tail)
         .fold(T::neg_infinity(), |a, b| if b > a { b } else { a })
+}
+
+/// `x[i] = f(x[i])` for every element, returning `sum_i x[i]` of the new values, in
+/// `ROW_LANES` interleaved partial sums (a slice walk, so no bounds check keeps it scalar).
+#[inline(always)]
+pub(crate) fn map_sum<T: Real>(x: &mut [T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::zero(); ROW_LANES];
+    let mut chunks = x.chunks_exact_mut(ROW_LANES);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c.iter_mut()) {
+            *v = f(*v);
+            *a += *v;
+        }
+    }
+    let mut total = T::zero();
+    for v in chunks.into_remainder() {
+        *v = f(*v);
+        total += *v;
+    }
+    acc.into_iter().fold(total, |s, a| s + a)
+}
+
+/// `sum_i a[i] b[i]` in `ROW_LANES` interleaved partial sums.
+#[inline(always)]
+pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); ROW_LANES];
+    let (ca, cb) = (a.chunks_exact(ROW_LANES), b.chunks_exact(ROW_LANES));
+    let tail = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(T::zero(), |s, (&x, &y)| s + x * y);
+    for (x, y) in ca.zip(cb) {
+        for ((a, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *a += x * y;
+        }
+    }
+    acc.into_iter().fold(tail, |s, a| s + a)
 }
 
 /// The contiguous elements of a CPU tensor.
@@ -140,32 +164,24 @@ pub(crate) fn matmul<T: Real>(
 ) {
     let (a_row, a_col) = if a_t { (1, a_rs) } else { (a_rs, 1) };
     let (b_row, b_col) = if b_t { (1, b_rs) } else { (b_rs, 1) };
-    debug_assert!(m == 0 || (m - 1) * a_row + (k.max(1) - 1) * a_col < a.len());
-    debug_assert!(n == 0 || (k.max(1) - 1) * b_row + (n - 1) * b_col < b.len());
-    debug_assert!(m == 0 || (m - 1) * c_rs + n <= c.len());
-    // SAFETY: the strides and extents above address only elements of `a`, `b` and `c`
-    // (checked in debug builds), and `c` is borrowed mutably so nothing aliases it.
+    assert!(
+        m == 0 || n == 0 || (m - 1) * c_rs + n <= c.len(),
+        "matmul: c too short"
+    );
+    // SAFETY: `c` holds the m rows of n (checked above), is initialised, and is borrowed
+    // mutably, so nothing aliases it.
     unsafe {
         gemm::gemm(
-            m,
-            n,
-            k,
+            (m, n, k),
+            a,
+            (a_row, a_col),
+            b,
+            (b_row, b_col),
             c.as_mut_ptr(),
-            1,
-            c_rs as isize,
-            accumulate,
-            a.as_ptr(),
-            a_col as isize,
-            a_row as isize,
-            b.as_ptr(),
-            b_col as isize,
-            b_row as isize,
-            T::one(),
+            c_rs,
             alpha,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
+            accumulate,
+            1,
         )
     }
 }

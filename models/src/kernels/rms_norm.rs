@@ -3,7 +3,7 @@
 //! and the output gradient `g` (x and r recomputed): `dx = r (g - y mean(g y))`, the same for
 //! `a` and `b`.
 
-use super::{for_float, rows_per_task, slice, sum_of, Real};
+use super::{dot, for_float, rows_per_task, slice, Real};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
@@ -17,7 +17,7 @@ fn normalise<T: Real>(a: &[T], b: &[T], x: &mut [T], eps: f64) -> T {
     for ((x, &a), &b) in x.iter_mut().zip(a).zip(b) {
         *x = a + b;
     }
-    let sum = sum_of(x.len(), |i| x[i] * x[i]);
+    let sum = dot(x, x);
     let n = T::from(x.len()).expect("a row length");
     (sum / n + T::from(eps).expect("eps")).sqrt().recip()
 }
@@ -40,7 +40,7 @@ super::simd_targets! {
         {
             // dx holds x until it is overwritten with the gradient.
             let r = normalise(a, b, dx, eps);
-            let gy = sum_of(width, |i| g[i] * dx[i] * r);
+            let gy = dot(g, dx) * r;
             let mean = gy / n;
             for (d, &g) in dx.iter_mut().zip(g) {
                 let y = *d * r;
