@@ -297,7 +297,7 @@ def render(rows, args):
         f"the real training loop (`harness train` at the cpu preset, {LOOP_STEPS} steps, the median gap between logged",
         "steps, data, logging and the carry included), beside `harness bench`'s step. Batch shards: the pieces of the",
         "batch our CPU step runs at once, one per thread (`models::trainer::cpu_batch_shards`).",
-        "GEMM rates: f32 2048^3 in each library (ours through the models' linear kernel on the gemm crate), and ours at",
+        "GEMM rates: f32 2048^3 in each library (ours through the models' linear kernel and its GEMM, `models::kernels::gemm`), and ours at",
         "the models' projection shape (tokens x D x 3D). \"of best GEMM\": the step's matmul FLOPs per second over the",
         "faster of the two 2048^3 rates measured in that row's processes.",
         "",
