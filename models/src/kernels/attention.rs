@@ -56,16 +56,25 @@ impl RotaryFloat for f64 {
 // The fused kernel's RoPE inside its loops: the same tables and the same rotation as the
 // candle compositions' `attention::apply_rotary` and `attention::apply_rotary_transposed`. One
 // call per head, not per row: a row is a vector or two, too short to pay a dispatched call.
+/// The two halves of `v[..2 * half]`, each exactly `half` long.
+#[inline(always)]
+fn halves<T>(v: &[T], half: usize) -> (&[T], &[T]) {
+    (&v[..half], &v[half..][..half])
+}
+
 super::simd_targets! {
     /// `out = x cos + rotate_half(x) sin` (`rotate_half([a, b]) = [-b, a]`) for each `[D]` row
     /// of `out` `[S, D]`: row `s` read from `x[s * stride..]` and turned by the tables' row `s`.
     fn rotate_rows<T: Real>(out: &mut [T], d: usize, (x, stride): (&[T], usize), cos: &[T], sin: &[T]) {
         let half = d / 2;
+        // Every slice cut to exactly `half`, so the loop below runs without bounds checks
+        // and vectorises (cut by `split_at` alone, the upper halves kept it scalar).
         for (s, row) in out.chunks_exact_mut(d).enumerate() {
-            let (x0, x1) = x[s * stride..][..d].split_at(half);
-            let (c0, c1) = cos[s * d..][..d].split_at(half);
-            let (n0, n1) = sin[s * d..][..d].split_at(half);
+            let (x0, x1) = halves(&x[s * stride..], half);
+            let (c0, c1) = halves(&cos[s * d..], half);
+            let (n0, n1) = halves(&sin[s * d..], half);
             let (lo, hi) = row.split_at_mut(half);
+            let (lo, hi) = (&mut lo[..half], &mut hi[..half]);
             for j in 0..half {
                 lo[j] = x0[j] * c0[j] - x1[j] * n0[j];
                 hi[j] = x1[j] * c1[j] + x0[j] * n1[j];
@@ -78,10 +87,11 @@ super::simd_targets! {
     fn unrotate_rows<T: Real>((out, stride): (&mut [T], usize), d: usize, g: &[T], cos: &[T], sin: &[T]) {
         let half = d / 2;
         for (s, g) in g.chunks_exact(d).enumerate() {
-            let (g0, g1) = g.split_at(half);
-            let (c0, c1) = cos[s * d..][..d].split_at(half);
-            let (n0, n1) = sin[s * d..][..d].split_at(half);
+            let (g0, g1) = halves(g, half);
+            let (c0, c1) = halves(&cos[s * d..], half);
+            let (n0, n1) = halves(&sin[s * d..], half);
             let (lo, hi) = out[s * stride..][..d].split_at_mut(half);
+            let (lo, hi) = (&mut lo[..half], &mut hi[..half]);
             for j in 0..half {
                 lo[j] = g0[j] * c0[j] + g1[j] * n1[j];
                 hi[j] = g1[j] * c1[j] - g0[j] * n0[j];

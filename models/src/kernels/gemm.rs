@@ -127,6 +127,19 @@ mod avx2 {
     #[derive(Clone, Copy)]
     struct Lanes([f32; 8]);
 
+    thread_local! {
+        /// This thread's packed `b` and last panel of `a`, reused by the next product.
+        static SCRATCH: std::cell::Cell<(Vec<Lanes>, Vec<Lanes>)> = const {
+            std::cell::Cell::new((Vec::new(), Vec::new()))
+        };
+    }
+
+    fn grow(v: &mut Vec<Lanes>, len: usize) {
+        if v.len() < len {
+            v.resize(len, Lanes([0.0; 8]));
+        }
+    }
+
     pub struct Product<'a> {
         pub a: &'a [f32],
         pub a_strides: (usize, usize),
@@ -170,8 +183,12 @@ mod avx2 {
         unsafe fn rows(&self, rows: std::ops::Range<usize>, c: *mut f32, c_rs: usize) {
             let (n, k) = (self.n, self.k);
             let nc_max = NC.min(n.div_ceil(NR) * NR);
-            let mut b_packed = vec![Lanes([0.0; 8]); KC.min(k) * nc_max / 8];
-            let mut a_tail = vec![Lanes([0.0; 8]); KC.min(k) * MR / 8 + 1];
+            // Scratch kept per thread across calls: most products here are small (a head's
+            // [26, 16] x [16, 26]), where two fresh zero-filled buffers a call showed in
+            // the profile.
+            let (mut b_packed, mut a_tail) = SCRATCH.with(|s| s.take());
+            grow(&mut b_packed, KC.min(k) * nc_max / 8);
+            grow(&mut a_tail, KC.min(k) * MR / 8 + 1);
             for jc in (0..n).step_by(NC) {
                 let nc = NC.min(n - jc);
                 for pc in (0..k).step_by(KC) {
@@ -185,6 +202,7 @@ mod avx2 {
                     }
                 }
             }
+            SCRATCH.with(|s| s.set((b_packed, a_tail)));
         }
 
         /// Rows `rows` (at most MC) of `c` from one packed block of `b`: each 16-column
@@ -299,34 +317,42 @@ mod avx2 {
             }
         }
         let alpha = _mm256_set1_ps(t.alpha);
-        if t.rows == MR && t.cols == NR {
-            for (r, row) in acc.iter().enumerate() {
-                let dst = t.c.add(r * t.c_rs);
-                for (h, &v) in row.iter().enumerate() {
-                    let d = dst.add(8 * h);
-                    let v = _mm256_mul_ps(alpha, v);
+        // Columns past `t.cols` are masked off: a load or store under a zero mask lane
+        // touches no memory.
+        let lanes = |h: usize| t.cols.saturating_sub(8 * h).min(8) as i32;
+        let masks = [column_mask(lanes(0)), column_mask(lanes(1))];
+        for (r, row) in acc.iter().enumerate().take(t.rows) {
+            let dst = t.c.add(r * t.c_rs);
+            for (h, &v) in row.iter().enumerate() {
+                let (d, mask) = (dst.add(8 * h), masks[h]);
+                let v = _mm256_mul_ps(alpha, v);
+                if lanes(h) == 8 {
                     let v = if t.add {
                         _mm256_add_ps(_mm256_loadu_ps(d), v)
                     } else {
                         v
                     };
                     _mm256_storeu_ps(d, v);
+                } else if lanes(h) > 0 {
+                    let v = if t.add {
+                        _mm256_add_ps(_mm256_maskload_ps(d, mask), v)
+                    } else {
+                        v
+                    };
+                    _mm256_maskstore_ps(d, mask, v);
                 }
             }
-            return;
         }
-        let mut block = [Lanes([0.0; 8]); 2 * MR];
-        let bl = block.as_mut_ptr() as *mut f32;
-        for (r, row) in acc.iter().enumerate() {
-            _mm256_store_ps(bl.add(r * NR), _mm256_mul_ps(alpha, row[0]));
-            _mm256_store_ps(bl.add(r * NR + 8), _mm256_mul_ps(alpha, row[1]));
-        }
-        for r in 0..t.rows {
-            for j in 0..t.cols {
-                let (v, d) = (*bl.add(r * NR + j), t.c.add(r * t.c_rs + j));
-                *d = if t.add { *d + v } else { v };
-            }
-        }
+    }
+
+    /// The first `lanes` of eight lanes set (the sign bit is what the masked moves read).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn column_mask(lanes: i32) -> __m256i {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(lanes),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
     }
 }
 
