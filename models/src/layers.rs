@@ -23,13 +23,26 @@ thread_local! {
 /// parameters are read through detached views, so nothing `f` computes from detached inputs
 /// keeps its intermediates alive for a backward pass that will never come.
 pub fn no_grad<T>(f: impl FnOnce() -> T) -> T {
+    in_mode(true, f)
+}
+
+/// Runs `f` recording its graph, whatever mode the calling thread is in. The mode is the
+/// thread's, and a rayon worker that waits inside a `no_grad` block (for a kernel's parallel
+/// loop) runs any job it steals on its own stack: a training shard of another rank or run
+/// would read detached parameters and get no gradients. So every job that needs a graph
+/// sets the mode itself.
+pub fn with_grad<T>(f: impl FnOnce() -> T) -> T {
+    in_mode(false, f)
+}
+
+fn in_mode<T>(detached: bool, f: impl FnOnce() -> T) -> T {
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
             NO_GRAD.with(|g| g.set(self.0));
         }
     }
-    let _restore = Restore(NO_GRAD.with(|g| g.replace(true)));
+    let _restore = Restore(NO_GRAD.with(|g| g.replace(detached)));
     f()
 }
 

@@ -211,14 +211,17 @@ impl Trainer {
                 puzzle_grad: true,
                 min_steps: exploration.as_ref().map(|m| &m[slots]),
             };
-            let (next, out, loss) = act_step_with_loss(
-                self.model.as_ref(),
-                &carry.rows(piece.clone())?,
-                &batch.rows(piece.clone())?,
-                table.as_tensor(),
-                opts,
-                self.optim.loss,
-            )?;
+            // With its graph even when the worker that runs it waits in a `no_grad` block.
+            let (next, out, loss) = crate::layers::with_grad(|| {
+                act_step_with_loss(
+                    self.model.as_ref(),
+                    &carry.rows(piece.clone())?,
+                    &batch.rows(piece.clone())?,
+                    table.as_tensor(),
+                    opts,
+                    self.optim.loss,
+                )
+            })?;
             let grads = (&loss.total * (1.0 / global as f64))?.backward()?;
             Ok((self.gradients(&grads, &out, &next, loss.metrics)?, next))
         };

@@ -156,6 +156,25 @@ fn a_shard_count_gives_the_same_bits_on_any_number_of_threads() {
     );
 }
 
+/// A rayon worker that waits inside a `no_grad` block (the recursion's rounds without a
+/// graph) may steal another job, such as another rank's or another run's batch shard: the
+/// shard must still record its graph. One pool thread in a `no_grad` block is that worker.
+#[test]
+fn a_shard_run_by_a_thread_inside_no_grad_still_records_its_gradients() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let shards = |t: &mut Trainer| t.batch_shards = 2;
+    let plain = pool.install(|| train(ModelKind::Trm, 2, shards));
+    let stolen = pool.install(|| models::layers::no_grad(|| train(ModelKind::Trm, 2, shards)));
+    let differ: Vec<&String> = plain.keys().filter(|k| plain[*k] != stolen[*k]).collect();
+    assert!(
+        differ.is_empty(),
+        "a thread's no_grad leaked into the shards it ran: {differ:?} differ"
+    );
+}
+
 /// Evaluation rows are independent: shards give the whole batch's predictions and states to
 /// within the last bits (a GEMM's rounding depends on its row count), and a shard count gives
 /// the same bits on any number of threads.
