@@ -407,7 +407,11 @@ fn every_task_writes_the_fields_both_official_loaders_require() {
 fn the_committed_references_are_recomputed_from_their_records() {
     let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/reference");
     let tmp = tempfile::tempdir().unwrap();
-    for name in ["maze-hard-cpu", "sudoku-small-cpu"] {
+    for name in [
+        "maze-hard-cpu",
+        "maze-hard-cpu-12-seeds",
+        "sudoku-small-cpu",
+    ] {
         let out = tmp.path().join(name);
         let records = reference.join(name).join("records");
         assert_eq!(
