@@ -17,10 +17,15 @@ pub trait RecursiveModel: Send + Sync {
     /// exploration floor): `q_halt > q_continue` when it learns q_continue, else `q_halt > 0`.
     /// Training and evaluation both ask this, so they cannot disagree.
     fn halts(&self, q_halt: f32, q_continue: f32) -> bool {
+        self.halt_margin(q_halt, q_continue) > 0.0
+    }
+    /// How far past its halting threshold the model is (`q_halt - q_continue`, else
+    /// `q_halt`): its confidence that the answer is done, comparable across steps.
+    fn halt_margin(&self, q_halt: f32, q_continue: f32) -> f32 {
         if self.learns_continue() {
-            q_halt > q_continue
+            q_halt - q_continue
         } else {
-            q_halt > 0.0
+            q_halt
         }
     }
     /// The recurrent modules, low level first (TRM: its one net; HRM: L then H), for

@@ -2,6 +2,7 @@
 //! generated maze task: the outputs' contents, not only their existence.
 
 use harness::report::csv::CSV_HEADER;
+use harness::run::answer_rules::AnswerRule;
 use harness::science::record::ResultRecord;
 use std::path::Path;
 
@@ -153,6 +154,24 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         if r.model == "trm-att" {
             assert_eq!(r.learning_curve.len(), 2, "validation at steps 2 and 4");
         }
+        // Answer selection: every rule, scored by the maze headline on the trained steps;
+        // the last step is the headline itself, halting runs the model's own steps, and no
+        // rule passes the oracle.
+        let rules = &r.metrics.answer_rules;
+        let order: Vec<AnswerRule> = rules.iter().map(|s| s.rule).collect();
+        assert_eq!(order, AnswerRule::ALL);
+        assert_eq!(Some(rules[0].right), r.metrics.maze_valid_path);
+        assert_eq!(rules[1].mean_steps, r.metrics.mean_halting_step);
+        assert_eq!(
+            rules[0].inference_flops_per_puzzle,
+            r.inference_flops_per_puzzle
+        );
+        for rule in rules {
+            assert!(rule.right.value <= rules[4].right.value, "{rule:?}");
+            assert_eq!(rule.failures, 12 - rule.right.successes);
+            assert!(rule.selection_failures <= rule.failures);
+            assert_eq!(rule.per_example.0.len(), 12);
+        }
     }
     // HRM has twice the networks of this TRM, so more parameters.
     assert!(records[1].trainable_parameters > records[0].trainable_parameters);
@@ -187,12 +206,18 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         [
             "valid shortest path",
             "exact accuracy",
-            "exact at halting step"
+            "exact at halting step",
+            "answer rule: last step",
+            "answer rule: halting step",
+            "answer rule: most confident step",
+            "answer rule: majority over steps",
+            "answer rule: oracle (any step)"
         ]
     );
     assert_eq!(
-        paired.iter().map(|d| d.headline).collect::<Vec<_>>(),
-        [true, false, false]
+        paired.iter().filter(|d| d.headline).count(),
+        1,
+        "rules are secondary"
     );
     for d in &paired {
         assert_eq!((d.a.as_str(), d.b.as_str()), ("trm-att", "hrm"));
@@ -212,6 +237,13 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
     );
     let test_time = std::fs::read_to_string(out.join("test_time.csv")).unwrap();
     assert_eq!(test_time.lines().count(), 1 + 6 * 3 * 2);
+    let rules = std::fs::read_to_string(out.join("answer_rules.csv")).unwrap();
+    assert_eq!(rules.lines().count(), 1 + 6 * 5);
+    assert!(
+        table.contains("| trm-att (3 seeds) | majority over steps |"),
+        "{table}"
+    );
+    assert!(table.contains("inference FLOPs / solved puzzle"), "{table}");
 
     // Charts: every PNG decodes as an image; the SVGs name both models.
     let names = [
@@ -220,6 +252,7 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         "accuracy_vs_inference_flops",
         "learning_curves",
         "accuracy_vs_test_time_compute",
+        "accuracy_by_answer_rule",
     ];
     for name in names {
         let png = std::fs::read(out.join("plots").join(format!("{name}.png"))).unwrap();
@@ -247,6 +280,7 @@ fn compare_smoke_writes_rows_records_plots_and_a_report() {
         "Audit of the data used",
         "Paired differences",
         "Audit of the evaluation setup",
+        "Answer selection at test time",
         "class=diff",
         &records[0].dataset_hash,
     ] {

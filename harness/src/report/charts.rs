@@ -3,10 +3,11 @@
 //! accuracy against test-time compute (budgets of supervision steps, halting off and on).
 //! Each is written as SVG and PNG.
 
+use crate::run::answer_rules::{AnswerRule, RuleScore};
 use crate::science::record::{by_model, ResultRecord};
 use anyhow::{Context, Result};
 use datasets::score::Proportion;
-use plots::chart::{cost_chart_svg, curve_chart_svg, Curve, Point, PALETTE};
+use plots::chart::{cost_chart_svg, curve_chart_svg, frontier_chart_svg, Curve, Point, PALETTE};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -76,7 +77,64 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
         &frame,
         records[0].config.model_config.halt_max_steps,
     )?);
+    if records.iter().any(|r| !r.metrics.answer_rules.is_empty()) {
+        charts.push(answer_rule_chart(&frame)?);
+    }
     write_files(dir, charts)
+}
+
+/// Each answer rule's accuracy against the inference FLOPs it runs, a labelled dot per model
+/// and rule, and a line through each model's rules.
+fn answer_rule_chart(frame: &Frame) -> Result<Chart> {
+    let mut points = Vec::new();
+    let mut lines = Vec::new();
+    for (i, (model, rs)) in frame.groups.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()].to_string();
+        let mut line = Vec::new();
+        for rule in AnswerRule::ALL {
+            let scores: Vec<&RuleScore> = rs
+                .iter()
+                .filter_map(|r| r.metrics.answer_rules.iter().find(|s| s.rule == rule))
+                .collect();
+            if scores.is_empty() {
+                continue;
+            }
+            let rights: Vec<Proportion> = scores.iter().map(|s| s.right).collect();
+            let (y, low, high) = combine(&rights);
+            let x = scores
+                .iter()
+                .map(|s| s.inference_flops_per_puzzle)
+                .sum::<f64>()
+                / scores.len() as f64;
+            line.push((x, y, low, high));
+            points.push(Point {
+                label: rule.name().to_string(),
+                x,
+                y,
+                low,
+                high,
+                colour: colour.clone(),
+            });
+        }
+        line.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        lines.push(Curve {
+            label: label(model, rs.len()),
+            points: line,
+            colour,
+            dashed: false,
+        });
+    }
+    let title = "Answer selection: accuracy of each rule against its inference FLOPs";
+    let svg = frontier_chart_svg(
+        title,
+        &frame.subtitle,
+        "inference FLOPs per puzzle the rule runs (log scale)",
+        frame.y_label,
+        &points,
+        &lines,
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(("accuracy_by_answer_rule".into(), title.into(), svg))
 }
 
 /// Exact accuracy against parameters, training FLOPs and inference FLOPs: a point per model.

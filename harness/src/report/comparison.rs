@@ -1,5 +1,5 @@
 //! Everything a comparison's folder holds, from its records alone: `results.json`/`.csv`,
-//! test-time rows, the paired statistics, the charts, `table.md` and `report.html` (what
+//! test-time and answer-rule rows, the paired statistics, the charts, `table.md` and `report.html` (what
 //! `harness report` recomputes); and the rows `compare` appends to the results table.
 
 use crate::report::csv::{append_csv, write_csv};
@@ -48,6 +48,11 @@ pub fn write_comparison(
         crate::report::csv::TEST_TIME_HEADER,
         &crate::report::csv::test_time_rows(records),
     )?;
+    crate::run::csv::write(
+        &out.join("answer_rules.csv"),
+        crate::report::csv::ANSWER_RULES_HEADER,
+        &crate::report::csv::answer_rule_rows(records),
+    )?;
     let paired = paired_differences(records);
     datasets::format::write_json(&out.join("paired.json"), &paired)?;
     crate::run::csv::write(
@@ -79,11 +84,7 @@ pub fn render_table(records: &[ResultRecord], paired: &[PairedDifference]) -> St
         across(|r| crate::science::record::short_hash(&r.dataset_hash, 16))
     );
     let (headers, rows) = crate::report::table::comparison_table(records);
-    s.push_str(&format!("| {} |\n", headers.join(" | ")));
-    s.push_str(&format!("|{}\n", "---|".repeat(headers.len())));
-    for row in rows {
-        s.push_str(&format!("| {} |\n", row.join(" | ")));
-    }
+    s.push_str(&markdown(&headers, &rows));
     if !paired.is_empty() {
         s.push_str(&format!(
             "\nPaired by seed (headline metric, named before the runs: {}; a verdict needs p < {} on the exact sign-flip test and an interval that excludes zero, so at least {} paired seeds):\n\n",
@@ -94,6 +95,22 @@ pub fn render_table(records: &[ResultRecord], paired: &[PairedDifference]) -> St
         for d in paired {
             s.push_str(&format!("- {}\n", d.verdict()));
         }
+    }
+    if let Some((headers, rows)) = crate::report::table::answer_rule_table(records) {
+        s.push_str(&format!(
+            "\n{}\n\n",
+            crate::report::table::answer_rule_caption(&records[0].task)
+        ));
+        s.push_str(&markdown(&headers, &rows));
+    }
+    s
+}
+
+fn markdown(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = format!("| {} |\n", headers.join(" | "));
+    s.push_str(&format!("|{}\n", "---|".repeat(headers.len())));
+    for row in rows {
+        s.push_str(&format!("| {} |\n", row.join(" | ")));
     }
     s
 }

@@ -114,6 +114,32 @@ pub fn test_time_rows(records: &[ResultRecord]) -> Vec<Vec<String>> {
     rows
 }
 
+pub const ANSWER_RULES_HEADER: &str =
+    "model,seed,rule,right,right_low,right_high,mean_steps,inference_flops_per_puzzle,failures,selection_failures";
+
+/// Answer selection in long form: one row per record and rule (none for records made before
+/// the rules were scored).
+pub fn answer_rule_rows(records: &[ResultRecord]) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for r in records {
+        for s in &r.metrics.answer_rules {
+            rows.push(vec![
+                r.model.clone(),
+                r.seed.to_string(),
+                s.rule.name().to_string(),
+                format!("{:.6}", s.right.value),
+                format!("{:.6}", s.right.low),
+                format!("{:.6}", s.right.high),
+                format!("{:.4}", s.mean_steps),
+                format!("{:.6e}", s.inference_flops_per_puzzle),
+                s.failures.to_string(),
+                s.selection_failures.to_string(),
+            ]);
+        }
+    }
+    rows
+}
+
 /// Writes exactly these rows (header first), replacing the file atomically.
 pub fn write_csv(path: &Path, records: &[ResultRecord]) -> Result<()> {
     let rows: Vec<Vec<String>> = records.iter().map(csv_row).collect();

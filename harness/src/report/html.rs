@@ -64,8 +64,7 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, Strin
     }
 }
 
-fn table_html(records: &[ResultRecord]) -> String {
-    let (headers, rows) = crate::report::table::comparison_table(records);
+fn table_html(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut s = String::from("<table><tr>");
     for h in headers {
         s.push_str(&format!("<th>{}</th>", esc(h)));
@@ -273,7 +272,8 @@ pub fn write_report(
 fn results_html(records: &[ResultRecord], paired: &[PairedDifference]) -> String {
     let task = &records[0].task;
     let mut html = String::from("<h2>Results</h2>\n");
-    html.push_str(&table_html(records));
+    let (headers, rows) = crate::report::table::comparison_table(records);
+    html.push_str(&table_html(&headers, &rows));
     if by_model(records).iter().all(|(_, runs)| runs.len() < 2) {
         html.push_str(&format!("<p class=bad>One training seed per model: the 95% intervals reflect the size of the test set only, not training randomness, which can move these numbers by more than the gap between the models. A verdict needs at least {MIN_SEEDS_FOR_VERDICT} paired seeds (<code>--seeds {MIN_SEEDS_FOR_VERDICT}</code>).</p>\n"));
     } else {
@@ -282,6 +282,14 @@ fn results_html(records: &[ResultRecord], paired: &[PairedDifference]) -> String
     html.push_str(&paired_html(paired));
     if task == "maze-hard" {
         html.push_str("<p>Exact match counts a maze as solved only when the predicted path is the stored one; random-wall mazes often have several shortest paths, so the valid-shortest-path column (any shortest path from S to G, walls respected) is the fairer reading.</p>\n");
+    }
+    if let Some((headers, rows)) = crate::report::table::answer_rule_table(records) {
+        html.push_str("<h3>Answer selection at test time</h3>\n");
+        html.push_str(&format!(
+            "<p>{}</p>\n",
+            esc(&crate::report::table::answer_rule_caption(task))
+        ));
+        html.push_str(&table_html(&headers, &rows));
     }
     if let Some(p) = published(task) {
         let scaled_down = records.iter().any(|r| !r.setting.is_papers_setting());

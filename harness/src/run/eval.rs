@@ -6,6 +6,7 @@
 //! carry is never reset), with halting off (every example runs the whole budget) and on
 //! (each stops where its model's rule first fires).
 
+use crate::run::answer_rules::{score_rules, RuleScore, StepOutcome};
 use crate::run::bits::{ExampleBits, PerExample};
 use crate::run::resolve::ResolvedRun;
 use anyhow::{Context, Result};
@@ -44,6 +45,10 @@ pub struct Evaluation {
     pub test_time: Vec<TestTimePoint>,
     /// Which examples were right, for paired statistics.
     pub per_example: PerExample,
+    /// Each answer-selection rule's accuracy on the trained steps (none in records made
+    /// before the rules were scored).
+    #[serde(default)]
+    pub answer_rules: Vec<RuleScore>,
 }
 
 /// Accuracy when inference may run `steps` supervision steps.
@@ -198,7 +203,8 @@ pub fn to_batch(b: &HostBatch, device: &Device) -> Result<Batch> {
 pub struct StepwiseOutcomes {
     /// The split index of each entry (in split order after `merge`).
     examples: Vec<usize>,
-    right: Vec<Vec<bool>>,
+    /// Each example's outcome after each supervision step.
+    steps: Vec<Vec<StepOutcome>>,
     first_halt: Vec<Option<usize>>,
     /// The answers: predictions and sigmoid(q_halt) after the trained number of steps, or
     /// at the halting step when the protocol halts.
@@ -212,7 +218,7 @@ impl StepwiseOutcomes {
         let mut slots: Vec<Option<StepwiseOutcomes>> = vec![None; limit];
         for p in parts {
             let lengths = [
-                p.right.len(),
+                p.steps.len(),
                 p.first_halt.len(),
                 p.predictions.len(),
                 p.halt_probability.len(),
@@ -228,7 +234,7 @@ impl StepwiseOutcomes {
                 })?;
                 *slot = Some(StepwiseOutcomes {
                     examples: vec![e],
-                    right: vec![p.right[k].clone()],
+                    steps: vec![p.steps[k].clone()],
                     first_halt: vec![p.first_halt[k]],
                     predictions: vec![p.predictions[k].clone()],
                     halt_probability: vec![p.halt_probability[k]],
@@ -241,7 +247,7 @@ impl StepwiseOutcomes {
                 anyhow::anyhow!("the evaluation shards do not hold test example {e} exactly once")
             })?;
             pass.examples.extend(one.examples);
-            pass.right.extend(one.right);
+            pass.steps.extend(one.steps);
             pass.first_halt.extend(one.first_halt);
             pass.predictions.extend(one.predictions);
             pass.halt_probability.extend(one.halt_probability);
@@ -261,7 +267,7 @@ impl StepwiseOutcomes {
     fn with_capacity(n: usize) -> StepwiseOutcomes {
         StepwiseOutcomes {
             examples: Vec::with_capacity(n),
-            right: Vec::with_capacity(n),
+            steps: Vec::with_capacity(n),
             first_halt: Vec::with_capacity(n),
             predictions: Vec::with_capacity(n),
             halt_probability: Vec::with_capacity(n),
@@ -274,14 +280,30 @@ impl StepwiseOutcomes {
     }
 
     fn bits(&self, f: impl Fn(usize) -> bool) -> ExampleBits {
-        ExampleBits((0..self.right.len()).map(f).collect())
+        ExampleBits((0..self.steps.len()).map(f).collect())
+    }
+
+    /// Whether example `e` was exactly right after `step` (1-based) supervision steps.
+    fn exact(&self, e: usize, step: usize) -> bool {
+        self.steps[e][step - 1].exact
+    }
+
+    /// Every answer-selection rule over the trained steps.
+    fn answer_rules(&self, trained: usize, flops_per_step: f64) -> Vec<RuleScore> {
+        let examples: Vec<(&[StepOutcome], Option<usize>)> = self
+            .steps
+            .iter()
+            .zip(&self.first_halt)
+            .map(|(steps, &halt)| (&steps[..trained.min(steps.len())], halt))
+            .collect();
+        score_rules(&examples, flops_per_step)
     }
 
     fn point(&self, steps: usize, flops_per_step: f64) -> TestTimePoint {
-        let n = self.right.len();
+        let n = self.steps.len();
         let count = |bits: ExampleBits| bits.0.iter().filter(|&&b| b).count() as u64;
-        let off = count(self.bits(|e| self.right[e][steps - 1]));
-        let on = count(self.bits(|e| self.right[e][self.stop(e, steps) - 1]));
+        let off = count(self.bits(|e| self.exact(e, steps)));
+        let on = count(self.bits(|e| self.exact(e, self.stop(e, steps))));
         let mean_steps =
             (0..n).map(|e| self.stop(e, steps)).sum::<usize>() as f64 / n.max(1) as f64;
         TestTimePoint {
@@ -356,14 +378,15 @@ fn run_pass(
         let rows = host.real_rows.min(limit - first);
         let batch = to_batch(&host, &device)?;
         let mut carry = initial_carry(model, &batch)?;
-        let mut right = vec![Vec::with_capacity(max_steps); rows];
+        let mut steps = vec![Vec::with_capacity(max_steps); rows];
         let mut first_halt = vec![None; rows];
         let mut answers: Vec<Option<(Vec<u8>, f64)>> = vec![None; rows];
         for step in 1..=max_steps {
             let (mut next, out) = trainer.eval_step(model, &carry, &batch)?;
             for r in 0..rows {
                 let labels = &host.labels[r * host.seq_len..(r + 1) * host.seq_len];
-                right[r].push(is_exact(&out.preds[r], labels));
+                let input = split.input(host.example_indices[r]);
+                steps[r].push(step_outcome(model, protocol.task, input, labels, &out, r));
                 if first_halt[r].is_none() && model.halts(out.q_halt[r], out.q_continue[r]) {
                     first_halt[r] = Some(step);
                 }
@@ -384,7 +407,7 @@ fn run_pass(
             pass.halt_probability.push(probability);
         }
         pass.examples.extend(&host.example_indices[..rows]);
-        pass.right.extend(right);
+        pass.steps.extend(steps);
         pass.first_halt.extend(first_halt);
     }
     Ok(pass)
@@ -440,8 +463,8 @@ pub fn score_pass(
     };
     let at_trained = pass.point(trained, protocol.flops_per_step);
     let per_example = PerExample {
-        exact: pass.bits(|e| pass.right[e][answer_step(e) - 1]),
-        exact_at_halt: pass.bits(|e| pass.right[e][pass.stop(e, trained) - 1]),
+        exact: pass.bits(|e| pass.exact(e, answer_step(e))),
+        exact_at_halt: pass.bits(|e| pass.exact(e, pass.stop(e, trained))),
         maze_valid_path: valid_path_bits.clone(),
     };
     let evaluation = Evaluation {
@@ -458,6 +481,7 @@ pub fn score_pass(
             .map(|&s| pass.point(s, protocol.flops_per_step))
             .collect(),
         per_example,
+        answer_rules: pass.answer_rules(trained, protocol.flops_per_step),
     };
     Ok(EvalOutput {
         evaluation,
@@ -475,6 +499,35 @@ fn keep_covered_tasks(solutions: &mut BTreeMap<String, Vec<Grid>>, preds: &[ArcP
         .collect();
     solutions
         .retain(|task, outputs| (0..outputs.len()).all(|i| seen.contains(&(task.as_str(), i))));
+}
+
+/// Row `r` of one evaluation step: right or not (exactly, and by the task's per-example
+/// headline), the halting margin, and a key of the answer for majority voting.
+fn step_outcome(
+    model: &dyn RecursiveModel,
+    task: &str,
+    input: &[u8],
+    labels: &[i64],
+    out: &models::trainer::EvalStep,
+    r: usize,
+) -> StepOutcome {
+    use std::hash::{Hash, Hasher};
+    let exact = is_exact(&out.preds[r], labels);
+    let headline = if task == "maze-hard" {
+        let predicted: Vec<u8> = out.preds[r].iter().map(|&p| p as u8).collect();
+        datasets::maze::is_valid_shortest_path(input, &predicted)
+    } else {
+        exact
+    };
+    // SipHash with fixed keys: the same answer gives the same key in every run.
+    let mut hasher = std::hash::DefaultHasher::new();
+    out.preds[r].hash(&mut hasher);
+    StepOutcome {
+        exact,
+        headline,
+        halt_margin: model.halt_margin(out.q_halt[r], out.q_continue[r]),
+        answer: hasher.finish(),
+    }
 }
 
 /// Every supervised position of a sequence predicted right (ignored labels are `IGNORE_LABEL`).

@@ -2,6 +2,7 @@
 //! the training loop with its ranks and run directory, evaluation on a split, ARC pooling,
 //! the memory plan, the device and the allocator. Imports nothing from the layers above.
 
+pub mod answer_rules;
 pub mod bench;
 pub mod bits;
 pub mod build;

@@ -4,6 +4,7 @@
 //! and the two-level bootstrap over seeds and the shared test examples. The Wilson intervals
 //! of one run cover test sampling only; a verdict between models needs both sources.
 
+use crate::run::answer_rules::AnswerRule;
 use crate::run::bits::ExampleBits;
 use crate::science::record::{by_model, ResultRecord};
 use crate::science::stats::{
@@ -120,12 +121,20 @@ pub fn headline_metric(task: &str) -> &'static str {
 
 /// The headline metric's value in one evaluation.
 pub fn headline_value(task: &str, e: &crate::run::eval::Evaluation) -> Option<f64> {
+    headline_proportion(task, e).map(|p| p.value)
+}
+
+/// The headline metric in one evaluation, with its counts (ARC: tasks).
+pub fn headline_proportion(
+    task: &str,
+    e: &crate::run::eval::Evaluation,
+) -> Option<datasets::score::Proportion> {
     if task == "maze-hard" {
-        e.maze_valid_path.map(|p| p.value)
+        e.maze_valid_path
     } else if task.starts_with("arc-") {
-        Some(e.arc.as_ref()?.strict.get(&2)?.value)
+        e.arc.as_ref()?.strict.get(&2).copied()
     } else {
-        Some(e.exact.value)
+        Some(e.exact)
     }
 }
 
@@ -153,9 +162,32 @@ fn metrics(task: &str) -> Vec<(&'static str, Metric)> {
             Some((r.metrics.arc.as_ref()?.strict[&2].value, None))
         }));
     }
+    out.extend(
+        [
+            rule_metric::<0> as Metric,
+            rule_metric::<1>,
+            rule_metric::<2>,
+            rule_metric::<3>,
+            rule_metric::<4>,
+        ]
+        .into_iter()
+        .zip(AnswerRule::ALL)
+        .map(|(metric, rule)| (rule.metric_name(), metric)),
+    );
     let headline = headline_metric(task);
     out.sort_by_key(|(name, _)| *name != headline);
     out
+}
+
+/// The per-example headline at the answer of rule `AnswerRule::ALL[R]` (records made
+/// before the rules were scored have none, and are left out of its comparison).
+fn rule_metric<const R: usize>(r: &ResultRecord) -> Option<(f64, Option<&ExampleBits>)> {
+    let score = r
+        .metrics
+        .answer_rules
+        .iter()
+        .find(|s| s.rule == AnswerRule::ALL[R])?;
+    Some((score.right.value, Some(&score.per_example)))
 }
 
 /// Pairs of records by seed on the same dataset: the first model's runs against `b_runs`.
