@@ -39,9 +39,25 @@ pub struct ModelConfig {
     /// Prefix positions reserved for the puzzle embedding; HRM derives it from the width.
     #[serde(default)]
     pub puzzle_emb_len: Option<usize>,
-    /// TRM: train the halt logit only (no Q-learning continue target).
+    /// Train the halt logit only, with no Q-learning continue target. Official in TRM
+    /// (default on there); honoured by HRM too as an ablation (default off there).
     #[serde(default)]
     pub no_ACT_continue: Option<bool>,
+    /// Which part of a supervision step's recursion the backward pass reaches (not an
+    /// official key; an ablation switch): `last-cycle` (TRM's default: the whole last round)
+    /// or `one-step` (HRM's default: only the last update of each state). See `Gradient`.
+    #[serde(default)]
+    pub gradient: Option<String>,
+}
+
+/// How much of a supervision step's recursion builds a graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gradient {
+    /// The whole last outer cycle: TRM's n latent updates and its answer update; HRM's last
+    /// `L_cycles` L updates and its last H update.
+    LastCycle,
+    /// Only the last update of each state (HRM's "one-step gradient" approximation).
+    OneStep,
 }
 
 fn default_eps() -> f64 {
@@ -55,6 +71,21 @@ fn default_dtype() -> String {
 }
 
 impl ModelConfig {
+    /// The gradient's reach: the configured one, else the family's own.
+    pub fn gradient(&self, kind: crate::model::ModelKind) -> Gradient {
+        match (self.gradient.as_deref(), kind) {
+            (Some("one-step"), _) | (None, crate::model::ModelKind::Hrm) => Gradient::OneStep,
+            _ => Gradient::LastCycle,
+        }
+    }
+
+    /// Whether the halting head learns a continue logit: the configured switch, else the
+    /// family's own (TRM: no, HRM: yes).
+    pub fn learns_continue(&self, kind: crate::model::ModelKind) -> bool {
+        let official_default = kind == crate::model::ModelKind::Trm;
+        !self.no_ACT_continue.unwrap_or(official_default)
+    }
+
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_heads
     }
@@ -120,6 +151,13 @@ impl ModelConfig {
         if self.H_cycles == 0 || self.L_cycles == 0 || self.halt_max_steps == 0 {
             return Err("H_cycles, L_cycles and halt_max_steps must be at least 1".into());
         }
+        if let Some(g) = &self.gradient {
+            if !matches!(g.as_str(), "last-cycle" | "one-step") {
+                return Err(format!(
+                    "gradient {g:?} is not known (last-cycle or one-step)"
+                ));
+            }
+        }
         self.compute_dtype()?;
         Ok(())
     }
@@ -162,6 +200,7 @@ impl ModelConfig {
             mlp_t,
             puzzle_emb_len: trm.then_some(16),
             no_ACT_continue: trm.then_some(true),
+            gradient: None,
         }
     }
 }

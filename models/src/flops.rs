@@ -3,7 +3,7 @@
 //! matmul FLOPs (2 m n k per product) of one supervision step, one training step and one
 //! evaluation step. Backward is counted as twice the forward of the part that trains.
 
-use crate::config::ModelConfig;
+use crate::config::{Gradient, ModelConfig};
 use crate::layers::swiglu_inner;
 use crate::model::ModelKind;
 
@@ -77,17 +77,17 @@ fn block_flops(cfg: &ModelConfig, sequence_mlp: bool) -> f64 {
 pub fn step_flops(cfg: &ModelConfig, kind: ModelKind) -> StepFlops {
     let heads = 2.0 * cfg.seq_len as f64 * cfg.hidden_size as f64 * cfg.vocab_size as f64
         + 2.0 * cfg.hidden_size as f64 * 2.0;
-    let (forward, with_graph, target) = match kind {
+    // The L updates of the last cycle that build a graph.
+    let l_with_graph = match cfg.gradient(kind) {
+        Gradient::LastCycle => cfg.L_cycles as f64,
+        Gradient::OneStep => 1.0,
+    };
+    let (forward, with_graph) = match kind {
         ModelKind::Trm => {
             let net = cfg.L_layers as f64 * block_flops(cfg, cfg.mlp_t);
             let per_round = (cfg.L_cycles + 1) as f64 * net;
             let forward = cfg.H_cycles as f64 * per_round + heads;
-            let learns_continue = !cfg.no_ACT_continue.unwrap_or(true);
-            (
-                forward,
-                per_round + heads,
-                if learns_continue { forward } else { 0.0 },
-            )
+            (forward, (l_with_graph + 1.0) * net + heads)
         }
         ModelKind::Hrm => {
             let (h, l) = (
@@ -96,8 +96,14 @@ pub fn step_flops(cfg: &ModelConfig, kind: ModelKind) -> StepFlops {
             );
             let forward =
                 (cfg.H_cycles * cfg.L_cycles) as f64 * l + cfg.H_cycles as f64 * h + heads;
-            (forward, h + l + heads, forward)
+            (forward, h + l_with_graph * l + heads)
         }
+    };
+    // The continue target is a second forward pass from the next state.
+    let target = if cfg.learns_continue(kind) {
+        forward
+    } else {
+        0.0
     };
     StepFlops {
         supervision_forward: forward,
@@ -113,6 +119,46 @@ mod tests {
 
     fn sudoku(kind: ModelKind, mlp_t: bool, hidden: usize) -> ModelConfig {
         ModelConfig::sudoku_paper(kind, mlp_t, hidden)
+    }
+
+    /// What each ablation switch adds to or removes from a training step's count.
+    #[test]
+    fn ablation_switches_change_what_a_step_counts() {
+        let with = |cfg: &ModelConfig, f: &dyn Fn(&mut ModelConfig)| {
+            let mut c = cfg.clone();
+            f(&mut c);
+            c
+        };
+        let close =
+            |a: f64, b: f64| assert!((a - b).abs() <= 1e-9 * a.abs().max(b.abs()), "{a} vs {b}");
+        let step = |cfg: &ModelConfig, kind| step_flops(cfg, kind).train_step;
+        let (trm, hrm) = (
+            sudoku(ModelKind::Trm, false, 512),
+            sudoku(ModelKind::Hrm, false, 512),
+        );
+        // TRM's one-step gradient backpropagates 2 of the last round's n + 1 net passes.
+        let net = trm.L_layers as f64 * block_flops(&trm, false);
+        let one_step = with(&trm, &|c| c.gradient = Some("one-step".into()));
+        let fewer = 2.0 * (trm.L_cycles - 1) as f64 * net;
+        close(
+            step(&trm, ModelKind::Trm) - step(&one_step, ModelKind::Trm),
+            fewer,
+        );
+        // HRM's last-cycle gradient backpropagates L_cycles L passes instead of one.
+        let l = hrm.L_layers as f64 * block_flops(&hrm, false);
+        let last_cycle = with(&hrm, &|c| c.gradient = Some("last-cycle".into()));
+        let more = 2.0 * (hrm.L_cycles - 1) as f64 * l;
+        close(
+            step(&last_cycle, ModelKind::Hrm) - step(&hrm, ModelKind::Hrm),
+            more,
+        );
+        // The continue loss costs one more forward pass (the Q-target), in either family.
+        for (cfg, kind) in [(&trm, ModelKind::Trm), (&hrm, ModelKind::Hrm)] {
+            let forward = step_flops(cfg, kind).supervision_forward;
+            let on = with(cfg, &|c| c.no_ACT_continue = Some(false));
+            let off = with(cfg, &|c| c.no_ACT_continue = Some(true));
+            close(step(&on, kind) - step(&off, kind), forward);
+        }
     }
 
     #[test]

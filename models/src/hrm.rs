@@ -3,12 +3,13 @@
 //! Two recurrent modules at two speeds: the fast L-module updates with the input and the slow
 //! state injected (`z_L <- L(z_L, z_H + x)`), the slow H-module updates from the fast state
 //! once every `L_cycles` steps (`z_H <- H(z_H, z_L)`). Only the final L and H updates of a
-//! supervision step build a graph (the "one-step gradient").
+//! supervision step build a graph (the "one-step gradient"; `gradient = last-cycle`, an
+//! ablation, extends it to the whole last H cycle).
 
-use crate::config::ModelConfig;
+use crate::config::{Gradient, ModelConfig};
 use crate::frame::{InnerCarry, ModelFrame};
 use crate::layers::{no_grad, BlockShape, ReasoningModule};
-use crate::model::RecursiveModel;
+use crate::model::{ModelKind, RecursiveModel};
 use candle_core::{Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -33,6 +34,22 @@ impl Hrm {
     }
 }
 
+impl Hrm {
+    /// `n` fast updates; z_H is fixed during them, so their injection is too.
+    fn l_updates(&self, z_h: &Tensor, mut z_l: Tensor, x: &Tensor, n: usize) -> Result<Tensor> {
+        if n == 0 {
+            return Ok(z_l);
+        }
+        let injection = (z_h + x)?;
+        for _ in 0..n {
+            z_l = self
+                .l_level
+                .forward(&z_l, &injection, self.frame.rotary.as_ref())?;
+        }
+        Ok(z_l)
+    }
+}
+
 impl RecursiveModel for Hrm {
     fn config(&self) -> &ModelConfig {
         &self.cfg
@@ -43,28 +60,29 @@ impl RecursiveModel for Hrm {
     }
 
     fn supervision_step(&self, carry: &InnerCarry, x: &Tensor) -> Result<InnerCarry> {
-        let rotary = self.frame.rotary.as_ref();
         let (h_cycles, l_cycles) = (self.cfg.H_cycles, self.cfg.L_cycles);
-        // Every update but the last L and the last H step, without a graph.
+        // The L updates of the last H cycle that build a graph.
+        let with_graph = match self.cfg.gradient(ModelKind::Hrm) {
+            Gradient::OneStep => 1,
+            Gradient::LastCycle => l_cycles,
+        };
+        // Every update before those, without a graph.
         let (z_h, z_l) = no_grad(|| -> Result<(Tensor, Tensor)> {
             let (mut z_h, mut z_l) = (carry.z_h.detach(), carry.z_l.detach());
             let x = x.detach();
-            for h_step in 0..h_cycles {
-                // z_H is fixed during the L updates, so their injection is too.
-                let injection = (&z_h + &x)?;
-                for l_step in 0..l_cycles {
-                    if !(h_step == h_cycles - 1 && l_step == l_cycles - 1) {
-                        z_l = self.l_level.forward(&z_l, &injection, rotary)?;
-                    }
-                }
-                if h_step != h_cycles - 1 {
-                    z_h = self.h_level.forward(&z_h, &z_l, rotary)?;
-                }
+            for _ in 0..h_cycles - 1 {
+                z_l = self.l_updates(&z_h, z_l, &x, l_cycles)?;
+                z_h = self
+                    .h_level
+                    .forward(&z_h, &z_l, self.frame.rotary.as_ref())?;
             }
+            let z_l = self.l_updates(&z_h, z_l, &x, l_cycles - with_graph)?;
             Ok((z_h, z_l))
         })?;
-        let z_l = self.l_level.forward(&z_l, &(&z_h + x)?, rotary)?;
-        let z_h = self.h_level.forward(&z_h, &z_l, rotary)?;
+        let z_l = self.l_updates(&z_h, z_l, x, with_graph)?;
+        let z_h = self
+            .h_level
+            .forward(&z_h, &z_l, self.frame.rotary.as_ref())?;
         Ok(InnerCarry { z_h, z_l })
     }
 
@@ -73,6 +91,6 @@ impl RecursiveModel for Hrm {
     }
 
     fn learns_continue(&self) -> bool {
-        true
+        self.cfg.learns_continue(ModelKind::Hrm)
     }
 }

@@ -3,12 +3,13 @@
 //! One small network `net` (official name `L_level`, 2 post-norm blocks) serves two jobs: it
 //! refines the latent z with the input injected (`z <- net(z, y + x)`, n times), then the
 //! answer y without the input (`y <- net(y, z)`). A supervision step runs T such rounds; only
-//! the last builds a graph. Official names: y = `z_H`, z = `z_L`, T = `H_cycles`, n = `L_cycles`.
+//! the last builds a graph (with `gradient = one-step`, an ablation: only its last latent and
+//! answer updates). Official names: y = `z_H`, z = `z_L`, T = `H_cycles`, n = `L_cycles`.
 
-use crate::config::ModelConfig;
+use crate::config::{Gradient, ModelConfig};
 use crate::frame::{InnerCarry, ModelFrame};
 use crate::layers::{no_grad, BlockShape, ReasoningModule};
-use crate::model::RecursiveModel;
+use crate::model::{ModelKind, RecursiveModel};
 use candle_core::{Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -32,15 +33,21 @@ impl Trm {
     }
 
     /// One round: n latent updates with x injected, then one answer update without x.
-    fn recursion(&self, y: Tensor, mut z: Tensor, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let rotary = self.frame.rotary.as_ref();
-        // y does not change during the latent updates, so neither does their injection.
-        let injection = (&y + x)?;
-        for _ in 0..self.cfg.L_cycles {
-            z = self.net.forward(&z, &injection, rotary)?;
-        }
-        let y = self.net.forward(&y, &z, rotary)?;
+    fn recursion(&self, y: Tensor, z: Tensor, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let z = self.latent_updates(&y, z, x, self.cfg.L_cycles)?;
+        let y = self.net.forward(&y, &z, self.frame.rotary.as_ref())?;
         Ok((y, z))
+    }
+
+    fn latent_updates(&self, y: &Tensor, mut z: Tensor, x: &Tensor, n: usize) -> Result<Tensor> {
+        // y does not change during the latent updates, so neither does their injection.
+        let injection = (y + x)?;
+        for _ in 0..n {
+            z = self
+                .net
+                .forward(&z, &injection, self.frame.rotary.as_ref())?;
+        }
+        Ok(z)
     }
 }
 
@@ -61,7 +68,15 @@ impl RecursiveModel for Trm {
         for _ in 0..self.cfg.H_cycles - 1 {
             (y, z) = no_grad(|| self.recursion(y, z, &frozen_x))?;
         }
-        let (y, z) = self.recursion(y, z, x)?;
+        let (y, z) = match self.cfg.gradient(ModelKind::Trm) {
+            Gradient::LastCycle => self.recursion(y, z, x)?,
+            Gradient::OneStep => {
+                let n = self.cfg.L_cycles;
+                let z = no_grad(|| self.latent_updates(&y, z, &frozen_x, n - 1))?;
+                let z = self.latent_updates(&y, z, x, 1)?;
+                (self.net.forward(&y, &z, self.frame.rotary.as_ref())?, z)
+            }
+        };
         Ok(InnerCarry { z_h: y, z_l: z })
     }
 
@@ -70,6 +85,6 @@ impl RecursiveModel for Trm {
     }
 
     fn learns_continue(&self) -> bool {
-        !self.cfg.no_ACT_continue.unwrap_or(true)
+        self.cfg.learns_continue(ModelKind::Trm)
     }
 }

@@ -197,6 +197,7 @@ fn tiny(kind: ModelKind, mlp_t: bool, h_cycles: usize) -> ModelConfig {
         } else {
             None
         },
+        gradient: None,
     }
 }
 
@@ -235,13 +236,16 @@ fn step_loss(model: &dyn RecursiveModel, carry: &InnerCarry, rows: &Tensor) -> R
 fn whole_supervision_steps_match_finite_differences() {
     // With one round (TRM T = 1; HRM one H and one L cycle) every update has a graph, so the
     // finite differences of the whole step must equal autograd.
-    for (kind, mlp_t) in [
-        (ModelKind::Trm, false),
-        (ModelKind::Trm, true),
-        (ModelKind::Hrm, false),
+    // HRM with `gradient = last-cycle` and one H cycle: every L update has a graph too.
+    for (kind, mlp_t, gradient) in [
+        (ModelKind::Trm, false, None),
+        (ModelKind::Trm, true, None),
+        (ModelKind::Hrm, false, None),
+        (ModelKind::Hrm, false, Some("last-cycle")),
     ] {
         let mut cfg = tiny(kind, mlp_t, 1);
-        if kind == ModelKind::Hrm {
+        cfg.gradient = gradient.map(String::from);
+        if kind == ModelKind::Hrm && gradient.is_none() {
             cfg.L_cycles = 1;
         }
         let (varmap, model) = build(&cfg, kind);
@@ -257,7 +261,7 @@ fn whole_supervision_steps_match_finite_differences() {
             .collect();
         vars.push(rows.clone());
         check(
-            &format!("{kind:?} mlp_t={mlp_t} supervision step"),
+            &format!("{kind:?} mlp_t={mlp_t} gradient={gradient:?} supervision step"),
             &vars,
             || step_loss(model.as_ref(), &carry, rows.as_tensor()),
         );
@@ -297,9 +301,17 @@ fn only_the_last_round_trains() {
         .unwrap()
         .backward()
         .unwrap();
+    assert_same_gradients(&varmap, &g2, &g1);
+}
+
+/// Every variable's gradient in `a` within 1e-12 of `b`'s, and present in both or neither.
+fn assert_same_gradients(
+    varmap: &candle_nn::VarMap,
+    a: &candle_core::backprop::GradStore,
+    b: &candle_core::backprop::GradStore,
+) {
     for v in varmap.all_vars() {
-        let (a, b) = (g2.get(v.as_tensor()), g1.get(v.as_tensor()));
-        match (a, b) {
+        match (a.get(v.as_tensor()), b.get(v.as_tensor())) {
             (Some(a), Some(b)) => {
                 let diff = (a - b)
                     .unwrap()
@@ -319,4 +331,61 @@ fn only_the_last_round_trains() {
             _ => panic!("one run has a gradient the other lacks"),
         }
     }
+}
+
+/// TRM with `gradient = one-step` (an ablation): the gradient of an n = 2 step equals that of
+/// an n = 1 step started after one latent update made without a graph; with n = 1 the
+/// switch changes nothing.
+#[test]
+fn one_step_trm_trains_only_the_last_latent_and_answer_updates() {
+    let mut one_step = tiny(ModelKind::Trm, false, 1);
+    one_step.gradient = Some("one-step".into());
+    let mut last_n1 = tiny(ModelKind::Trm, false, 1);
+    last_n1.L_cycles = 1;
+    let (varmap, model) = build(&one_step, ModelKind::Trm);
+    let vb = VarBuilder::from_varmap(&varmap, DType::F64, &DEV)
+        .pp("model")
+        .pp("inner");
+    let n1 = Trm::new(&vb, &last_n1, &DEV).unwrap();
+    let carry = InnerCarry {
+        z_h: random(&[2, 8, 8], 60, 1.0),
+        z_l: random(&[2, 8, 8], 61, 1.0),
+    };
+    let rows = var(&[2, 8], 62, 0.5);
+    let inputs = Tensor::new(&[[1u32, 2, 3, 4, 0, 1], [4, 3, 2, 1, 1, 2]], &DEV).unwrap();
+    let x = model
+        .frame()
+        .input_embeddings(&inputs, rows.as_tensor())
+        .unwrap();
+    let injection = (&carry.z_h + &x).unwrap();
+    let rotary = model.frame().rotary.as_ref();
+    let z1 = model.levels()[0]
+        .forward(&carry.z_l, &injection, rotary)
+        .unwrap()
+        .detach();
+    let after_first = InnerCarry {
+        z_h: carry.z_h.clone(),
+        z_l: z1,
+    };
+    let grads = |m: &dyn RecursiveModel, c: &InnerCarry| {
+        step_loss(m, c, rows.as_tensor())
+            .unwrap()
+            .backward()
+            .unwrap()
+    };
+    let g_one_step = grads(model.as_ref(), &carry);
+    assert_same_gradients(&varmap, &g_one_step, &grads(&n1, &after_first));
+    // The switch matters at n = 2: the whole last round gives other gradients.
+    let (whole_vars, whole) = build(&tiny(ModelKind::Trm, false, 1), ModelKind::Trm);
+    let g_whole = grads(whole.as_ref(), &carry);
+    let down_proj = |g: &candle_core::backprop::GradStore, vm: &candle_nn::VarMap| {
+        let vars = vm.data().lock().unwrap();
+        let w = &vars["model.inner.L_level.layers.0.mlp.down_proj.weight"];
+        let g = g.get(w.as_tensor()).expect("a gradient");
+        g.flatten_all().unwrap().to_vec1::<f64>().unwrap()
+    };
+    assert_ne!(
+        down_proj(&g_one_step, &varmap),
+        down_proj(&g_whole, &whole_vars)
+    );
 }

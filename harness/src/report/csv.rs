@@ -8,7 +8,7 @@ use crate::science::record::{ResultRecord, SCHEMA_VERSION};
 use anyhow::{Context, Result};
 use std::path::Path;
 
-pub const CSV_HEADER: &str = "created_unix,task,model,preset,preset_label,data_source,overrides,papers_setting,seed,budget_match,device,dataset_hash,train_steps,global_batch_size,ema_rate,act_in_training,supervision_steps,halting_at_inference,H_cycles,L_cycles,train_versions_per_group,trainable_parameters,buffer_parameters,train_flops,inference_flops_per_puzzle,test_examples,exact,exact_low,exact_high,token,token_low,token_high,mean_halting_step,exact_at_halt,maze_valid_path,maze_valid_path_low,maze_valid_path_high,arc_pass1,arc_pass2,arc_pass2_fractional,arc_pooled_pass2,arc_pooled_pass2_fractional,arc_pooled_checkpoints,val_examples,val_exact,val_maze_valid_path,evaluated_during_training,processor,kernel_path,threads,train_wall_seconds,git_commit,run_dir";
+pub const CSV_HEADER: &str = "created_unix,task,model,preset,preset_label,data_source,overrides,papers_setting,seed,budget_match,device,dataset_hash,train_steps,global_batch_size,ema_rate,act_in_training,supervision_steps,halting_at_inference,H_cycles,L_cycles,train_versions_per_group,trainable_parameters,buffer_parameters,train_flops,inference_flops_per_puzzle,test_examples,exact,exact_low,exact_high,token,token_low,token_high,mean_halting_step,exact_at_halt,maze_valid_path,maze_valid_path_low,maze_valid_path_high,arc_pass1,arc_pass2,arc_pass2_fractional,arc_pooled_pass2,arc_pooled_pass2_fractional,arc_pooled_checkpoints,val_examples,val_exact,val_maze_valid_path,evaluated_during_training,processor,kernel_path,threads,train_wall_seconds,git_commit,run_dir,L_layers,H_layers,act_continue_loss,gradient,puzzle_embedding";
 
 pub fn csv_row(r: &ResultRecord) -> Vec<String> {
     let m = &r.metrics;
@@ -70,6 +70,23 @@ pub fn csv_row(r: &ResultRecord) -> Vec<String> {
         format!("{:.1}", r.train_wall_seconds),
         r.git_commit.clone(),
         r.run_dir.clone(),
+    ]
+    .into_iter()
+    .chain(ablation_cells(r.controls.ablation.as_ref()))
+    .collect()
+}
+
+/// The ablation switches' cells, empty for records made before they were recorded.
+fn ablation_cells(a: Option<&crate::science::record::Ablation>) -> [String; 5] {
+    let Some(a) = a else {
+        return Default::default();
+    };
+    [
+        a.l_layers.to_string(),
+        a.h_layers.map_or(String::new(), |h| h.to_string()),
+        a.act_continue_loss.to_string(),
+        a.gradient.clone(),
+        a.puzzle_embedding.to_string(),
     ]
 }
 

@@ -206,6 +206,27 @@ impl RunConfig {
             bail!("train.ema_rate must lie in [0, 1)");
         }
         self.loss()?;
+        self.check_ablation_switches()
+    }
+
+    /// Switches the model would otherwise ignore without a word (the run recorded as if they
+    /// applied), and values no model knows.
+    fn check_ablation_switches(&self) -> Result<()> {
+        let arch = |key: &str| self.arch.get(key);
+        match self.kind() {
+            ModelKind::Trm if arch("H_layers").and_then(Value::as_integer).unwrap_or(0) != 0 => {
+                bail!("arch.H_layers is the depth of HRM's H module; TRM has one network, whose depth is arch.L_layers")
+            }
+            ModelKind::Hrm if arch("mlp_t").and_then(Value::as_bool) == Some(true) => {
+                bail!("arch.mlp_t (a sequence-axis MLP instead of attention) is TRM-MLP's; HRM has no such variant")
+            }
+            _ => {}
+        }
+        if let Some(g) = arch("gradient") {
+            if !matches!(g.as_str(), Some("last-cycle" | "one-step")) {
+                bail!("arch.gradient = {g}: the gradient reaches the last-cycle (TRM's own) or one-step (HRM's own)");
+            }
+        }
         Ok(())
     }
 
@@ -428,6 +449,34 @@ mod tests {
             .unwrap();
         assert_eq!((cfg.train.steps, cfg.train.epochs), (Some(200), None));
         cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn ablation_switches_that_a_model_would_ignore_are_refused() {
+        let preset = Preset::load("smoke").unwrap();
+        let resolve = |model: &str, set: &str| {
+            preset
+                .resolve("maze-hard", model, &[set.into()])
+                .map_err(|e| format!("{e:#}"))
+        };
+        for (model, set, named) in [
+            ("trm-att", "arch.H_layers=2", "arch.H_layers"),
+            ("hrm", "arch.mlp_t=true", "arch.mlp_t"),
+            ("hrm", "arch.gradient=\"full\"", "arch.gradient"),
+            ("trm-att", "arch.gradient=1", "arch.gradient"),
+        ] {
+            let err = resolve(model, set).unwrap_err();
+            assert!(err.contains(named), "{model} {set}: {err}");
+        }
+        for (model, set) in [
+            ("trm-att", "arch.gradient=\"one-step\""),
+            ("hrm", "arch.gradient=\"last-cycle\""),
+            ("hrm", "arch.no_ACT_continue=true"),
+            ("trm-att", "arch.H_layers=0"),
+        ] {
+            let cfg = resolve(model, set).unwrap_or_else(|e| panic!("{model} {set}: {e}"));
+            cfg.model_config(36, 6, 1).unwrap();
+        }
     }
 
     #[test]

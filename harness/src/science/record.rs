@@ -24,7 +24,7 @@ use std::path::Path;
 /// `selection` (which split the choices read), `provenance` (processor, kernel path,
 /// threads); the learning curve is on the validation split; pooled ARC counts the
 /// eval-interval checkpoints only.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRecord {
@@ -147,6 +147,24 @@ pub struct Controls {
     pub l_cycles: usize,
     /// Training versions (augmentations, the original included) per original puzzle.
     pub train_versions_per_group: f64,
+    /// The ablation switches as resolved (none in records before schema 5): depth of each
+    /// module, the halting head's continue loss, the gradient's reach, the puzzle embedding.
+    #[serde(default)]
+    pub ablation: Option<Ablation>,
+}
+
+/// The model switches both papers ablate, as one run resolved them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ablation {
+    pub l_layers: usize,
+    /// HRM's H module; none for TRM (one network).
+    pub h_layers: Option<usize>,
+    /// The halting head learns a continue logit by Q-learning (`no_ACT_continue = false`).
+    pub act_continue_loss: bool,
+    /// `last-cycle` or `one-step` (`arch.gradient`).
+    pub gradient: String,
+    /// A learned per-puzzle embedding (`puzzle_emb_ndim > 0`); off is the inductive setting.
+    pub puzzle_embedding: bool,
 }
 
 impl Controls {
@@ -161,6 +179,23 @@ impl Controls {
             h_cycles: m.H_cycles,
             l_cycles: m.L_cycles,
             train_versions_per_group: train.num_puzzles() as f64 / train.num_groups().max(1) as f64,
+            ablation: Some(Ablation::of(m, run.config.kind())),
+        }
+    }
+}
+
+impl Ablation {
+    fn of(m: &models::config::ModelConfig, kind: models::model::ModelKind) -> Self {
+        let trm = kind == models::model::ModelKind::Trm;
+        Ablation {
+            l_layers: m.L_layers,
+            h_layers: (!trm).then_some(m.H_layers),
+            act_continue_loss: m.learns_continue(kind),
+            gradient: match m.gradient(kind) {
+                models::config::Gradient::LastCycle => "last-cycle".into(),
+                models::config::Gradient::OneStep => "one-step".into(),
+            },
+            puzzle_embedding: m.puzzle_emb_ndim > 0,
         }
     }
 }

@@ -34,6 +34,7 @@ pub fn config(kind: ModelKind) -> ModelConfig {
         mlp_t: false,
         puzzle_emb_len: trm.then_some(2),
         no_ACT_continue: trm.then_some(true),
+        gradient: None,
     }
 }
 
