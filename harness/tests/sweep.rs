@@ -167,3 +167,83 @@ fn a_sweep_survives_a_failed_and_an_interrupted_cell_and_collect_names_what_it_s
         "{again}"
     );
 }
+
+/// An ablation plan: a reference and one variant per family, two seeds; `collect` writes
+/// each variant's paired effect against its family's reference, and the records carry the
+/// switches they ran with.
+#[test]
+fn an_ablation_plan_measures_each_variant_against_its_familys_reference() {
+    let s = Sweep::new();
+    std::fs::write(
+        s.root.join("plan.toml"),
+        r#"
+task = "maze-hard"
+preset = "smoke"
+models = ["trm-att", "hrm"]
+seeds = 2
+set = ["train.steps=4", "train.eval_interval=2"]
+[[variants]]
+name = "reference"
+[[variants]]
+name = "one-step gradient"
+set = ["arch.gradient=one-step"]
+models = ["trm-att"]
+[[variants]]
+name = "no continue loss"
+set = ["arch.no_ACT_continue=true"]
+models = ["hrm"]
+"#,
+    )
+    .unwrap();
+    let out = s.sweep(&["--jobs", "2"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let collected = s.collect();
+    assert!(collected.status.success(), "{}", text(&collected));
+    let effects: Vec<harness::science::ablation::Effect> =
+        serde_json::from_str(&std::fs::read_to_string(s.out().join("ablations.json")).unwrap())
+            .unwrap();
+    let rows: Vec<(&str, &str, &str)> = effects
+        .iter()
+        .map(|e| (e.model.as_str(), e.variant.as_str(), e.reference.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("trm-att", "one-step gradient", "reference"),
+            ("hrm", "no continue loss", "reference")
+        ]
+    );
+    for e in &effects {
+        let d = e.difference.as_ref().expect("paired seeds");
+        assert_eq!(d.seeds, [0, 1], "{e:?}");
+        assert!((d.mean() - (e.variant_mean - e.reference_mean)).abs() < 1e-12);
+    }
+    let md = std::fs::read_to_string(s.out().join("ablations.md")).unwrap();
+    assert!(
+        md.contains("| trm-att | one-step gradient | arch.gradient=one-step | 2 |"),
+        "{md}"
+    );
+    let report = std::fs::read_to_string(s.out().join("report.html")).unwrap();
+    assert!(report.contains("<h2>Ablations</h2>"));
+    // Each record names the switches it ran with.
+    let records: Vec<harness::science::record::ResultRecord> =
+        serde_json::from_str(&std::fs::read_to_string(s.out().join("results.json")).unwrap())
+            .unwrap();
+    let switches: Vec<(String, String, bool)> = records
+        .iter()
+        .map(|r| {
+            let a = r.controls.ablation.as_ref().unwrap();
+            (r.model.clone(), a.gradient.clone(), a.act_continue_loss)
+        })
+        .collect();
+    let count = |m: &str, g: &str, c: bool| {
+        switches
+            .iter()
+            .filter(|s| **s == (m.to_string(), g.to_string(), c))
+            .count()
+    };
+    assert_eq!(count("trm-att", "last-cycle", false), 2);
+    assert_eq!(count("trm-att", "one-step", false), 2);
+    assert_eq!(count("hrm", "one-step", true), 2);
+    assert_eq!(count("hrm", "one-step", false), 2);
+}

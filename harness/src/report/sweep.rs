@@ -5,7 +5,9 @@
 use crate::report::charts::PlotFile;
 use crate::report::csv::write_csv;
 use crate::report::html::{esc, page_head};
+use crate::science::ablation::Effect;
 use crate::science::collect::{frontier, groups, Collected, Cost, Group, Metric};
+use crate::science::paired::PairedDifference;
 use crate::science::record::ResultRecord;
 use anyhow::Result;
 use plots::chart::{frontier_chart_svg, human, Curve, Point, PALETTE};
@@ -19,8 +21,127 @@ pub fn write_sweep(dir: &Path, (cells, skipped): &Collected) -> Result<()> {
     let groups = groups(cells);
     let iso = crate::science::iso_compute::from_groups(&groups);
     datasets::format::write_json(&dir.join("iso_compute.json"), &iso)?;
+    let effects = crate::science::ablation::effects(&groups);
+    if !effects.is_empty() {
+        datasets::format::write_json(&dir.join("ablations.json"), &effects)?;
+        let md = ablation_markdown(&effects, &groups);
+        datasets::fsio::write_atomic(&dir.join("ablations.md"), md.as_bytes())?;
+    }
     let plots = write_charts(&groups, &dir.join("plots"))?;
-    write_report(&dir.join("report.html"), &groups, &iso, skipped, &plots)
+    let report = Report {
+        groups: &groups,
+        iso: &iso,
+        effects: &effects,
+        skipped,
+        plots: &plots,
+    };
+    write_report(&dir.join("report.html"), &report)
+}
+
+/// The ablation table's rows: per family and variant, what it changes, the seeds, both
+/// means, the paired difference with its interval and p-value, and the reading.
+fn ablation_rows(effects: &[Effect]) -> Vec<[String; 8]> {
+    let pts = |v: f64| format!("{:+.1}", 100.0 * v);
+    effects
+        .iter()
+        .map(|e| {
+            let d = e.difference.as_ref();
+            [
+                e.model.clone(),
+                e.variant.clone(),
+                e.overrides.join(" "),
+                d.map_or("0".into(), |d| d.seed_level.n.to_string()),
+                format!(
+                    "{:.1}% → {:.1}%",
+                    100.0 * e.reference_mean,
+                    100.0 * e.variant_mean
+                ),
+                d.map_or("no shared seed".into(), |d| match d.interval() {
+                    Some((lo, hi)) => format!("{} [{}, {}]", pts(d.mean()), pts(lo), pts(hi)),
+                    None => pts(d.mean()),
+                }),
+                d.map_or(String::new(), |d| {
+                    format!("{:.3}", d.seed_level.sign_flip_p)
+                }),
+                d.map_or(String::new(), reading),
+            ]
+        })
+        .collect()
+}
+
+const ABLATION_HEADERS: [&str; 8] = [
+    "family",
+    "variant",
+    "changes",
+    "paired seeds",
+    "reference → variant (mean)",
+    "difference, points [95% interval]",
+    "sign-flip p",
+    "reading",
+];
+
+fn reading(d: &PairedDifference) -> String {
+    use crate::science::stats::Reading;
+    match d.reading {
+        Reading::AAhead => "the variant is ahead".into(),
+        Reading::BAhead => "the reference is ahead".into(),
+        Reading::NotApart => "not told apart".into(),
+        Reading::TooFewSeeds => format!(
+            "no verdict: {} of {} seeds favour the variant",
+            d.seed_level.favour_a, d.seed_level.n
+        ),
+    }
+}
+
+/// `ablations.md`: the caption, the table and each effect's sentence, from the records.
+fn ablation_markdown(effects: &[Effect], groups: &[Group]) -> String {
+    let r0 = groups[0].runs[0];
+    let mut s = format!(
+        "{} / preset {}: each variant against its family's reference ({}), paired by seed on {} (the headline metric); a verdict needs p < {} and an interval that excludes zero, so at least {} paired seeds.\n\n",
+        r0.task,
+        r0.preset,
+        effects[0].reference,
+        crate::science::paired::headline_metric(&r0.task),
+        crate::science::stats::ALPHA,
+        crate::science::stats::MIN_SEEDS_FOR_VERDICT
+    );
+    s.push_str(&format!(
+        "| {} |\n|{}\n",
+        ABLATION_HEADERS.join(" | "),
+        "---|".repeat(8)
+    ));
+    for row in ablation_rows(effects) {
+        s.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    s.push('\n');
+    for d in effects.iter().filter_map(|e| e.difference.as_ref()) {
+        s.push_str(&format!("- {}\n", d.verdict()));
+    }
+    s
+}
+
+fn ablation_html(effects: &[Effect]) -> String {
+    if effects.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("<h2>Ablations</h2>\n<p>Each variant against its family's reference at the same axis values, paired by seed, on the headline metric, with the statistics of the comparison report (a verdict only where the seeds support one).</p>\n<table><tr>");
+    for h in ABLATION_HEADERS {
+        s.push_str(&format!("<th>{}</th>", esc(h)));
+    }
+    s.push_str("</tr>\n");
+    for row in ablation_rows(effects) {
+        s.push_str("<tr>");
+        for cell in row {
+            s.push_str(&format!("<td>{}</td>", esc(&cell)));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n<ul>\n");
+    for d in effects.iter().filter_map(|e| e.difference.as_ref()) {
+        s.push_str(&format!("<li>{}</li>\n", esc(&d.verdict())));
+    }
+    s.push_str("</ul>\n");
+    s
 }
 
 fn write_charts(groups: &[Group], dir: &Path) -> Result<Vec<PlotFile>> {
@@ -174,13 +295,23 @@ fn sweep_facts(groups: &[Group]) -> String {
     s
 }
 
-fn write_report(
-    path: &Path,
-    groups: &[Group],
-    iso: &[crate::science::iso_compute::IsoPoint],
-    skipped: &[String],
-    plots: &[PlotFile],
-) -> Result<()> {
+/// What the sweep's report shows.
+struct Report<'a> {
+    groups: &'a [Group<'a>],
+    iso: &'a [crate::science::iso_compute::IsoPoint],
+    effects: &'a [Effect],
+    skipped: &'a [String],
+    plots: &'a [PlotFile],
+}
+
+fn write_report(path: &Path, report: &Report) -> Result<()> {
+    let Report {
+        groups,
+        iso,
+        effects,
+        skipped,
+        plots,
+    } = *report;
     let r0 = groups[0].runs[0];
     let mut html = page_head(&format!("Sweep on {}: {}", r0.task, r0.preset));
     html.push_str(&format!(
@@ -194,7 +325,7 @@ fn write_report(
         html.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}% <span class=ci>[{:.1}, {:.1}]</span></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             esc(g.model),
-            esc(&g.assignments.join(" ")),
+            esc(&g.label()),
             g.runs.len(),
             100.0 * y,
             100.0 * lo,
@@ -205,6 +336,7 @@ fn write_report(
         ));
     }
     html.push_str("</table>\n");
+    html.push_str(&ablation_html(effects));
     html.push_str(&iso_html(iso));
     if !skipped.is_empty() {
         html.push_str("<p class=bad>Cells not collected:</p><ul>");

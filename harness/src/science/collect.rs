@@ -8,22 +8,27 @@ use crate::science::sweep::{state, Cell, CELLS, RECORD};
 use anyhow::{Context, Result};
 use std::path::Path;
 
-/// The runs of one model at one point of the axes: its seeds.
+/// The runs of one model at one point of the axes (and one variant): its seeds.
 pub struct Group<'a> {
     pub model: &'a str,
+    pub variant: Option<&'a str>,
+    /// The variant's overrides.
+    pub variant_set: &'a [String],
     pub assignments: &'a [String],
     pub runs: Vec<&'a ResultRecord>,
 }
 
 impl Group<'_> {
+    /// The variant's name, then the axes' values by their last key segment.
     pub fn label(&self) -> String {
-        self.assignments
-            .iter()
-            .map(|a| {
-                a.rsplit_once('.')
-                    .map_or(a.as_str(), |(_, k)| k)
-                    .to_string()
-            })
+        self.variant
+            .map(String::from)
+            .into_iter()
+            .chain(self.assignments.iter().map(|a| {
+                let (key, value) = a.split_once('=').unwrap_or((a, ""));
+                let key = key.rsplit_once('.').map_or(key, |(_, k)| k);
+                format!("{key}={value}")
+            }))
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -49,17 +54,21 @@ impl Group<'_> {
 pub type Metric = fn(&ResultRecord) -> Option<datasets::score::Proportion>;
 pub type Cost = fn(&ResultRecord) -> f64;
 
-/// Records with their cells, grouped by (model, axis values) in the plan's order.
+/// Records with their cells, grouped by (model, variant, axis values) in the plan's order.
 pub fn groups<'a>(cells: &'a [(Cell, ResultRecord)]) -> Vec<Group<'a>> {
     let mut out: Vec<Group> = Vec::new();
     for (cell, record) in cells {
-        match out
-            .iter_mut()
-            .find(|g| g.model == cell.model && g.assignments == cell.assignments.as_slice())
-        {
+        let variant = cell.variant.as_deref();
+        match out.iter_mut().find(|g| {
+            g.model == cell.model
+                && g.variant == variant
+                && g.assignments == cell.assignments.as_slice()
+        }) {
             Some(g) => g.runs.push(record),
             None => out.push(Group {
                 model: &cell.model,
+                variant,
+                variant_set: &cell.variant_set,
                 assignments: &cell.assignments,
                 runs: vec![record],
             }),
@@ -125,12 +134,27 @@ pub fn read_cells(dir: &Path) -> Result<Collected> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A float value's dot is not a key's: `train.ema_rate=0.999` used to read `999`.
+    #[test]
+    fn a_label_names_the_variant_and_each_axis_by_its_last_key_segment() {
+        let assignments = [
+            "arch.hidden_size=16".to_string(),
+            "train.ema_rate=0.999".into(),
+        ];
+        let group = Group {
+            model: "trm-att",
+            variant: Some("no EMA"),
+            variant_set: &[],
+            assignments: &assignments,
+            runs: Vec::new(),
+        };
+        assert_eq!(group.label(), "no EMA hidden_size=16 ema_rate=0.999");
+    }
     #[test]
     fn the_frontier_keeps_cells_no_cheaper_cell_beats() {
         let points = vec![(4.0, 0.5), (1.0, 0.2), (2.0, 0.1), (3.0, 0.4), (8.0, 0.45)];
-        assert_eq!(
-            super::frontier(points),
-            [(1.0, 0.2), (3.0, 0.4), (4.0, 0.5)]
-        );
+        assert_eq!(frontier(points), [(1.0, 0.2), (3.0, 0.4), (4.0, 0.5)]);
     }
 }

@@ -188,6 +188,8 @@ mod tests {
                 Some(g) => g.runs.push(r),
                 None => out.push(Group {
                     model: &r.model,
+                    variant: None,
+                    variant_set: &[],
                     assignments: std::slice::from_ref(axes),
                     runs: vec![r],
                 }),

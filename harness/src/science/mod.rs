@@ -2,6 +2,7 @@
 //! comparisons at equal compute, sweeps and their collection, the audit of a comparison's
 //! setup and the setting label. Imports from `run` only.
 
+pub mod ablation;
 pub mod collect;
 pub mod comparison;
 pub mod executor;

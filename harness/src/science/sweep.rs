@@ -1,5 +1,6 @@
 //! Sweeps: a plan names a task, a preset, the models, seeds and axes over any config key (with
-//! optional per-model axes); every combination is one cell, one run directory named by a hash
+//! optional per-model axes) and, for ablations, named variants (sets of overrides, the first
+//! the reference); every combination is one cell, one run directory named by a hash
 //! of its resolved config, its dataset's manifest hash and the code version, so running a
 //! plan again reuses what is done, resumes what was interrupted and runs what is pending.
 //! A cell ends with `record.json` (a `ResultRecord`) or `failed.txt` (its error).
@@ -35,6 +36,38 @@ pub struct Plan {
     /// Model -> (config key -> values), added to (or replacing) the shared axes.
     #[serde(default)]
     pub model_axes: BTreeMap<String, BTreeMap<String, Vec<toml::Value>>>,
+    /// Ablations: named sets of overrides, each crossed with the axes; the first is the
+    /// reference every other variant of the same model is measured against.
+    #[serde(default)]
+    pub variants: Vec<Variant>,
+}
+
+/// One ingredient changed (or none, for the reference).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    #[serde(default)]
+    pub set: Vec<String>,
+    /// The models it applies to (default: every model of the plan).
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+impl Variant {
+    fn applies_to(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|m| m == model)
+    }
+}
+
+/// One cell of a plan before it is resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanCell {
+    pub model: String,
+    pub variant: Option<String>,
+    pub variant_set: Vec<String>,
+    pub assignments: Vec<String>,
+    pub seed: u64,
 }
 
 fn three() -> u64 {
@@ -49,6 +82,11 @@ pub struct Cell {
     pub seed: u64,
     /// `key=value` overrides from the axes, in key order.
     pub assignments: Vec<String>,
+    /// The plan's variant (ablations), and its overrides, applied before the axes'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variant_set: Vec<String>,
     /// The run directory, relative to the sweep folder.
     pub dir: PathBuf,
 }
@@ -91,37 +129,86 @@ impl Plan {
         if let Some(m) = plan.model_axes.keys().find(|m| !plan.models.contains(m)) {
             bail!("{place}: model_axes names {m:?}, which is not in `models`");
         }
+        plan.check_variants()
+            .map_err(|e| anyhow::anyhow!("{place}: {e}"))?;
         Ok(plan)
     }
 
-    /// Every (model, axis values, seed), models in the plan's order, seeds innermost.
-    pub fn cells(&self) -> Vec<(String, Vec<String>, u64)> {
+    fn check_variants(&self) -> Result<()> {
+        let Some(reference) = self.variants.first() else {
+            return Ok(());
+        };
+        if !reference.models.is_empty() {
+            bail!(
+                "the first variant ({:?}) is every model's reference, so it cannot name models",
+                reference.name
+            );
+        }
+        for (i, v) in self.variants.iter().enumerate() {
+            if v.name.trim().is_empty() {
+                bail!("variant {} has no name", i + 1);
+            }
+            if self.variants[..i].iter().any(|w| w.name == v.name) {
+                bail!("two variants are named {:?}", v.name);
+            }
+            if let Some(m) = v.models.iter().find(|m| !self.models.contains(m)) {
+                bail!("variant {:?} names {m:?}, which is not in `models`", v.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every (model, variant, axis values, seed), models and variants in the plan's order,
+    /// seeds innermost.
+    pub fn cells(&self) -> Vec<PlanCell> {
+        let no_variant = [None];
+        let variants: Vec<Option<&Variant>> = match self.variants.is_empty() {
+            true => no_variant.to_vec(),
+            false => self.variants.iter().map(Some).collect(),
+        };
         let mut out = Vec::new();
         for model in &self.models {
-            let mut axes = self.axes.clone();
-            if let Some(own) = self.model_axes.get(model) {
-                axes.extend(own.clone());
-            }
-            let mut combos: Vec<Vec<String>> = vec![Vec::new()];
-            for (key, values) in &axes {
-                combos = combos
-                    .into_iter()
-                    .flat_map(|c| {
-                        values.iter().map(move |v| {
-                            let mut c = c.clone();
-                            c.push(format!("{key}={}", value_text(v)));
-                            c
-                        })
-                    })
-                    .collect();
-            }
-            for combo in combos {
-                for seed in 0..self.seeds {
-                    out.push((model.clone(), combo.clone(), seed));
+            for variant in variants
+                .iter()
+                .filter(|v| v.is_none_or(|v| v.applies_to(model)))
+            {
+                for (assignments, seed) in self.axis_cells(model) {
+                    out.push(PlanCell {
+                        model: model.clone(),
+                        variant: variant.map(|v| v.name.clone()),
+                        variant_set: variant.map_or(Vec::new(), |v| v.set.clone()),
+                        assignments,
+                        seed,
+                    });
                 }
             }
         }
         out
+    }
+
+    /// One model's axis values and seeds, seeds innermost.
+    fn axis_cells(&self, model: &str) -> Vec<(Vec<String>, u64)> {
+        let mut axes = self.axes.clone();
+        if let Some(own) = self.model_axes.get(model) {
+            axes.extend(own.clone());
+        }
+        let mut combos: Vec<Vec<String>> = vec![Vec::new()];
+        for (key, values) in &axes {
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    values.iter().map(move |v| {
+                        let mut c = c.clone();
+                        c.push(format!("{key}={}", value_text(v)));
+                        c
+                    })
+                })
+                .collect();
+        }
+        combos
+            .into_iter()
+            .flat_map(|combo| (0..self.seeds).map(move |seed| (combo.clone(), seed)))
+            .collect()
     }
 }
 
@@ -151,12 +238,25 @@ pub fn prepare(plan: &Plan, out: &Path, data_root: &Path) -> Result<Vec<Prepared
     let preset = Preset::load(&plan.preset)?;
     let mut datasets: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
     let mut prepared = Vec::new();
-    for (index, (model, assignments, seed)) in plan.cells().into_iter().enumerate() {
+    for (index, c) in plan.cells().into_iter().enumerate() {
+        let PlanCell {
+            model,
+            variant,
+            variant_set,
+            assignments,
+            seed,
+        } = c;
         let mut overrides = plan.set.clone();
+        overrides.extend(variant_set.iter().cloned());
         overrides.extend(assignments.iter().cloned());
         let mut config = preset
             .resolve(&plan.task, &model, &overrides)
-            .with_context(|| format!("cell {index} ({model}, {})", assignments.join(" ")))?;
+            .with_context(|| {
+                let variant = variant
+                    .as_deref()
+                    .map_or(String::new(), |v| format!("variant {v:?}, "));
+                format!("cell {index} ({model}, {variant}{})", assignments.join(" "))
+            })?;
         config.seed += seed;
         let data_key = serde_json::to_string(&config.data)?;
         if !datasets.contains_key(&data_key) {
@@ -178,6 +278,8 @@ pub fn prepare(plan: &Plan, out: &Path, data_root: &Path) -> Result<Vec<Prepared
             model,
             seed: config.seed,
             assignments,
+            variant,
+            variant_set,
             dir: PathBuf::from("cells").join(format!("{}-{}", config.model, &hash[..12])),
         };
         prepared.push(Prepared {
@@ -288,13 +390,65 @@ mod tests {
         let cells: Vec<String> = plan
             .cells()
             .iter()
-            .map(|(m, a, s)| format!("{m} {} {s}", a.join(" ")))
+            .map(|c| format!("{} {} {}", c.model, c.assignments.join(" "), c.seed))
             .collect();
         assert_eq!(cells.len(), 2 * 2 + 2 * 2 * 2);
         assert_eq!(cells[0], "trm-att arch.hidden_size=16 0");
         assert_eq!(cells[1], "trm-att arch.hidden_size=16 1");
         assert_eq!(cells[4], "hrm arch.H_cycles=1 arch.hidden_size=16 0");
         assert_eq!(cells[11], "hrm arch.H_cycles=2 arch.hidden_size=32 1");
+    }
+
+    #[test]
+    fn variants_cross_the_axes_for_the_models_they_name() {
+        let plan: Plan = toml::from_str(
+            r#"
+            task = "maze-hard"
+            preset = "smoke"
+            models = ["trm-att", "hrm"]
+            seeds = 2
+            [axes]
+            "arch.hidden_size" = [16, 32]
+            [[variants]]
+            name = "reference"
+            [[variants]]
+            name = "no EMA"
+            set = ["train.ema=false"]
+            models = ["hrm"]
+            "#,
+        )
+        .unwrap();
+        plan.check_variants().unwrap();
+        let cells = plan.cells();
+        // TRM: the reference only; HRM: both variants; two widths, two seeds each.
+        assert_eq!(cells.len(), 4 + 2 * 4);
+        let last = cells.last().unwrap();
+        assert_eq!(
+            (last.model.as_str(), last.variant.as_deref(), last.seed),
+            ("hrm", Some("no EMA"), 1)
+        );
+        assert_eq!(last.variant_set, ["train.ema=false"]);
+        assert_eq!(last.assignments, ["arch.hidden_size=32"]);
+    }
+
+    #[test]
+    fn variants_that_make_no_sense_are_named() {
+        let plan = |variants: &str| -> String {
+            let text = format!(
+                "task = \"maze-hard\"\npreset = \"smoke\"\nmodels = [\"trm-att\"]\n{variants}"
+            );
+            let plan: Plan = toml::from_str(&text).unwrap();
+            plan.check_variants().unwrap_err().to_string()
+        };
+        let err = plan("[[variants]]\nname = \"ref\"\nmodels = [\"trm-att\"]\n");
+        assert!(err.contains("reference"), "{err}");
+        let err = plan("[[variants]]\nname = \"a\"\n[[variants]]\nname = \"a\"\n");
+        assert!(err.contains("two variants"), "{err}");
+        let err =
+            plan("[[variants]]\nname = \"a\"\n[[variants]]\nname = \"b\"\nmodels = [\"hrm\"]\n");
+        assert!(err.contains("\"hrm\""), "{err}");
+        let err = plan("[[variants]]\nname = \" \"\n");
+        assert!(err.contains("no name"), "{err}");
     }
 
     #[test]
