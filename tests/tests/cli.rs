@@ -418,7 +418,7 @@ fn the_committed_references_are_recomputed_from_their_records() {
             harness(&["report", s(&records), "--out", s(&out)]),
             Outcome::Code(0)
         );
-        for file in ["table.md", "paired.csv", "test_time.csv"] {
+        for file in ["table.md", "paired.csv", "test_time.csv", "answer_rules.csv"] {
             let committed =
                 std::fs::read_to_string(reference.join(name).join("comparison").join(file));
             let recomputed = std::fs::read_to_string(out.join(file));
