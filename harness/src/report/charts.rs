@@ -3,11 +3,11 @@
 //! accuracy against test-time compute (budgets of supervision steps, halting off and on).
 //! Each is written as SVG and PNG.
 
-use crate::run::answer_rules::{AnswerRule, RuleScore};
+use crate::run::answer_rules::AnswerRule;
 use crate::science::record::{by_model, ResultRecord};
 use anyhow::{Context, Result};
 use datasets::score::Proportion;
-use plots::chart::{cost_chart_svg, curve_chart_svg, frontier_chart_svg, Curve, Point, PALETTE};
+use plots::chart::{cost_chart_svg, curve_chart_svg, Curve, Point, PALETTE};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -83,55 +83,46 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
     write_files(dir, charts)
 }
 
-/// Each answer rule's accuracy against the inference FLOPs it runs, a labelled dot per model
-/// and rule, and a line through each model's rules.
+/// Each answer rule's accuracy, one curve per model over the rules in a fixed order (x = the
+/// rule's number in the axis label). Every rule but halting runs all trained steps, so on an
+/// inference-FLOPs axis four of the five would sit on one vertical line; their FLOPs are in
+/// the table beside the chart.
 fn answer_rule_chart(frame: &Frame) -> Result<Chart> {
-    let mut points = Vec::new();
-    let mut lines = Vec::new();
+    let mut curves = Vec::new();
     for (i, (model, rs)) in frame.groups.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()].to_string();
-        let mut line = Vec::new();
-        for rule in AnswerRule::ALL {
-            let scores: Vec<&RuleScore> = rs
+        let mut points = Vec::new();
+        for (k, rule) in AnswerRule::ALL.into_iter().enumerate() {
+            let rights: Vec<Proportion> = rs
                 .iter()
                 .filter_map(|r| r.metrics.answer_rules.iter().find(|s| s.rule == rule))
+                .map(|s| s.right)
                 .collect();
-            if scores.is_empty() {
-                continue;
+            if !rights.is_empty() {
+                let (y, low, high) = combine(&rights);
+                points.push(((k + 1) as f64, y, low, high));
             }
-            let rights: Vec<Proportion> = scores.iter().map(|s| s.right).collect();
-            let (y, low, high) = combine(&rights);
-            let x = scores
-                .iter()
-                .map(|s| s.inference_flops_per_puzzle)
-                .sum::<f64>()
-                / scores.len() as f64;
-            line.push((x, y, low, high));
-            points.push(Point {
-                label: rule.name().to_string(),
-                x,
-                y,
-                low,
-                high,
-                colour: colour.clone(),
-            });
         }
-        line.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        lines.push(Curve {
+        curves.push(Curve {
             label: label(model, rs.len()),
-            points: line,
-            colour,
+            points,
+            colour: PALETTE[i % PALETTE.len()].into(),
             dashed: false,
         });
     }
-    let title = "Answer selection: accuracy of each rule against its inference FLOPs";
-    let svg = frontier_chart_svg(
+    let rules: Vec<String> = AnswerRule::ALL
+        .iter()
+        .enumerate()
+        .map(|(k, r)| format!("{} {}", k + 1, r.name()))
+        .collect();
+    let title = "Answer selection: accuracy of each rule (the step an answer is read at)";
+    let x_label = format!("answer rule: {}", rules.join(", "));
+    let svg = curve_chart_svg(
         title,
         &frame.subtitle,
-        "inference FLOPs per puzzle the rule runs (log scale)",
+        &x_label,
         frame.y_label,
-        &points,
-        &lines,
+        false,
+        &curves,
     )
     .map_err(anyhow::Error::msg)?;
     Ok(("accuracy_by_answer_rule".into(), title.into(), svg))
