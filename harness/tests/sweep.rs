@@ -137,11 +137,11 @@ fn a_sweep_survives_a_failed_and_an_interrupted_cell_and_collect_names_what_it_s
     let said = text(&collected);
     assert!(collected.status.success(), "{said}");
     assert!(
-        said.contains("skipped cell 1 (hrm, seed 0): unreadable record"),
+        said.contains("skipped cell 1 (hrm, seed 0, train.lr=1e-4): unreadable record"),
         "{said}"
     );
     assert!(
-        said.contains("skipped cell 2 (hrm, seed 0): failed:"),
+        said.contains("skipped cell 2 (hrm, seed 0, train.lr=1e30): failed:"),
         "{said}"
     );
     assert!(said.contains("collected 1 of 3 cells"), "{said}");
@@ -204,7 +204,13 @@ models = ["hrm"]
             .unwrap();
     let rows: Vec<(&str, &str, &str)> = effects
         .iter()
-        .map(|e| (e.model.as_str(), e.variant.as_str(), e.reference.as_str()))
+        .map(|e| {
+            (
+                e.model.as_str(),
+                e.variant.as_str(),
+                e.reference.as_deref().unwrap_or(""),
+            )
+        })
         .collect();
     assert_eq!(
         rows,
@@ -216,7 +222,7 @@ models = ["hrm"]
     for e in &effects {
         let d = e.difference.as_ref().expect("paired seeds");
         assert_eq!(d.seeds, [0, 1], "{e:?}");
-        assert!((d.mean() - (e.variant_mean - e.reference_mean)).abs() < 1e-12);
+        assert!((d.mean() - (e.variant_mean.unwrap() - e.reference_mean.unwrap())).abs() < 1e-12);
     }
     let md = std::fs::read_to_string(s.out().join("ablations.md")).unwrap();
     assert!(

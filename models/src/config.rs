@@ -86,6 +86,12 @@ impl ModelConfig {
         !self.no_ACT_continue.unwrap_or(official_default)
     }
 
+    /// Whether training learns the continue logit: only with a next step to bootstrap from
+    /// (`halt_max_steps > 1`), as the official loop.
+    pub fn trains_continue(&self, kind: crate::model::ModelKind) -> bool {
+        self.learns_continue(kind) && self.halt_max_steps > 1
+    }
+
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_heads
     }

@@ -100,7 +100,7 @@ pub fn step_flops(cfg: &ModelConfig, kind: ModelKind) -> StepFlops {
         }
     };
     // The continue target is a second forward pass from the next state.
-    let target = if cfg.learns_continue(kind) {
+    let target = if cfg.trains_continue(kind) {
         forward
     } else {
         0.0
@@ -158,6 +158,10 @@ mod tests {
             let on = with(cfg, &|c| c.no_ACT_continue = Some(false));
             let off = with(cfg, &|c| c.no_ACT_continue = Some(true));
             close(step(&on, kind) - step(&off, kind), forward);
+            // With one supervision step there is no next step to learn it from.
+            let single = with(&on, &|c| c.halt_max_steps = 1);
+            let single_off = with(&off, &|c| c.halt_max_steps = 1);
+            close(step(&single, kind), step(&single_off, kind));
         }
     }
 

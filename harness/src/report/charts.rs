@@ -89,7 +89,13 @@ pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>
 /// the table beside the chart.
 fn answer_rule_chart(frame: &Frame) -> Result<Chart> {
     let mut curves = Vec::new();
+    let mut task = "";
     for (i, (model, rs)) in frame.groups.iter().enumerate() {
+        let scored: Vec<&&ResultRecord> = rs
+            .iter()
+            .filter(|r| !r.metrics.answer_rules.is_empty())
+            .collect();
+        task = scored.first().map_or(task, |r| r.task.as_str());
         let mut points = Vec::new();
         for (k, rule) in AnswerRule::ALL.into_iter().enumerate() {
             let rights: Vec<Proportion> = rs
@@ -103,12 +109,20 @@ fn answer_rule_chart(frame: &Frame) -> Result<Chart> {
             }
         }
         curves.push(Curve {
-            label: label(model, rs.len()),
+            label: label(model, scored.len()),
             points,
             colour: PALETTE[i % PALETTE.len()].into(),
             dashed: false,
         });
     }
+    let y_label = format!(
+        "{} (%): seed mean, widest 95% CI",
+        if task == "maze-hard" {
+            "valid shortest path"
+        } else {
+            "exact match per example"
+        }
+    );
     let rules: Vec<String> = AnswerRule::ALL
         .iter()
         .enumerate()
@@ -116,15 +130,8 @@ fn answer_rule_chart(frame: &Frame) -> Result<Chart> {
         .collect();
     let title = "Answer selection: accuracy of each rule (the step an answer is read at)";
     let x_label = format!("answer rule: {}", rules.join(", "));
-    let svg = curve_chart_svg(
-        title,
-        &frame.subtitle,
-        &x_label,
-        frame.y_label,
-        false,
-        &curves,
-    )
-    .map_err(anyhow::Error::msg)?;
+    let svg = curve_chart_svg(title, &frame.subtitle, &x_label, &y_label, false, &curves)
+        .map_err(anyhow::Error::msg)?;
     Ok(("accuracy_by_answer_rule".into(), title.into(), svg))
 }
 

@@ -50,13 +50,12 @@ fn ablation_rows(effects: &[Effect]) -> Vec<[String; 8]> {
                 e.model.clone(),
                 e.variant.clone(),
                 e.overrides.join(" "),
-                d.map_or("0".into(), |d| d.seed_level.n.to_string()),
-                format!(
-                    "{:.1}% → {:.1}%",
-                    100.0 * e.reference_mean,
-                    100.0 * e.variant_mean
-                ),
-                d.map_or("no shared seed".into(), |d| match d.interval() {
+                e.paired_seeds.to_string(),
+                match (e.reference_mean, e.variant_mean) {
+                    (Some(r), Some(v)) => format!("{:.1}% → {:.1}%", 100.0 * r, 100.0 * v),
+                    _ => String::new(),
+                },
+                d.map_or(missing(e), |d| match d.interval() {
                     Some((lo, hi)) => format!("{} [{}, {}]", pts(d.mean()), pts(lo), pts(hi)),
                     None => pts(d.mean()),
                 }),
@@ -67,6 +66,14 @@ fn ablation_rows(effects: &[Effect]) -> Vec<[String; 8]> {
             ]
         })
         .collect()
+}
+
+/// Why an effect has no difference.
+fn missing(e: &Effect) -> String {
+    match e.reference {
+        None => "no finished reference runs at these axis values".into(),
+        Some(_) => "no paired runs (same seed, same data, both scored)".into(),
+    }
 }
 
 const ABLATION_HEADERS: [&str; 8] = [
@@ -100,7 +107,10 @@ fn ablation_markdown(effects: &[Effect], groups: &[Group]) -> String {
         "{} / preset {}: each variant against its family's reference ({}), paired by seed on {} (the headline metric); a verdict needs p < {} and an interval that excludes zero, so at least {} paired seeds.\n\n",
         r0.task,
         r0.preset,
-        effects[0].reference,
+        effects
+            .iter()
+            .find_map(|e| e.reference.as_deref())
+            .unwrap_or("none finished"),
         crate::science::paired::headline_metric(&r0.task),
         crate::science::stats::ALPHA,
         crate::science::stats::MIN_SEEDS_FOR_VERDICT

@@ -64,7 +64,7 @@ fn columns(task: &str) -> Vec<Column> {
             per_solved(r, r.train_flops, plots::chart::human)
         }),
         ("inference FLOPs / solved puzzle", |r| {
-            let total = r.inference_flops_per_puzzle * r.metrics.examples as f64;
+            let total = headline_inference_flops(r) * r.metrics.examples as f64;
             per_solved(r, total, plots::chart::human)
         }),
         ("train wall time / solved puzzle", |r| {
@@ -72,6 +72,17 @@ fn columns(task: &str) -> Vec<Column> {
         }),
     ]);
     out
+}
+
+/// Inference FLOPs per puzzle of the headline answer: every trained step, or with halting at
+/// inference the steps each example ran until its model's rule fired.
+fn headline_inference_flops(r: &ResultRecord) -> f64 {
+    let trained = r.controls.supervision_steps;
+    let halted = r.metrics.test_time.iter().find(|p| p.steps == trained);
+    match (r.controls.halting_at_inference, halted) {
+        (true, Some(p)) => p.inference_flops_per_puzzle_halting,
+        _ => r.inference_flops_per_puzzle,
+    }
 }
 
 /// A run's total cost over the test puzzles its headline metric counts as solved (ARC: tasks).

@@ -203,7 +203,10 @@ pub fn to_batch(b: &HostBatch, device: &Device) -> Result<Batch> {
 pub struct StepwiseOutcomes {
     /// The split index of each entry (in split order after `merge`).
     examples: Vec<usize>,
-    /// Each example's outcome after each supervision step.
+    /// Whether each example was exactly right after each supervision step (every budget).
+    right: Vec<Vec<bool>>,
+    /// Each example's outcome after each trained supervision step (what the answer rules
+    /// read; test-time steps past them keep only `right`).
     steps: Vec<Vec<StepOutcome>>,
     first_halt: Vec<Option<usize>>,
     /// The answers: predictions and sigmoid(q_halt) after the trained number of steps, or
@@ -218,6 +221,7 @@ impl StepwiseOutcomes {
         let mut slots: Vec<Option<StepwiseOutcomes>> = vec![None; limit];
         for p in parts {
             let lengths = [
+                p.right.len(),
                 p.steps.len(),
                 p.first_halt.len(),
                 p.predictions.len(),
@@ -234,6 +238,7 @@ impl StepwiseOutcomes {
                 })?;
                 *slot = Some(StepwiseOutcomes {
                     examples: vec![e],
+                    right: vec![p.right[k].clone()],
                     steps: vec![p.steps[k].clone()],
                     first_halt: vec![p.first_halt[k]],
                     predictions: vec![p.predictions[k].clone()],
@@ -247,6 +252,7 @@ impl StepwiseOutcomes {
                 anyhow::anyhow!("the evaluation shards do not hold test example {e} exactly once")
             })?;
             pass.examples.extend(one.examples);
+            pass.right.extend(one.right);
             pass.steps.extend(one.steps);
             pass.first_halt.extend(one.first_halt);
             pass.predictions.extend(one.predictions);
@@ -267,6 +273,7 @@ impl StepwiseOutcomes {
     fn with_capacity(n: usize) -> StepwiseOutcomes {
         StepwiseOutcomes {
             examples: Vec::with_capacity(n),
+            right: Vec::with_capacity(n),
             steps: Vec::with_capacity(n),
             first_halt: Vec::with_capacity(n),
             predictions: Vec::with_capacity(n),
@@ -280,12 +287,12 @@ impl StepwiseOutcomes {
     }
 
     fn bits(&self, f: impl Fn(usize) -> bool) -> ExampleBits {
-        ExampleBits((0..self.steps.len()).map(f).collect())
+        ExampleBits((0..self.right.len()).map(f).collect())
     }
 
     /// Whether example `e` was exactly right after `step` (1-based) supervision steps.
     fn exact(&self, e: usize, step: usize) -> bool {
-        self.steps[e][step - 1].exact
+        self.right[e][step - 1]
     }
 
     /// Every answer-selection rule over the trained steps.
@@ -300,7 +307,7 @@ impl StepwiseOutcomes {
     }
 
     fn point(&self, steps: usize, flops_per_step: f64) -> TestTimePoint {
-        let n = self.steps.len();
+        let n = self.right.len();
         let count = |bits: ExampleBits| bits.0.iter().filter(|&&b| b).count() as u64;
         let off = count(self.bits(|e| self.exact(e, steps)));
         let on = count(self.bits(|e| self.exact(e, self.stop(e, steps))));
@@ -378,15 +385,19 @@ fn run_pass(
         let rows = host.real_rows.min(limit - first);
         let batch = to_batch(&host, &device)?;
         let mut carry = initial_carry(model, &batch)?;
-        let mut steps = vec![Vec::with_capacity(max_steps); rows];
+        let mut right = vec![Vec::with_capacity(max_steps); rows];
+        let mut steps = vec![Vec::with_capacity(trained); rows];
         let mut first_halt = vec![None; rows];
         let mut answers: Vec<Option<(Vec<u8>, f64)>> = vec![None; rows];
         for step in 1..=max_steps {
             let (mut next, out) = trainer.eval_step(model, &carry, &batch)?;
             for r in 0..rows {
                 let labels = &host.labels[r * host.seq_len..(r + 1) * host.seq_len];
-                let input = split.input(host.example_indices[r]);
-                steps[r].push(step_outcome(model, protocol.task, input, labels, &out, r));
+                right[r].push(is_exact(&out.preds[r], labels));
+                if step <= trained {
+                    let input = split.input(host.example_indices[r]);
+                    steps[r].push(step_outcome(model, protocol.task, input, labels, &out, r));
+                }
                 if first_halt[r].is_none() && model.halts(out.q_halt[r], out.q_continue[r]) {
                     first_halt[r] = Some(step);
                 }
@@ -407,6 +418,7 @@ fn run_pass(
             pass.halt_probability.push(probability);
         }
         pass.examples.extend(&host.example_indices[..rows]);
+        pass.right.extend(right);
         pass.steps.extend(steps);
         pass.first_halt.extend(first_halt);
     }
@@ -511,7 +523,6 @@ fn step_outcome(
     out: &models::trainer::EvalStep,
     r: usize,
 ) -> StepOutcome {
-    use std::hash::{Hash, Hasher};
     let exact = is_exact(&out.preds[r], labels);
     let headline = if task == "maze-hard" {
         let predicted: Vec<u8> = out.preds[r].iter().map(|&p| p as u8).collect();
@@ -519,15 +530,26 @@ fn step_outcome(
     } else {
         exact
     };
-    // SipHash with fixed keys: the same answer gives the same key in every run.
-    let mut hasher = std::hash::DefaultHasher::new();
-    out.preds[r].hash(&mut hasher);
     StepOutcome {
         exact,
         headline,
         halt_margin: model.halt_margin(out.q_halt[r], out.q_continue[r]),
-        answer: hasher.finish(),
+        answer: answer_key(&out.preds[r], labels),
     }
+}
+
+/// A key of the answer for majority voting: SipHash with fixed keys, so the same answer gives
+/// the same key in every run, over the supervised positions only (ARC's padding around the
+/// grid is not the answer, as `is_exact` does not read it).
+fn answer_key(preds: &[u32], labels: &[i64]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    for (p, &l) in preds.iter().zip(labels) {
+        if l != models::act::IGNORE_LABEL {
+            p.hash(&mut hasher);
+        }
+    }
+    hasher.finish()
 }
 
 /// Every supervised position of a sequence predicted right (ignored labels are `IGNORE_LABEL`).
@@ -792,6 +814,17 @@ mod tests {
         // Task a is cut after its first input, b is whole, c was never reached.
         keep_covered_tasks(&mut solutions, &[prediction("a", 0), prediction("b", 0)]);
         assert_eq!(solutions.keys().collect::<Vec<_>>(), ["b"]);
+    }
+
+    /// Two steps whose supervised tokens agree give one answer whatever they predict in the
+    /// padding; a different supervised token gives another.
+    #[test]
+    fn the_answer_key_reads_the_supervised_positions_only() {
+        let ignore = models::act::IGNORE_LABEL;
+        let labels = [3i64, ignore, 4, ignore];
+        let key = |preds: [u32; 4]| answer_key(&preds, &labels);
+        assert_eq!(key([3, 0, 4, 0]), key([3, 7, 4, 9]));
+        assert_ne!(key([3, 0, 4, 0]), key([3, 0, 5, 0]));
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub struct Group<'a> {
     pub variant: Option<&'a str>,
     /// The variant's overrides.
     pub variant_set: &'a [String],
+    /// The plan's reference variant.
+    pub reference: bool,
     pub assignments: &'a [String],
     pub runs: Vec<&'a ResultRecord>,
 }
@@ -69,6 +71,7 @@ pub fn groups<'a>(cells: &'a [(Cell, ResultRecord)]) -> Vec<Group<'a>> {
                 model: &cell.model,
                 variant,
                 variant_set: &cell.variant_set,
+                reference: cell.reference,
                 assignments: &cell.assignments,
                 runs: vec![record],
             }),
@@ -112,7 +115,7 @@ pub fn read_cells(dir: &Path) -> Result<Collected> {
     };
     let (mut done, mut skipped) = (Vec::new(), Vec::new());
     for cell in cells {
-        let name = format!("cell {} ({}, seed {})", cell.index, cell.model, cell.seed);
+        let name = cell.describe();
         let path = dir.join(&cell.dir).join(RECORD);
         if !path.is_file() {
             match collected
@@ -147,6 +150,7 @@ mod tests {
             model: "trm-att",
             variant: Some("no EMA"),
             variant_set: &[],
+            reference: false,
             assignments: &assignments,
             runs: Vec::new(),
         };

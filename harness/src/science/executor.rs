@@ -27,15 +27,7 @@ pub struct SlurmOptions {
 }
 
 pub fn describe(p: &Prepared) -> String {
-    let c = &p.cell;
-    format!(
-        "cell {} ({}, seed {}{}{})",
-        c.index,
-        c.model,
-        c.seed,
-        if c.assignments.is_empty() { "" } else { ", " },
-        c.assignments.join(" ")
-    )
+    p.cell.describe()
 }
 
 /// The array job's script: each task runs its cell. Slurm signals the batch shell (`B:`)

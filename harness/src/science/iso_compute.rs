@@ -115,7 +115,10 @@ fn compare(
             continue;
         };
         let choice = |c: &Candidate, score: f64| Choice {
-            config: c.group.assignments.join(" "),
+            config: match c.group.variant {
+                Some(v) => format!("{v}: {}", c.group.assignments.join(" ")),
+                None => c.group.assignments.join(" "),
+            },
             train_flops: c.flops,
             chosen_by: score,
         };
@@ -190,6 +193,7 @@ mod tests {
                     model: &r.model,
                     variant: None,
                     variant_set: &[],
+                    reference: false,
                     assignments: std::slice::from_ref(axes),
                     runs: vec![r],
                 }),

@@ -159,7 +159,8 @@ pub struct Ablation {
     pub l_layers: usize,
     /// HRM's H module; none for TRM (one network).
     pub h_layers: Option<usize>,
-    /// The halting head learns a continue logit by Q-learning (`no_ACT_continue = false`).
+    /// The halting head learns a continue logit by Q-learning (`no_ACT_continue = false`,
+    /// and more than one supervision step to bootstrap from).
     pub act_continue_loss: bool,
     /// `last-cycle` or `one-step` (`arch.gradient`).
     pub gradient: String,
@@ -190,7 +191,7 @@ impl Ablation {
         Ablation {
             l_layers: m.L_layers,
             h_layers: (!trm).then_some(m.H_layers),
-            act_continue_loss: m.learns_continue(kind),
+            act_continue_loss: m.trains_continue(kind),
             gradient: match m.gradient(kind) {
                 models::config::Gradient::LastCycle => "last-cycle".into(),
                 models::config::Gradient::OneStep => "one-step".into(),

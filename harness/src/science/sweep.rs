@@ -65,6 +65,8 @@ impl Variant {
 pub struct PlanCell {
     pub model: String,
     pub variant: Option<String>,
+    /// The variant is the plan's first, the reference of its model's other variants.
+    pub reference: bool,
     pub variant_set: Vec<String>,
     pub assignments: Vec<String>,
     pub seed: u64,
@@ -87,8 +89,21 @@ pub struct Cell {
     pub variant: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variant_set: Vec<String>,
+    /// The variant is the reference the others are measured against.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reference: bool,
     /// The run directory, relative to the sweep folder.
     pub dir: PathBuf,
+}
+
+impl Cell {
+    /// `cell N (model, seed S, variant "V", axis values)`, for progress lines and errors.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![self.model.clone(), format!("seed {}", self.seed)];
+        parts.extend(self.variant.as_ref().map(|v| format!("variant {v:?}")));
+        parts.extend((!self.assignments.is_empty()).then(|| self.assignments.join(" ")));
+        format!("cell {} ({})", self.index, parts.join(", "))
+    }
 }
 
 /// Where a cell stands.
@@ -154,6 +169,18 @@ impl Plan {
             if let Some(m) = v.models.iter().find(|m| !self.models.contains(m)) {
                 bail!("variant {:?} names {m:?}, which is not in `models`", v.name);
             }
+            let axis_keys = self
+                .axes
+                .keys()
+                .chain(self.model_axes.values().flat_map(|a| a.keys()));
+            for key in axis_keys {
+                if v.set
+                    .iter()
+                    .any(|o| o.split('=').next().map(str::trim) == Some(key.as_str()))
+                {
+                    bail!("variant {:?} sets {key}, which is also an axis (the axis would override it)", v.name);
+                }
+            }
         }
         Ok(())
     }
@@ -168,14 +195,14 @@ impl Plan {
         };
         let mut out = Vec::new();
         for model in &self.models {
-            for variant in variants
-                .iter()
-                .filter(|v| v.is_none_or(|v| v.applies_to(model)))
-            {
+            let applies =
+                |(_, v): &(usize, &Option<&Variant>)| v.is_none_or(|v| v.applies_to(model));
+            for (i, variant) in variants.iter().enumerate().filter(applies) {
                 for (assignments, seed) in self.axis_cells(model) {
                     out.push(PlanCell {
                         model: model.clone(),
                         variant: variant.map(|v| v.name.clone()),
+                        reference: variant.is_some() && i == 0,
                         variant_set: variant.map_or(Vec::new(), |v| v.set.clone()),
                         assignments,
                         seed,
@@ -242,6 +269,7 @@ pub fn prepare(plan: &Plan, out: &Path, data_root: &Path) -> Result<Vec<Prepared
         let PlanCell {
             model,
             variant,
+            reference,
             variant_set,
             assignments,
             seed,
@@ -280,6 +308,7 @@ pub fn prepare(plan: &Plan, out: &Path, data_root: &Path) -> Result<Vec<Prepared
             assignments,
             variant,
             variant_set,
+            reference,
             dir: PathBuf::from("cells").join(format!("{}-{}", config.model, &hash[..12])),
         };
         prepared.push(Prepared {
@@ -288,10 +317,33 @@ pub fn prepare(plan: &Plan, out: &Path, data_root: &Path) -> Result<Vec<Prepared
             data_dir: data_dir.clone(),
         });
     }
+    refuse_identical_runs(&prepared)?;
     let cells: Vec<&Cell> = prepared.iter().map(|p| &p.cell).collect();
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     datasets::format::write_json(&out.join(CELLS), &cells)?;
     Ok(prepared)
+}
+
+/// Two cells that resolve to the same run apart from how it was asked for (a variant that
+/// sets what the preset already has) would read as a zero effect: refused, naming both.
+fn refuse_identical_runs(prepared: &[Prepared]) -> Result<()> {
+    let run = |p: &Prepared| -> Result<String> {
+        let mut config = p.config.clone();
+        config.overrides.clear();
+        config.label.clear();
+        Ok(serde_json::to_string(&config)?)
+    };
+    let runs: Vec<String> = prepared.iter().map(run).collect::<Result<_>>()?;
+    for (i, p) in prepared.iter().enumerate() {
+        if let Some(j) = runs[..i].iter().position(|r| *r == runs[i]) {
+            bail!(
+                "{} and {} resolve to the same run: a variant or axis value changes nothing the preset does not already set",
+                prepared[j].cell.describe(),
+                p.cell.describe()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Trains one cell to the end and writes its record; an error is also written to
@@ -449,6 +501,37 @@ mod tests {
         assert!(err.contains("\"hrm\""), "{err}");
         let err = plan("[[variants]]\nname = \" \"\n");
         assert!(err.contains("no name"), "{err}");
+        let err = plan("[axes]\n\"train.lr\" = [1e-3]\n[[variants]]\nname = \"a\"\n[[variants]]\nname = \"b\"\nset = [\"train.lr=1e-4\"]\n");
+        assert!(err.contains("also an axis"), "{err}");
+    }
+
+    /// A variant that sets what the preset already sets would share the reference's run
+    /// directory and read as a zero effect: refused, naming both cells.
+    #[test]
+    fn a_variant_that_changes_nothing_is_refused() {
+        let plan: Plan = toml::from_str(
+            r#"
+            task = "maze-hard"
+            preset = "smoke"
+            models = ["trm-att"]
+            seeds = 1
+            [[variants]]
+            name = "reference"
+            [[variants]]
+            name = "no continue loss"
+            set = ["arch.no_ACT_continue=true"]
+            "#,
+        )
+        .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let err = prepare(&plan, &tmp.path().join("out"), &tmp.path().join("data"))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("variant \"no continue loss\"") && err.contains("same run"),
+            "{err}"
+        );
     }
 
     #[test]
