@@ -418,7 +418,12 @@ fn the_committed_references_are_recomputed_from_their_records() {
             harness(&["report", s(&records), "--out", s(&out)]),
             Outcome::Code(0)
         );
-        for file in ["table.md", "paired.csv", "test_time.csv", "answer_rules.csv"] {
+        for file in [
+            "table.md",
+            "paired.csv",
+            "test_time.csv",
+            "answer_rules.csv",
+        ] {
             let committed =
                 std::fs::read_to_string(reference.join(name).join("comparison").join(file));
             let recomputed = std::fs::read_to_string(out.join(file));
@@ -437,4 +442,16 @@ fn the_committed_references_are_recomputed_from_their_records() {
     assert_eq!(harness(&["collect", s(&sweep)]), Outcome::Code(0));
     let iso = |dir: &Path| std::fs::read_to_string(dir.join("iso_compute.json")).unwrap();
     assert_eq!(iso(&sweep), iso(&reference.join("maze-cpu-sweep")));
+    // The ablation plans' effects, recomputed from their cells and records.
+    for name in ["trm-ablations", "hrm-ablations"] {
+        let committed = reference.join(name);
+        let sweep = tmp.path().join(name);
+        std::fs::create_dir_all(&sweep).unwrap();
+        for file in ["cells.json", "results.json"] {
+            std::fs::copy(committed.join(file), sweep.join(file)).unwrap();
+        }
+        assert_eq!(harness(&["collect", s(&sweep)]), Outcome::Code(0));
+        let md = |dir: &Path| std::fs::read_to_string(dir.join("ablations.md")).unwrap();
+        assert_eq!(md(&sweep), md(&committed), "{name}");
+    }
 }
