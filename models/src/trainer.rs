@@ -187,14 +187,14 @@ impl Trainer {
         );
         let batch = batch.rows(local.clone())?;
         let carry = match self.carry.take() {
-            Some(c) if c.steps.len() != local.len() => {
-                return Err(candle_core::Error::msg(format!(
-                    "the carry holds {} slots but this rank holds {} of the batch of {global}: a checkpoint of one rank of several cannot continue",
-                    c.steps.len(),
-                    local.len()
-                )))
-            }
-            Some(c) => c,
+            Some(c) if c.steps.len() == local.len() => c,
+            // A checkpoint holds the slots of every rank: this rank takes its own.
+            Some(c) if c.steps.len() == global => c.rows(local.clone())?,
+            Some(c) => return Err(candle_core::Error::msg(format!(
+                "the carry holds {} slots, neither this rank's {} nor the whole batch of {global}",
+                c.steps.len(),
+                local.len()
+            ))),
             None => initial_carry(self.model.as_ref(), &batch)?,
         };
         let table = self.puzzle_table();
@@ -475,8 +475,10 @@ pub struct EvalStep {
 /// Everything a run needs to continue exactly where it stopped.
 impl Trainer {
     /// Tensors of the full training state under official names (weights and buffers) plus
-    /// `optim.m.*`, `optim.v.*`, `ema.*`, the carry (`carry.*`) and the step.
-    pub fn state_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+    /// `optim.m.*`, `optim.v.*`, `ema.*`, the carry (`carry.*`) and the step. `carry` is this
+    /// trainer's own, or with several ranks the slots of all of them (`Carry::cat` in rank
+    /// order), so that any rank count that divides the batch can continue from it.
+    pub fn state_tensors(&self, carry: Option<&Carry>) -> Result<Vec<(String, Tensor)>> {
         let device = self.puzzle_table().as_tensor().device().clone();
         let mut out: Vec<(String, Tensor)> = self.detached_tensors().into_iter().collect();
         out.extend(self.params.state_tensors()?);
@@ -484,7 +486,7 @@ impl Trainer {
             "optim.step".into(),
             Tensor::new(&[self.step as i64], &device)?,
         ));
-        if let Some(c) = &self.carry {
+        if let Some(c) = carry {
             out.push(("carry.z_H".into(), c.inner.z_h.clone()));
             out.push(("carry.z_L".into(), c.inner.z_l.clone()));
             out.push((

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 
 fn weights(t: &Trainer) -> Vec<(String, Vec<f32>)> {
     let mut v: Vec<_> = t
-        .state_tensors()
+        .state_tensors(t.carry.as_ref())
         .unwrap()
         .into_iter()
         .filter(|(_, x)| x.dtype() == DType::F32)
@@ -39,7 +39,8 @@ fn resume_is_bit_for_bit() {
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.safetensors");
-        models::checkpoint::write(&path, &first.state_tensors().unwrap()).unwrap();
+        models::checkpoint::write(&path, &first.state_tensors(first.carry.as_ref()).unwrap())
+            .unwrap();
         let word_pos = rng.get_word_pos();
         drop(first);
 

@@ -35,7 +35,7 @@ fn train(kind: ModelKind, steps: u64, setup: impl FnOnce(&mut Trainer)) -> State
         trainer.train_step(&batch(s), 1.0, &mut rng).unwrap();
     }
     trainer
-        .state_tensors()
+        .state_tensors(trainer.carry.as_ref())
         .unwrap()
         .into_iter()
         .map(|(name, t)| {

@@ -596,8 +596,8 @@ fn flops_matching_gives_every_model_the_first_models_training_compute() {
 }
 
 /// `train --gpus 2` (two CPU ranks here) ends with the weights, optimiser state and scores
-/// of `--gpus 1`: the rank count does not change a run; resuming on two ranks is refused
-/// with the way out.
+/// of `--gpus 1`: the rank count does not change a run; a run of two ranks resumes on two
+/// (bit for bit) or on one.
 #[test]
 fn two_ranks_train_the_run_of_one() {
     let tmp = tempfile::tempdir().unwrap();
@@ -642,16 +642,45 @@ fn two_ranks_train_the_run_of_one() {
     assert_eq!(examples(&one), examples(&two));
     assert!(!two.join("eval-shards").exists());
     assert!(two.join("scores.json").exists());
-    let err = train(&two, &["--gpus", "2", "--resume"]).unwrap_err();
-    assert!(err.contains("cannot continue"), "{err}");
-    // Nor on one rank: its checkpoint holds rank 0's slots only, which is said, not a panic.
+    // A finished run of two ranks resumes as finished.
+    assert_eq!(train(&two, &["--gpus", "2", "--resume"]).unwrap(), 0);
+    // Stopped at step 2, its checkpoint holds every rank's slots: resumed on two ranks it is
+    // the uninterrupted run bit for bit, and one rank can continue it too.
     let stopped = tmp.path().join("stopped");
     assert_eq!(
         train(&stopped, &["--gpus", "2", "--stop-after", "2"]).unwrap(),
         130
     );
-    let err = train(&stopped, &["--resume"]).unwrap_err();
-    assert!(err.contains("one rank of several cannot continue"), "{err}");
+    let on_one = tmp.path().join("on-one");
+    let copied = std::process::Command::new("cp")
+        .args(["-r", s(&stopped), s(&on_one)])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    assert_eq!(train(&stopped, &["--gpus", "2", "--resume"]).unwrap(), 0);
+    let resumed = ckpt(&stopped);
+    for (name, t) in &b {
+        assert_eq!(values(t), values(&resumed[name]), "{name} after resuming");
+    }
+    assert_eq!(train(&on_one, &["--resume"]).unwrap(), 0);
+    let continued = ckpt(&on_one);
+    for (name, t) in b.iter().filter(|(n, _)| !n.starts_with("carry.")) {
+        let (x, y) = (values(t), values(&continued[name]));
+        let scale = x.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+        let worst = x
+            .iter()
+            .zip(&y)
+            .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(
+            worst <= 1e-4 * scale,
+            "{name}: one rank differs by {worst:e}"
+        );
+    }
+    // Every rank holds as many slots as the others: 8 over 3 ranks is refused up front.
+    let err = train(&tmp.path().join("uneven"), &["--gpus", "3"]).unwrap_err();
+    assert!(err.contains("does not split evenly over 3 ranks"), "{err}");
+    assert!(err.contains("Rank counts that divide 8: 2, 4, 8"), "{err}");
+    assert!(!tmp.path().join("uneven").exists());
     // A batch smaller than the ranks is refused before anything runs.
     let err = train(&tmp.path().join("wide"), &["--gpus", "64"]).unwrap_err();
     assert!(err.contains("leaves a rank without one"), "{err}");

@@ -196,7 +196,9 @@ fn gemm_rate((m, k, n): (usize, usize, usize), device: &Device) -> Result<f64> {
     };
     let flops_each = 2.0 * m as f64 * k as f64 * n as f64;
     let reps = ((2e10 / flops_each).ceil() as usize).clamp(5, 50);
-    let seconds = median_seconds(reps, || linear.forward(&x).map(|_| ()).map_err(Into::into))?;
+    let seconds = median_seconds(reps, synchronizer(device), || {
+        linear.forward(&x).map(|_| ()).map_err(Into::into)
+    })?;
     Ok(flops_each / seconds / 1e9)
 }
 
@@ -213,17 +215,30 @@ fn peak_rss_mb() -> f64 {
 }
 
 /// The median seconds of `repeats` calls of `f`, after one warm-up call (the median, not the
-/// mean: a virtual machine's occasional stalls would otherwise decide the figure).
-fn median_seconds(repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+/// mean: a virtual machine's occasional stalls would otherwise decide the figure). `sync`
+/// waits for the device: CUDA queues work and returns at once, so each timed interval starts
+/// and ends with it, or the figure would measure kernel launches.
+fn median_seconds(
+    repeats: usize,
+    sync: impl Fn() -> Result<()>,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<f64> {
     f()?;
+    sync()?;
     let mut times = Vec::with_capacity(repeats.max(1));
     for _ in 0..repeats.max(1) {
         let t = Instant::now();
         f()?;
+        sync()?;
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
+}
+
+/// Waits until `device` has finished the work queued on it.
+fn synchronizer(device: &Device) -> impl Fn() -> Result<()> + '_ {
+    move || device.synchronize().map_err(Into::into)
 }
 
 pub fn time_case(
@@ -239,13 +254,13 @@ pub fn time_case(
         trainer.batch_shards = shards.max(1);
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let train_seconds = median_seconds(repeats, || {
+    let train_seconds = median_seconds(repeats, synchronizer(device), || {
         trainer.train_step(&case.batch, 1.0, &mut rng)?;
         Ok(())
     })?;
     let inference = trainer.inference_model(&case.cfg, case.kind, case.optim.ema.is_some())?;
     let carry = initial_carry(inference.as_ref(), &case.batch)?;
-    let eval_seconds = median_seconds(repeats, || {
+    let eval_seconds = median_seconds(repeats, synchronizer(device), || {
         trainer.eval_step(inference.as_ref(), &carry, &case.batch)?;
         Ok(())
     })?;
@@ -266,4 +281,26 @@ pub fn time_case(
         model_config: case.cfg.clone(),
         gemm_2048_gflops: gemm_rate((2048, 2048, 2048), device)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn every_timed_call_waits_for_the_device_before_its_timer_stops() {
+        let events = RefCell::new(Vec::new());
+        let sync = || {
+            events.borrow_mut().push("sync");
+            Ok(())
+        };
+        let call = || {
+            events.borrow_mut().push("call");
+            Ok(())
+        };
+        median_seconds(3, sync, call).unwrap();
+        // The warm-up, then three timed calls, each followed by a wait.
+        assert_eq!(events.into_inner(), ["call", "sync"].repeat(4));
+    }
 }

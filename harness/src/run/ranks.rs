@@ -5,12 +5,15 @@
 
 use crate::run::eval::{run_shard, to_batch, EvalSplit, Protocol, Stage};
 use crate::run::resolve::{planned_trainer, ResolvedRun, TrainOptions};
+use crate::run::state::RunState;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use datasets::format::LoadedDataset;
 use datasets::loader::TrainSampler;
 use datasets::sample::stream_rng;
+use models::act::{Batch, Carry};
 use models::collective::{Collective, ThreadGroup};
+use models::frame::InnerCarry;
 use models::optim::lr_multiplier;
 use models::trainer::Trainer;
 use std::path::{Path, PathBuf};
@@ -44,15 +47,18 @@ pub enum Next {
     Stop,
     Step,
     Evaluate(Stage),
+    /// Hand rank 0 this rank's slots of the carry, for its checkpoint (`gather_carry`).
+    Save,
 }
 
 impl Next {
-    const ALL: [Next; 5] = [
+    const ALL: [Next; 6] = [
         Next::Stop,
         Next::Step,
         Next::Evaluate(Stage::DuringTraining),
         Next::Evaluate(Stage::FinalValidation),
         Next::Evaluate(Stage::FinalTest),
+        Next::Save,
     ];
 }
 
@@ -67,6 +73,36 @@ pub fn next_round(rank: &ThreadGroup, mine: Option<Next>) -> Result<Next> {
         .get(code)
         .copied()
         .with_context(|| format!("rank 0 sent an unknown instruction {code}"))
+}
+
+/// Every rank's slots of the carry, in rank order: the carry of the whole batch, which a
+/// checkpoint holds so that it can continue on any rank count. Every rank calls it in the
+/// same round (they step in lockstep, so all hold a carry or none does).
+pub fn gather_carry(rank: &ThreadGroup, carry: Option<&Carry>) -> Result<Option<Carry>> {
+    let Some(c) = carry else {
+        return Ok(None);
+    };
+    let device = c.inner.z_h.device();
+    let gather = |t: &Tensor| rank.all_gather(t);
+    let steps = Tensor::new(c.steps.as_slice(), device)?;
+    let halted: Vec<u8> = c.halted.iter().map(|&h| u8::from(h)).collect();
+    let halted = Tensor::new(halted.as_slice(), device)?;
+    Ok(Some(Carry {
+        inner: InnerCarry {
+            z_h: gather(&c.inner.z_h)?,
+            z_l: gather(&c.inner.z_l)?,
+        },
+        steps: models::host::vec1::<u32>(&gather(&steps)?)?,
+        halted: models::host::vec1::<u8>(&gather(&halted)?)?
+            .into_iter()
+            .map(|h| h != 0)
+            .collect(),
+        examples: Batch {
+            inputs: gather(&c.examples.inputs)?,
+            labels: gather(&c.examples.labels)?,
+            puzzle_identifiers: gather(&c.examples.puzzle_identifiers)?,
+        },
+    }))
 }
 
 /// Waits until every rank has arrived.
@@ -115,7 +151,7 @@ pub fn follow(
     opts: &TrainOptions,
     (rank, exchange): (Arc<ThreadGroup>, Arc<dyn Collective>),
     device: &Device,
-    run_dir: &Path,
+    (run_dir, resume): (&Path, Option<&(RunState, PathBuf)>),
 ) -> Result<()> {
     let cfg = &run.config;
     let mut trainer = planned_trainer(run, opts, device)?;
@@ -128,9 +164,22 @@ pub fn follow(
     )
     .map_err(|e| anyhow::anyhow!("{}: {e}", data.dir.display()))?;
     let mut exploration = stream_rng(cfg.seed, 2);
+    if let Some((state, checkpoint)) = resume {
+        let global = cfg.train.global_batch_size;
+        state.restore_rank(
+            checkpoint,
+            (&mut trainer, global),
+            &mut sampler,
+            &mut exploration,
+        )?;
+    }
     loop {
         match next_round(&rank, None)? {
             Next::Stop => return Ok(()),
+            Next::Save => {
+                gather_carry(&rank, trainer.carry.as_ref())?;
+                continue;
+            }
             Next::Evaluate(stage) => {
                 evaluate_shard(run, data, &trainer, (&rank, stage), run_dir)?;
                 barrier(&rank)?;

@@ -11,7 +11,7 @@ use crate::run::eval::{
     StepwiseOutcomes,
 };
 use crate::run::ranks::{
-    barrier, evaluate_shard, follow, gradient_exchanges, next_round, shard_file, Next,
+    barrier, evaluate_shard, follow, gather_carry, gradient_exchanges, next_round, shard_file, Next,
 };
 use crate::run::resolve::{
     planned_trainer, resolve_run, this_provenance, ResolvedRun, TrainOptions, CODE_VERSION,
@@ -85,6 +85,9 @@ pub fn train(
     opts: &TrainOptions,
 ) -> Result<TrainOutcome> {
     let run = resolve_run(cfg, data)?;
+    if opts.gpus > 1 {
+        refuse_uneven_ranks(run.config.train.global_batch_size, opts.gpus)?;
+    }
     let (dir, state) = RunDir::open(run_dir, &run, opts.resume)?;
     // The creating version, from config.json: a resumed run keeps it.
     let run = ResolvedRun {
@@ -108,25 +111,16 @@ fn train_ranks(
     state: Option<RunState>,
     opts: &TrainOptions,
 ) -> Result<TrainOutcome> {
-    if state.is_some() {
-        bail!(
-            "{}: resuming on {} ranks is not supported yet: a checkpoint holds rank 0's slots only, so the run cannot continue where it stopped (its checkpoints can still be evaluated)",
-            dir.path().display(),
-            opts.gpus
-        );
-    }
-    let batch = run.config.train.global_batch_size;
-    if batch < opts.gpus {
-        bail!(
-            "--gpus {}: the global batch of {batch} slots leaves a rank without one",
-            opts.gpus
-        );
-    }
     let mut devices = crate::run::device::rank_devices(opts.gpus)?;
     // Rank 0 computes on the run's device: one handle, so its exchange copies nothing.
     devices[0] = opts.device.clone();
     let run_dir = dir.path().to_path_buf();
     let run_dir = &run_dir;
+    // Every rank restores the same saved state, each taking its slots of the carry.
+    let resume = state
+        .as_ref()
+        .map(|s| (s.clone(), dir.checkpoint_path(s.step)));
+    let resume = resume.as_ref();
     let ranks: Vec<Arc<ThreadGroup>> = ThreadGroup::new(devices.clone())
         .into_iter()
         .map(Arc::new)
@@ -141,7 +135,14 @@ fn train_ranks(
                 let (rank, exchange) = (rank.clone(), exchange.clone());
                 s.spawn(move || {
                     let _guard = rank.abort_on_panic();
-                    let result = follow(run, data, opts, (rank.clone(), exchange), device, run_dir);
+                    let result = follow(
+                        run,
+                        data,
+                        opts,
+                        (rank.clone(), exchange),
+                        device,
+                        (run_dir, resume),
+                    );
                     if let Err(e) = &result {
                         rank.abort(&format!("{e:#}"));
                     }
@@ -151,7 +152,7 @@ fn train_ranks(
             .collect();
         let lead = (|| {
             let _guard = ranks[0].abort_on_panic();
-            let mut training = Training::new(run, data, dir, None, opts)?;
+            let mut training = Training::new(run, data, dir, state, opts)?;
             training.trainer.group = exchanges[0].clone();
             training.ranks = Some(ranks[0].clone());
             training.run()
@@ -170,6 +171,30 @@ fn train_ranks(
         }
         lead
     })
+}
+
+/// Every rank must hold as many slots as the others: NCCL's all-gather of the puzzle rows
+/// moves the same count from every rank, so unequal shares would hang or mix rows.
+fn refuse_uneven_ranks(batch: usize, ranks: usize) -> Result<()> {
+    if batch < ranks {
+        bail!("--gpus {ranks}: the global batch of {batch} slots leaves a rank without one");
+    }
+    if !batch.is_multiple_of(ranks) {
+        let fits: Vec<String> = (2..=batch.min(64))
+            .filter(|r| batch.is_multiple_of(*r))
+            .take(6)
+            .map(|r| r.to_string())
+            .collect();
+        bail!(
+            "--gpus {ranks}: the global batch of {batch} slots does not split evenly over {ranks} ranks ({} left over); every rank must hold the same number of slots. Rank counts that divide {batch}: {}",
+            batch % ranks,
+            match fits.is_empty() {
+                true => "none above 1".to_string(),
+                false => fits.join(", "),
+            }
+        );
+    }
+    Ok(())
 }
 
 /// The loop's state between steps.
@@ -253,17 +278,13 @@ impl<'a> Training<'a> {
                     state.step
                 )
             })?;
-        let tensors = models::checkpoint::load_state_dict(&path, &self.opts.device)?;
-        self.trainer
-            .restore(&tensors)
-            .with_context(|| format!("restoring {}", path.display()))?;
-        self.sampler
-            .restore(&state.sampler)
-            .map_err(|e| anyhow::anyhow!("{here}: {e}"))?;
-        self.exploration = state
-            .exploration
-            .rebuild()
-            .map_err(|e| anyhow::anyhow!("{here}: {e}"))?;
+        let global = self.run.config.train.global_batch_size;
+        state.restore_rank(
+            &path,
+            (&mut self.trainer, global),
+            &mut self.sampler,
+            &mut self.exploration,
+        )?;
         self.evals = state.evals;
         self.pending = state.pending;
         self.wall_before = state.wall_seconds;
@@ -556,7 +577,17 @@ impl<'a> Training<'a> {
             code_versions: self.code_versions.clone(),
             provenance: self.provenance.clone(),
         };
-        self.dir.save(&self.trainer.state_tensors()?, &mut state)
+        let every_rank = match &self.ranks {
+            Some(rank) => {
+                next_round(rank, Some(Next::Save))?;
+                gather_carry(rank, self.trainer.carry.as_ref())?
+            }
+            None => self.trainer.carry.clone(),
+        };
+        self.dir.save(
+            &self.trainer.state_tensors(every_rank.as_ref())?,
+            &mut state,
+        )
     }
 }
 
