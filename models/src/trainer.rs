@@ -190,11 +190,13 @@ impl Trainer {
             Some(c) if c.steps.len() == local.len() => c,
             // A checkpoint holds the slots of every rank: this rank takes its own.
             Some(c) if c.steps.len() == global => c.rows(local.clone())?,
-            Some(c) => return Err(candle_core::Error::msg(format!(
+            Some(c) => {
+                return Err(candle_core::Error::msg(format!(
                 "the carry holds {} slots, neither this rank's {} nor the whole batch of {global}",
                 c.steps.len(),
                 local.len()
-            ))),
+            )))
+            }
             None => initial_carry(self.model.as_ref(), &batch)?,
         };
         let table = self.puzzle_table();

@@ -550,6 +550,9 @@ fn an_interrupted_arc_run_pools_the_votes_of_the_uninterrupted_one() {
             "train.steps=4",
             "--set",
             "train.eval_interval=2",
+            // Pruning keeps the last checkpoint and, on ARC, every one pooling reads.
+            "--set",
+            "train.keep_checkpoints=1",
             "--run",
             s(run),
             "--data-root",
@@ -570,6 +573,40 @@ fn an_interrupted_arc_run_pools_the_votes_of_the_uninterrupted_one() {
     let (a, b) = (pool(&whole), pool(&stopped));
     assert_eq!(a["checkpoints"], serde_json::json!([2, 4]));
     assert_eq!(a, b);
+    // The off-schedule step 3 went once step 4 was saved; the pooled ones stayed.
+    assert_eq!(checkpoint_steps(&stopped), [2, 4]);
+}
+
+fn checkpoint_steps(run: &Path) -> Vec<u64> {
+    harness::run::run_dir::checkpoints(run)
+        .unwrap()
+        .into_iter()
+        .map(|(step, _)| step)
+        .collect()
+}
+
+/// After each save a run keeps its last `train.keep_checkpoints` checkpoints (2 unless set)
+/// and removes the older ones, and still resumes from the last.
+#[test]
+fn a_run_keeps_its_last_checkpoints_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (default, one) = (tmp.path().join("default"), tmp.path().join("one"));
+    assert_eq!(smoke_train("trm-att", 9, &default, &data, &[]).unwrap(), 0);
+    assert_eq!(checkpoint_steps(&default), [6, 9]);
+    let keep_one = ["--set", "train.keep_checkpoints=1"];
+    let stop = [&keep_one[..], &["--stop-after", "4"]].concat();
+    assert_eq!(smoke_train("trm-att", 9, &one, &data, &stop).unwrap(), 130);
+    assert_eq!(checkpoint_steps(&one), [4]);
+    let resume = [&keep_one[..], &["--resume"]].concat();
+    assert_eq!(smoke_train("trm-att", 9, &one, &data, &resume).unwrap(), 0);
+    assert_eq!(checkpoint_steps(&one), [9]);
+    let none = ["--set", "train.keep_checkpoints=0"];
+    let err = smoke_train("trm-att", 9, &tmp.path().join("none"), &data, &none).unwrap_err();
+    assert!(
+        err.contains("train.keep_checkpoints must be at least 1"),
+        "{err}"
+    );
 }
 
 #[test]

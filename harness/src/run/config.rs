@@ -90,6 +90,22 @@ pub struct TrainConfig {
     pub eval_interval: u64,
     /// Rows of `metrics.csv`: one per this many steps.
     pub log_interval: u64,
+    /// Checkpoints kept after each save: the last this many, plus on ARC every scheduled one,
+    /// whose votes pooling reads (`run_dir::Retention`). Left out of `config.json` at its
+    /// default, so runs saved before it existed resume.
+    #[serde(
+        default = "default_keep_checkpoints",
+        skip_serializing_if = "is_default_keep_checkpoints"
+    )]
+    pub keep_checkpoints: usize,
+}
+
+fn default_keep_checkpoints() -> usize {
+    2
+}
+
+fn is_default_keep_checkpoints(keep: &usize) -> bool {
+    *keep == default_keep_checkpoints()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,6 +205,9 @@ impl RunConfig {
         }
         if t.eval_interval == 0 || t.log_interval == 0 {
             bail!("train.eval_interval and train.log_interval must be at least 1");
+        }
+        if t.keep_checkpoints == 0 {
+            bail!("train.keep_checkpoints must be at least 1: a run continues from its last checkpoint");
         }
         if self.eval.test_time_steps.contains(&0) {
             bail!("eval.test_time_steps must be budgets of at least 1 supervision step");

@@ -9,7 +9,7 @@
 
 use crate::run::eval::{arc_solutions, evaluate_checkpoint, EvalSplit};
 use crate::run::resolve::ResolvedRun;
-use crate::run::run_dir::{ArcPredictionsFile, RunDir};
+use crate::run::run_dir::{pooled_checkpoint, ArcPredictionsFile, RunDir};
 use anyhow::{bail, Result};
 use candle_core::Device;
 use datasets::format::LoadedDataset;
@@ -37,8 +37,8 @@ pub fn arc_pooled(
     let examples = data.data.test.num_examples();
     let mut pooled = Vec::new();
     let mut checkpoints = Vec::new();
-    let interval = run.config.train.eval_interval.max(1);
-    let scheduled = |step: u64| step.is_multiple_of(interval) || step == run.total_steps;
+    let interval = run.config.train.eval_interval;
+    let scheduled = |step: u64| pooled_checkpoint(step, interval, run.total_steps);
     for (step, path) in dir
         .checkpoints()?
         .into_iter()

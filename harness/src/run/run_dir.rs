@@ -168,6 +168,7 @@ impl RunDir {
         &self,
         tensors: &[(String, candle_core::Tensor)],
         state: &mut RunState,
+        retention: &Retention,
     ) -> Result<()> {
         let path = self.checkpoint_path(state.step);
         std::fs::create_dir_all(path.parent().expect("in the checkpoints folder"))
@@ -179,6 +180,13 @@ impl RunDir {
         state.metrics_bytes = self.log_bytes(METRICS_FILE);
         state.eval_bytes = self.log_bytes(EVAL_FILE);
         write_json(&self.path.join(STATE_FILE), state)?;
+        // Only now: until the state points to the new checkpoint, the old ones are the run.
+        let saved = self.checkpoints()?;
+        for (newer, (step, path)) in saved.iter().rev().enumerate() {
+            if !retention.keeps(*step, newer) {
+                remove_if_present(path)?;
+            }
+        }
         Ok(())
     }
 
@@ -215,6 +223,43 @@ impl RunDir {
             .with_context(|| format!("creating {}", path.display()))?;
         Ok(write_json(&path, file)?)
     }
+}
+
+/// Which checkpoints a run keeps after each save (`train.keep_checkpoints`): the last k,
+/// to continue from and evaluate, and on ARC every scheduled one, whose votes pooling reads
+/// (an ARC checkpoint at the paper's shape is a few GB, so an unpruned 50k-epoch run fills
+/// a disk).
+pub struct Retention {
+    last: usize,
+    pooled: Option<(u64, u64)>,
+}
+
+impl Retention {
+    pub fn of(run: &ResolvedRun) -> Retention {
+        let t = &run.config.train;
+        Retention {
+            last: t.keep_checkpoints.max(1),
+            pooled: run
+                .config
+                .task
+                .starts_with("arc-")
+                .then_some((t.eval_interval, run.total_steps)),
+        }
+    }
+
+    /// Whether the checkpoint of `step`, with `newer` checkpoints after it, stays.
+    fn keeps(&self, step: u64, newer: usize) -> bool {
+        newer < self.last
+            || self
+                .pooled
+                .is_some_and(|(interval, total)| pooled_checkpoint(step, interval, total))
+    }
+}
+
+/// Whether pooling counts the checkpoint of `step`: the eval-interval ones and the last,
+/// never one saved off the schedule by a signal or `--stop-after`.
+pub fn pooled_checkpoint(step: u64, eval_interval: u64, total_steps: u64) -> bool {
+    step.is_multiple_of(eval_interval.max(1)) || step == total_steps
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {

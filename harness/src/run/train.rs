@@ -16,7 +16,7 @@ use crate::run::ranks::{
 use crate::run::resolve::{
     planned_trainer, resolve_run, this_provenance, ResolvedRun, TrainOptions, CODE_VERSION,
 };
-use crate::run::run_dir::{ArcPredictionsFile, RunDir};
+use crate::run::run_dir::{ArcPredictionsFile, Retention, RunDir};
 use crate::run::scores::{self, ScoresFile};
 use crate::run::signals::{install_interrupt_handler, interrupted};
 use crate::run::state::{MetricSums, RunState};
@@ -587,6 +587,7 @@ impl<'a> Training<'a> {
         self.dir.save(
             &self.trainer.state_tensors(every_rank.as_ref())?,
             &mut state,
+            &Retention::of(self.run),
         )
     }
 }
