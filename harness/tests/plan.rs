@@ -65,6 +65,24 @@ fn the_paper_recipes_of_every_task_fit_an_80_gb_gpu() {
         empty.path(),
     );
     assert!(!ok && text.contains("does NOT fit in 1.00 GB"), "{text}");
+    // Ranks that do not divide the batch (768 over 5) are refused, as `train` refuses them.
+    let (ok, text) = plan(
+        &[
+            "--preset",
+            "paper",
+            "--task",
+            "maze-hard",
+            "--model",
+            "hrm",
+            "--gpus",
+            "5",
+        ],
+        empty.path(),
+    );
+    assert!(
+        !ok && text.contains("does not split evenly over 5 ranks"),
+        "{text}"
+    );
 }
 
 /// The estimate over a measured peak (`what`: "measured" for the live heap, "resident"),

@@ -4,6 +4,7 @@
 use crate::run::config::{Preset, RunConfig};
 use crate::run::measure::measure;
 use crate::run::memory::{data_shape, gb, layer_path, parse_bytes, plan, DataShape, Plan};
+use crate::run::ranks::refuse_uneven_ranks;
 use anyhow::{bail, Result};
 use candle_core::Device;
 use models::memory::LayerPath;
@@ -43,6 +44,10 @@ pub fn run(args: PlanArgs) -> Result<u8> {
         bail!("--gpus must be at least 1");
     }
     let run_cfg = Preset::load(&args.preset)?.resolve(&args.task, &args.model, &args.overrides)?;
+    // The plan of a run that `train` would refuse would only mislead.
+    if args.gpus > 1 {
+        refuse_uneven_ranks(run_cfg.train.global_batch_size, args.gpus)?;
+    }
     let shape = data_shape(&run_cfg, &args.data_root)?;
     let cfg = run_cfg.model_config(shape.seq_len, shape.vocab_size, shape.puzzles)?;
     let path = match (args.layers.as_deref(), args.device_memory) {

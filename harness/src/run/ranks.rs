@@ -6,7 +6,7 @@
 use crate::run::eval::{run_shard, to_batch, EvalSplit, Protocol, Stage};
 use crate::run::resolve::{planned_trainer, ResolvedRun, TrainOptions};
 use crate::run::state::RunState;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use datasets::format::LoadedDataset;
 use datasets::loader::TrainSampler;
@@ -39,6 +39,30 @@ pub fn gradient_exchanges(
         .iter()
         .map(|r| r.clone() as Arc<dyn Collective>)
         .collect())
+}
+
+/// Every rank must hold as many slots as the others: NCCL's all-gather of the puzzle rows
+/// moves the same count from every rank, so unequal shares would hang or mix rows.
+pub fn refuse_uneven_ranks(batch: usize, ranks: usize) -> Result<()> {
+    if batch < ranks {
+        bail!("--gpus {ranks}: the global batch of {batch} slots leaves a rank without one");
+    }
+    if !batch.is_multiple_of(ranks) {
+        let fits: Vec<String> = (2..=batch.min(64))
+            .filter(|r| batch.is_multiple_of(*r))
+            .take(6)
+            .map(|r| r.to_string())
+            .collect();
+        bail!(
+            "--gpus {ranks}: the global batch of {batch} slots does not split evenly over {ranks} ranks ({} left over); every rank must hold the same number of slots. Rank counts that divide {batch}: {}",
+            batch % ranks,
+            match fits.is_empty() {
+                true => "none above 1".to_string(),
+                false => fits.join(", "),
+            }
+        );
+    }
+    Ok(())
 }
 
 /// What the ranks do next, as rank 0 says.

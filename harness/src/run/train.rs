@@ -11,7 +11,8 @@ use crate::run::eval::{
     StepwiseOutcomes,
 };
 use crate::run::ranks::{
-    barrier, evaluate_shard, follow, gather_carry, gradient_exchanges, next_round, shard_file, Next,
+    barrier, evaluate_shard, follow, gather_carry, gradient_exchanges, next_round,
+    refuse_uneven_ranks, shard_file, Next,
 };
 use crate::run::resolve::{
     planned_trainer, resolve_run, this_provenance, ResolvedRun, TrainOptions, CODE_VERSION,
@@ -20,7 +21,7 @@ use crate::run::run_dir::{ArcPredictionsFile, Retention, RunDir};
 use crate::run::scores::{self, ScoresFile};
 use crate::run::signals::{install_interrupt_handler, interrupted};
 use crate::run::state::{MetricSums, RunState};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use datasets::format::LoadedDataset;
 use datasets::loader::TrainSampler;
 use datasets::sample::{stream_rng, RngState};
@@ -171,30 +172,6 @@ fn train_ranks(
         }
         lead
     })
-}
-
-/// Every rank must hold as many slots as the others: NCCL's all-gather of the puzzle rows
-/// moves the same count from every rank, so unequal shares would hang or mix rows.
-fn refuse_uneven_ranks(batch: usize, ranks: usize) -> Result<()> {
-    if batch < ranks {
-        bail!("--gpus {ranks}: the global batch of {batch} slots leaves a rank without one");
-    }
-    if !batch.is_multiple_of(ranks) {
-        let fits: Vec<String> = (2..=batch.min(64))
-            .filter(|r| batch.is_multiple_of(*r))
-            .take(6)
-            .map(|r| r.to_string())
-            .collect();
-        bail!(
-            "--gpus {ranks}: the global batch of {batch} slots does not split evenly over {ranks} ranks ({} left over); every rank must hold the same number of slots. Rank counts that divide {batch}: {}",
-            batch % ranks,
-            match fits.is_empty() {
-                true => "none above 1".to_string(),
-                false => fits.join(", "),
-            }
-        );
-    }
-    Ok(())
 }
 
 /// The loop's state between steps.
