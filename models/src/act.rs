@@ -7,6 +7,7 @@ use crate::model::RecursiveModel;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::Rng;
 use std::borrow::Borrow;
+use std::collections::HashMap;
 use std::ops::Range;
 
 /// One batch: `inputs` u32 `[B, S]`, `labels` i64 `[B, S]` with -100 where ignored,
@@ -97,6 +98,60 @@ per_slot_fields!(Carry {
     halted,
     examples
 });
+
+impl Carry {
+    /// The carry as checkpoint tensors (`carry.*`, the official names `z_H`, `z_L` for the
+    /// states), one entry per slot along each tensor's first axis.
+    pub fn to_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let device = self.inner.z_h.device();
+        let steps: Vec<i64> = self.steps.iter().map(|&s| i64::from(s)).collect();
+        let halted: Vec<u8> = self.halted.iter().map(|&h| u8::from(h)).collect();
+        Ok(vec![
+            ("carry.z_H".into(), self.inner.z_h.clone()),
+            ("carry.z_L".into(), self.inner.z_l.clone()),
+            ("carry.steps".into(), Tensor::new(steps, device)?),
+            ("carry.halted".into(), Tensor::new(halted, device)?),
+            ("carry.inputs".into(), self.examples.inputs.clone()),
+            ("carry.labels".into(), self.examples.labels.clone()),
+            (
+                "carry.puzzle_identifiers".into(),
+                self.examples.puzzle_identifiers.clone(),
+            ),
+        ])
+    }
+
+    /// The carry `to_tensors` wrote into `state`, if it holds one.
+    pub fn from_tensors(state: &HashMap<String, Tensor>) -> Result<Option<Carry>> {
+        let Some(z_h) = state.get("carry.z_H") else {
+            return Ok(None);
+        };
+        let get = |name: &str| {
+            state
+                .get(name)
+                .cloned()
+                .ok_or_else(|| candle_core::Error::msg(format!("checkpoint lacks {name}")))
+        };
+        Ok(Some(Carry {
+            inner: InnerCarry {
+                z_h: z_h.clone(),
+                z_l: get("carry.z_L")?,
+            },
+            steps: crate::host::vec1::<i64>(&get("carry.steps")?)?
+                .iter()
+                .map(|&s| s as u32)
+                .collect(),
+            halted: crate::host::vec1::<u8>(&get("carry.halted")?)?
+                .iter()
+                .map(|&h| h != 0)
+                .collect(),
+            examples: Batch {
+                inputs: get("carry.inputs")?,
+                labels: get("carry.labels")?,
+                puzzle_identifiers: get("carry.puzzle_identifiers")?,
+            },
+        }))
+    }
+}
 
 #[derive(Debug)]
 pub struct StepOutput {

@@ -186,19 +186,7 @@ impl Trainer {
             global,
         );
         let batch = batch.rows(local.clone())?;
-        let carry = match self.carry.take() {
-            Some(c) if c.steps.len() == local.len() => c,
-            // A checkpoint holds the slots of every rank: this rank takes its own.
-            Some(c) if c.steps.len() == global => c.rows(local.clone())?,
-            Some(c) => {
-                return Err(candle_core::Error::msg(format!(
-                "the carry holds {} slots, neither this rank's {} nor the whole batch of {global}",
-                c.steps.len(),
-                local.len()
-            )))
-            }
-            None => initial_carry(self.model.as_ref(), &batch)?,
-        };
+        let carry = self.rank_carry(&batch, local.clone(), global)?;
         let table = self.puzzle_table();
         let pieces = self.micro_batches.max(1) * self.batch_shards.max(1);
         let pieces: Vec<_> = (0..pieces)
@@ -253,6 +241,26 @@ impl Trainer {
             _ => Carry::cat(&next_carries)?,
         });
         Ok(grads.metrics)
+    }
+
+    /// This rank's slots of the carry: its own, its rows of a checkpoint's carry of the
+    /// whole batch (which holds every rank's slots), or fresh ones before the first step.
+    fn rank_carry(
+        &mut self,
+        batch: &Batch,
+        local: std::ops::Range<usize>,
+        global: usize,
+    ) -> Result<Carry> {
+        match self.carry.take() {
+            Some(c) if c.steps.len() == local.len() => Ok(c),
+            Some(c) if c.steps.len() == global => c.rows(local),
+            Some(c) => Err(candle_core::Error::msg(format!(
+                "the carry holds {} slots, neither this rank's {} nor the whole batch of {global}",
+                c.steps.len(),
+                local.len()
+            ))),
+            None => initial_carry(self.model.as_ref(), batch),
+        }
     }
 
     /// The gradients of one piece (zeros for a parameter the loss does not reach, which
@@ -489,28 +497,7 @@ impl Trainer {
             Tensor::new(&[self.step as i64], &device)?,
         ));
         if let Some(c) = carry {
-            out.push(("carry.z_H".into(), c.inner.z_h.clone()));
-            out.push(("carry.z_L".into(), c.inner.z_l.clone()));
-            out.push((
-                "carry.steps".into(),
-                Tensor::new(
-                    c.steps.iter().map(|&s| s as i64).collect::<Vec<_>>(),
-                    &device,
-                )?,
-            ));
-            out.push((
-                "carry.halted".into(),
-                Tensor::new(
-                    c.halted.iter().map(|&h| h as u8).collect::<Vec<_>>(),
-                    &device,
-                )?,
-            ));
-            out.push(("carry.inputs".into(), c.examples.inputs.clone()));
-            out.push(("carry.labels".into(), c.examples.labels.clone()));
-            out.push((
-                "carry.puzzle_identifiers".into(),
-                c.examples.puzzle_identifiers.clone(),
-            ));
+            out.extend(c.to_tensors()?);
         }
         Ok(out)
     }
@@ -563,28 +550,7 @@ impl Trainer {
         }
         self.params.restore(state)?;
         self.step = crate::host::vec1::<i64>(get("optim.step")?)?[0] as u64;
-        self.carry = match state.get("carry.z_H") {
-            None => None,
-            Some(z_h) => Some(Carry {
-                inner: crate::frame::InnerCarry {
-                    z_h: z_h.clone(),
-                    z_l: get("carry.z_L")?.clone(),
-                },
-                steps: crate::host::vec1::<i64>(get("carry.steps")?)?
-                    .iter()
-                    .map(|&s| s as u32)
-                    .collect(),
-                halted: crate::host::vec1::<u8>(get("carry.halted")?)?
-                    .iter()
-                    .map(|&h| h != 0)
-                    .collect(),
-                examples: Batch {
-                    inputs: get("carry.inputs")?.clone(),
-                    labels: get("carry.labels")?.clone(),
-                    puzzle_identifiers: get("carry.puzzle_identifiers")?.clone(),
-                },
-            }),
-        };
+        self.carry = Carry::from_tensors(state)?;
         Ok(())
     }
 }

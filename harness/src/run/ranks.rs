@@ -11,9 +11,8 @@ use candle_core::{Device, Tensor};
 use datasets::format::LoadedDataset;
 use datasets::loader::TrainSampler;
 use datasets::sample::stream_rng;
-use models::act::{Batch, Carry};
+use models::act::Carry;
 use models::collective::{Collective, ThreadGroup};
-use models::frame::InnerCarry;
 use models::optim::lr_multiplier;
 use models::trainer::Trainer;
 use std::path::{Path, PathBuf};
@@ -106,27 +105,13 @@ pub fn gather_carry(rank: &ThreadGroup, carry: Option<&Carry>) -> Result<Option<
     let Some(c) = carry else {
         return Ok(None);
     };
-    let device = c.inner.z_h.device();
-    let gather = |t: &Tensor| rank.all_gather(t);
-    let steps = Tensor::new(c.steps.as_slice(), device)?;
-    let halted: Vec<u8> = c.halted.iter().map(|&h| u8::from(h)).collect();
-    let halted = Tensor::new(halted.as_slice(), device)?;
-    Ok(Some(Carry {
-        inner: InnerCarry {
-            z_h: gather(&c.inner.z_h)?,
-            z_l: gather(&c.inner.z_l)?,
-        },
-        steps: models::host::vec1::<u32>(&gather(&steps)?)?,
-        halted: models::host::vec1::<u8>(&gather(&halted)?)?
-            .into_iter()
-            .map(|h| h != 0)
-            .collect(),
-        examples: Batch {
-            inputs: gather(&c.examples.inputs)?,
-            labels: gather(&c.examples.labels)?,
-            puzzle_identifiers: gather(&c.examples.puzzle_identifiers)?,
-        },
-    }))
+    // Through the checkpoint's own encoding, so the two cannot drift apart.
+    let whole = c
+        .to_tensors()?
+        .into_iter()
+        .map(|(name, t)| Ok((name, rank.all_gather(&t)?)))
+        .collect::<Result<std::collections::HashMap<_, _>>>()?;
+    Ok(Carry::from_tensors(&whole)?)
 }
 
 /// Waits until every rank has arrived.
