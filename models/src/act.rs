@@ -91,7 +91,24 @@ per_slot_fields!(Batch {
     labels,
     puzzle_identifiers
 });
-per_slot_fields!(InnerCarry { z_h, z_l });
+impl PerSlot for InnerCarry {
+    fn rows(&self, rows: Range<usize>) -> Result<Self> {
+        let states = self.states.iter().map(|s| s.rows(rows.clone()));
+        Ok(InnerCarry::new(self.names, states.collect::<Result<_>>()?))
+    }
+
+    fn cat<P: Borrow<Self>>(parts: &[P]) -> Result<Self> {
+        let first = parts
+            .first()
+            .ok_or_else(|| candle_core::Error::msg("no carries to concatenate"))?
+            .borrow();
+        let states = (0..first.states.len()).map(|i| {
+            let column: Vec<&Tensor> = parts.iter().map(|p| &p.borrow().states[i]).collect();
+            <Tensor as PerSlot>::cat(&column)
+        });
+        Ok(InnerCarry::new(first.names, states.collect::<Result<_>>()?))
+    }
+}
 per_slot_fields!(Carry {
     inner,
     steps,
@@ -103,12 +120,14 @@ impl Carry {
     /// The carry as checkpoint tensors (`carry.*`, the official names `z_H`, `z_L` for the
     /// states), one entry per slot along each tensor's first axis.
     pub fn to_tensors(&self) -> Result<Vec<(String, Tensor)>> {
-        let device = self.inner.z_h.device();
+        let device = self.inner.output().device();
         let steps: Vec<i64> = self.steps.iter().map(|&s| i64::from(s)).collect();
         let halted: Vec<u8> = self.halted.iter().map(|&h| u8::from(h)).collect();
-        Ok(vec![
-            ("carry.z_H".into(), self.inner.z_h.clone()),
-            ("carry.z_L".into(), self.inner.z_l.clone()),
+        let states = self.inner.names.iter().zip(&self.inner.states);
+        let mut tensors: Vec<(String, Tensor)> = states
+            .map(|(name, state)| (format!("carry.{name}"), state.clone()))
+            .collect();
+        tensors.extend([
             ("carry.steps".into(), Tensor::new(steps, device)?),
             ("carry.halted".into(), Tensor::new(halted, device)?),
             ("carry.inputs".into(), self.examples.inputs.clone()),
@@ -117,14 +136,31 @@ impl Carry {
                 "carry.puzzle_identifiers".into(),
                 self.examples.puzzle_identifiers.clone(),
             ),
-        ])
+        ]);
+        Ok(tensors)
     }
 
-    /// The carry `to_tensors` wrote into `state`, if it holds one.
-    pub fn from_tensors(state: &HashMap<String, Tensor>) -> Result<Option<Carry>> {
-        let Some(z_h) = state.get("carry.z_H") else {
+    /// The carry `to_tensors` wrote into `state` for a model with the states `names`, if it
+    /// holds one; one with other states is refused by name.
+    pub fn from_tensors(
+        state: &HashMap<String, Tensor>,
+        names: &'static [&'static str],
+    ) -> Result<Option<Carry>> {
+        let mut held: Vec<&str> = state
+            .keys()
+            .filter_map(|k| k.strip_prefix("carry.z_"))
+            .collect();
+        if held.is_empty() {
             return Ok(None);
-        };
+        }
+        held.sort_unstable();
+        let mut wanted: Vec<&str> = names.iter().map(|n| n.trim_start_matches("z_")).collect();
+        wanted.sort_unstable();
+        if held != wanted {
+            return Err(candle_core::Error::msg(format!(
+                "the checkpoint's carry holds the states {held:?} (as z_*), this model's are {names:?}"
+            )));
+        }
         let get = |name: &str| {
             state
                 .get(name)
@@ -132,10 +168,13 @@ impl Carry {
                 .ok_or_else(|| candle_core::Error::msg(format!("checkpoint lacks {name}")))
         };
         Ok(Some(Carry {
-            inner: InnerCarry {
-                z_h: z_h.clone(),
-                z_l: get("carry.z_L")?,
-            },
+            inner: InnerCarry::new(
+                names,
+                names
+                    .iter()
+                    .map(|n| get(&format!("carry.{n}")))
+                    .collect::<Result<_>>()?,
+            ),
             steps: crate::host::vec1::<i64>(&get("carry.steps")?)?
                 .iter()
                 .map(|&s| s as u32)
@@ -255,11 +294,8 @@ pub fn act_step(
 
     let x = model.frame().input_embeddings(&examples.inputs, &rows)?;
     let stepped = model.supervision_step(&inner, &x)?;
-    let (logits, q_halt, q_continue) = model.frame().heads(&stepped.z_h)?;
-    let new_inner = InnerCarry {
-        z_h: stepped.z_h.detach(),
-        z_l: stepped.z_l.detach(),
-    };
+    let (logits, q_halt, q_continue) = model.frame().heads(stepped.output())?;
+    let new_inner = stepped.detach();
 
     let max_steps = model.config().halt_max_steps as u32;
     let steps = steps_after(carry);
@@ -330,10 +366,11 @@ fn load_halted_slots(
     let select = |on_true: &Tensor, on_false: &Tensor| {
         select_rows(&carry.halted, &halted, on_true, on_false)
     };
-    let inner = InnerCarry {
-        z_h: select(&fresh.z_h, &carry.inner.z_h)?,
-        z_l: select(&fresh.z_l, &carry.inner.z_l)?,
-    };
+    let states = fresh.states.iter().zip(&carry.inner.states);
+    let inner = InnerCarry::new(
+        fresh.names,
+        states.map(|(f, c)| select(f, c)).collect::<Result<_>>()?,
+    );
     let examples = Batch {
         inputs: select(&batch.inputs, &carry.examples.inputs)?,
         labels: select(&batch.labels, &carry.examples.labels)?,
@@ -395,7 +432,7 @@ fn continue_target(
 ) -> Result<Tensor> {
     let (next_halt, next_continue) = crate::layers::no_grad(|| -> Result<_> {
         let next = model.supervision_step(new_inner, &x.detach())?;
-        let (_, halt, cont) = model.frame().heads(&next.z_h)?;
+        let (_, halt, cont) = model.frame().heads(next.output())?;
         Ok((halt, cont))
     })?;
     let last = Tensor::from_vec(

@@ -14,11 +14,15 @@ pub struct ModelConfig {
     pub vocab_size: usize,
     /// T in TRM (rounds), the slow H cycles in HRM.
     pub H_cycles: usize,
-    /// n in TRM (latent updates per round), the fast L cycles in HRM.
+    /// n in TRM (latent updates per round), the fast L cycles in HRM; the transformer
+    /// baseline has none (its official config leaves it out: 1).
+    #[serde(default = "one")]
     pub L_cycles: usize,
     /// HRM's H-level depth; TRM ignores it.
     #[serde(default)]
     pub H_layers: usize,
+    /// TRM's network depth, HRM's L-level depth; the transformer baseline ignores it.
+    #[serde(default)]
     pub L_layers: usize,
     pub hidden_size: usize,
     pub expansion: f64,
@@ -60,6 +64,9 @@ pub enum Gradient {
     OneStep,
 }
 
+fn one() -> usize {
+    1
+}
 fn default_eps() -> f64 {
     1e-5
 }
@@ -80,9 +87,9 @@ impl ModelConfig {
     }
 
     /// Whether the halting head learns a continue logit: the configured switch, else the
-    /// family's own (TRM: no, HRM: yes).
+    /// model's own (HRM: yes; TRM, its variants and the transformer baseline: no).
     pub fn learns_continue(&self, kind: crate::model::ModelKind) -> bool {
-        let official_default = kind == crate::model::ModelKind::Trm;
+        let official_default = kind != crate::model::ModelKind::Hrm;
         !self.no_ACT_continue.unwrap_or(official_default)
     }
 

@@ -1,4 +1,4 @@
-//! Analytic cost of both models: parameter counts (trainable weights apart from buffers: the
+//! Analytic cost of every model: parameter counts (trainable weights apart from buffers: the
 //! initial states and the puzzle-embedding table, which the papers' "7M" / "27M" exclude) and
 //! matmul FLOPs (2 m n k per product) of one supervision step, one training step and one
 //! evaluation step. Backward is counted as twice the forward of the part that trains.
@@ -11,7 +11,7 @@ use crate::model::ModelKind;
 pub struct ParameterCounts {
     /// What the optimiser updates (`model.parameters()`).
     pub trainable: u64,
-    /// `H_init`, `L_init` and the puzzle-embedding table.
+    /// The initial states (`H_init`, `L_init`, ...) and the puzzle-embedding table.
     pub buffers: u64,
     /// The puzzle-embedding table alone (trained by sign-SGD, not counted as parameters).
     pub puzzle_embedding: u64,
@@ -34,14 +34,16 @@ fn block_params(cfg: &ModelConfig, sequence_mlp: bool) -> u64 {
 pub fn parameter_counts(cfg: &ModelConfig, kind: ModelKind) -> ParameterCounts {
     let d = cfg.hidden_size as u64;
     let io = 2 * cfg.vocab_size as u64 * d + 2 * d + 2;
-    let blocks = match kind {
-        ModelKind::Trm => cfg.L_layers as u64 * block_params(cfg, cfg.mlp_t),
-        ModelKind::Hrm => (cfg.H_layers + cfg.L_layers) as u64 * block_params(cfg, false),
-    };
+    let blocks: u64 = kind
+        .levels(cfg)
+        .iter()
+        .map(|l| l.layers as u64 * block_params(cfg, l.sequence_mlp))
+        .sum();
     let puzzle_embedding = (cfg.num_puzzle_identifiers * cfg.puzzle_emb_ndim) as u64;
+    let initial_states = kind.state_names().len() as u64 * d;
     ParameterCounts {
         trainable: io + blocks,
-        buffers: 2 * d + puzzle_embedding,
+        buffers: initial_states + puzzle_embedding,
         puzzle_embedding,
     }
 }
@@ -83,7 +85,9 @@ pub fn step_flops(cfg: &ModelConfig, kind: ModelKind) -> StepFlops {
         Gradient::OneStep => 1.0,
     };
     let (forward, with_graph) = match kind {
-        ModelKind::Trm => {
+        // TRM-SingleZ and TRM-Hier6 apply the one net as often as TRM (n latent updates and
+        // one closing update per round); their sums of states are not matmuls.
+        ModelKind::Trm | ModelKind::TrmSingleZ | ModelKind::TrmHier6 => {
             let net = cfg.L_layers as f64 * block_flops(cfg, cfg.mlp_t);
             let per_round = (cfg.L_cycles + 1) as f64 * net;
             let forward = cfg.H_cycles as f64 * per_round + heads;
@@ -97,6 +101,10 @@ pub fn step_flops(cfg: &ModelConfig, kind: ModelKind) -> StepFlops {
             let forward =
                 (cfg.H_cycles * cfg.L_cycles) as f64 * l + cfg.H_cycles as f64 * h + heads;
             (forward, h + l_with_graph * l + heads)
+        }
+        ModelKind::Transformer => {
+            let pass = cfg.H_layers as f64 * block_flops(cfg, false) + heads;
+            (pass, pass)
         }
     };
     // The continue target is a second forward pass from the next state.

@@ -1,18 +1,48 @@
-//! What TRM and HRM share around their recursion: token and puzzle embeddings (the input
+//! What every model shares around its recursion: token and puzzle embeddings (the input
 //! `x`), the initial states, the rotary tables, and the two heads.
 
 use crate::attention::Rotary;
 use crate::config::ModelConfig;
 use crate::layers::{at_least_f32, Linear};
+use crate::model::{initial_state_buffer, ModelKind};
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
-/// The recurrent state: `z_H` is TRM's answer y (HRM's slow state), `z_L` TRM's latent z
-/// (HRM's fast state). Shapes `[batch, prefix + seq_len, hidden]`.
+/// The recurrent states under their official names (`ModelKind::state_names`): in TRM and
+/// HRM `z_H` is TRM's answer y (HRM's slow state) and `z_L` TRM's latent z (HRM's fast
+/// state). Shapes `[batch, prefix + seq_len, hidden]`. The heads read the first.
 #[derive(Debug, Clone)]
 pub struct InnerCarry {
-    pub z_h: Tensor,
-    pub z_l: Tensor,
+    pub names: &'static [&'static str],
+    pub states: Vec<Tensor>,
+}
+
+impl InnerCarry {
+    pub fn new(names: &'static [&'static str], states: Vec<Tensor>) -> Self {
+        debug_assert_eq!(names.len(), states.len());
+        InnerCarry { names, states }
+    }
+
+    /// The state the heads read.
+    pub fn output(&self) -> &Tensor {
+        &self.states[0]
+    }
+
+    /// The same states without their graphs.
+    pub fn detach(&self) -> InnerCarry {
+        InnerCarry::new(self.names, self.states.iter().map(Tensor::detach).collect())
+    }
+
+    /// The states as `[a, b]`, for models with exactly two.
+    pub fn pair(&self) -> Result<(Tensor, Tensor)> {
+        match self.states.as_slice() {
+            [a, b] => Ok((a.clone(), b.clone())),
+            _ => Err(candle_core::Error::msg(format!(
+                "expected two states, the carry holds {:?}",
+                self.names
+            ))),
+        }
+    }
 }
 
 /// What both models share around their recursion (everything but the reasoning modules).
@@ -21,9 +51,9 @@ pub struct ModelFrame {
     embed_tokens: Tensor,
     lm_head: Linear,
     q_head: Linear,
-    /// Initial states (buffers, not trained).
-    pub h_init: Tensor,
-    pub l_init: Tensor,
+    /// Initial states (buffers, not trained), one per state of `state_names`.
+    inits: Vec<Tensor>,
+    state_names: &'static [&'static str],
     pub rotary: Option<Rotary>,
     prefix_len: usize,
     hidden: usize,
@@ -35,7 +65,12 @@ pub struct ModelFrame {
 
 impl ModelFrame {
     /// `vb` is rooted at the inner model (`model.inner`).
-    pub fn new(vb: &VarBuilder, cfg: &ModelConfig, device: &Device) -> Result<Self> {
+    pub fn new(
+        vb: &VarBuilder,
+        cfg: &ModelConfig,
+        kind: ModelKind,
+        device: &Device,
+    ) -> Result<Self> {
         let d = cfg.hidden_size;
         let rotary = if cfg.uses_rope() {
             Some(Rotary::new(
@@ -53,8 +88,12 @@ impl ModelFrame {
                 .get((cfg.vocab_size, d), "embedding_weight")?,
             lm_head: Linear::new(&vb.pp("lm_head"), d, cfg.vocab_size, false)?,
             q_head: Linear::new(&vb.pp("q_head"), d, 2, true)?,
-            h_init: vb.get(d, "H_init")?,
-            l_init: vb.get(d, "L_init")?,
+            inits: kind
+                .state_names()
+                .iter()
+                .map(|state| vb.get(d, &initial_state_buffer(state)))
+                .collect::<Result<_>>()?,
+            state_names: kind.state_names(),
             rotary,
             prefix_len: cfg.prefix_len(),
             hidden: d,
@@ -113,19 +152,16 @@ impl ModelFrame {
     /// Fresh states broadcast over every position, for the given batch size.
     pub fn initial_carry(&self, batch: usize, seq: usize) -> Result<InnerCarry> {
         let shape = (batch, seq, self.hidden);
-        Ok(InnerCarry {
-            z_h: self
-                .h_init
-                .to_dtype(self.dtype)?
-                .reshape((1, 1, self.hidden))?
-                .broadcast_as(shape)?
-                .contiguous()?,
-            z_l: self
-                .l_init
-                .to_dtype(self.dtype)?
-                .reshape((1, 1, self.hidden))?
-                .broadcast_as(shape)?
-                .contiguous()?,
-        })
+        let states = self
+            .inits
+            .iter()
+            .map(|init| {
+                init.to_dtype(self.dtype)?
+                    .reshape((1, 1, self.hidden))?
+                    .broadcast_as(shape)?
+                    .contiguous()
+            })
+            .collect::<Result<_>>()?;
+        Ok(InnerCarry::new(self.state_names, states))
     }
 }

@@ -27,7 +27,7 @@ impl Hrm {
         let shape = BlockShape::of(cfg, false);
         Ok(Hrm {
             cfg: cfg.clone(),
-            frame: ModelFrame::new(vb, cfg, device)?,
+            frame: ModelFrame::new(vb, cfg, ModelKind::Hrm, device)?,
             h_level: ReasoningModule::new(&vb.pp("H_level"), cfg.H_layers, shape)?,
             l_level: ReasoningModule::new(&vb.pp("L_level"), cfg.L_layers, shape)?,
         })
@@ -68,7 +68,7 @@ impl RecursiveModel for Hrm {
         };
         // Every update before those, without a graph.
         let (z_h, z_l) = no_grad(|| -> Result<(Tensor, Tensor)> {
-            let (mut z_h, mut z_l) = (carry.z_h.detach(), carry.z_l.detach());
+            let (mut z_h, mut z_l) = carry.detach().pair()?;
             let x = x.detach();
             for _ in 0..h_cycles - 1 {
                 z_l = self.l_updates(&z_h, z_l, &x, l_cycles)?;
@@ -83,14 +83,17 @@ impl RecursiveModel for Hrm {
         let z_h = self
             .h_level
             .forward(&z_h, &z_l, self.frame.rotary.as_ref())?;
-        Ok(InnerCarry { z_h, z_l })
+        Ok(InnerCarry::new(
+            ModelKind::Hrm.state_names(),
+            vec![z_h, z_l],
+        ))
     }
 
     fn levels(&self) -> Vec<&ReasoningModule> {
         vec![&self.l_level, &self.h_level]
     }
 
-    fn learns_continue(&self) -> bool {
-        self.cfg.learns_continue(ModelKind::Hrm)
+    fn kind(&self) -> ModelKind {
+        ModelKind::Hrm
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::config::ModelConfig;
 use crate::layers::swiglu_inner;
-use crate::model::ModelKind;
+use crate::model::{initial_state_buffer, ModelKind};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 use rand::{Rng, SeedableRng};
@@ -35,19 +35,12 @@ fn lecun(fan_in: usize) -> InitRule {
 /// Every tensor of the model under its official name (rooted at `model.inner.`), its shape
 /// and how it starts: the frame's tensors, each level's SwiGLUs, then every attention.
 pub fn parameter_specs(cfg: &ModelConfig, kind: ModelKind) -> Vec<ParameterSpec> {
-    let mut specs = frame_specs(cfg);
-    let levels: Vec<(&str, usize, bool)> = match kind {
-        ModelKind::Trm => vec![("L_level", cfg.L_layers, cfg.mlp_t)],
-        ModelKind::Hrm => vec![
-            ("H_level", cfg.H_layers, false),
-            ("L_level", cfg.L_layers, false),
-        ],
-    };
+    let mut specs = frame_specs(cfg, kind);
     let mut attention = Vec::new();
-    for (level, layers, sequence_mlp) in levels {
-        for i in 0..layers {
-            let block = format!("{level}.layers.{i}");
-            if sequence_mlp {
+    for level in kind.levels(cfg) {
+        for i in 0..level.layers {
+            let block = format!("{}.layers.{i}", level.name);
+            if level.sequence_mlp {
                 specs.extend(swiglu_specs(
                     cfg,
                     format!("{block}.mlp_t"),
@@ -68,11 +61,18 @@ pub fn parameter_specs(cfg: &ModelConfig, kind: ModelKind) -> Vec<ParameterSpec>
         .collect()
 }
 
-/// What both models share (`frame::ModelFrame`): embeddings, heads, initial states and
+/// What every model shares (`frame::ModelFrame`): embeddings, heads, initial states and
 /// the puzzle table.
-fn frame_specs(cfg: &ModelConfig) -> Vec<ParameterSpec> {
+fn frame_specs(cfg: &ModelConfig, kind: ModelKind) -> Vec<ParameterSpec> {
     let d = cfg.hidden_size;
-    vec![
+    let initial_states = kind.state_names().iter().map(|state| {
+        (
+            initial_state_buffer(state),
+            vec![d],
+            InitRule::TruncNormal { std: 1.0 },
+        )
+    });
+    let mut specs = vec![
         (
             "embed_tokens.embedding_weight".to_string(),
             vec![cfg.vocab_size, d],
@@ -89,22 +89,14 @@ fn frame_specs(cfg: &ModelConfig) -> Vec<ParameterSpec> {
             InitRule::Constant(0.0),
         ),
         ("q_head.bias".to_string(), vec![2], InitRule::Constant(-5.0)),
-        (
-            "H_init".to_string(),
-            vec![d],
-            InitRule::TruncNormal { std: 1.0 },
-        ),
-        (
-            "L_init".to_string(),
-            vec![d],
-            InitRule::TruncNormal { std: 1.0 },
-        ),
-        (
-            "puzzle_emb.weights".to_string(),
-            vec![cfg.num_puzzle_identifiers, cfg.puzzle_emb_ndim],
-            InitRule::Constant(0.0),
-        ),
-    ]
+    ];
+    specs.extend(initial_states);
+    specs.push((
+        "puzzle_emb.weights".to_string(),
+        vec![cfg.num_puzzle_identifiers, cfg.puzzle_emb_ndim],
+        InitRule::Constant(0.0),
+    ));
+    specs
 }
 
 /// A SwiGLU of `width` under `prefix`.

@@ -264,13 +264,18 @@ impl ReasoningModule {
         Ok(ReasoningModule { layers })
     }
 
+    /// The blocks on `hidden + injection` (the official `forward(hidden, input_injection)`).
     pub fn forward(
         &self,
         hidden: &Tensor,
         injection: &Tensor,
         rotary: Option<&Rotary>,
     ) -> Result<Tensor> {
-        let mut h = (hidden + injection)?;
+        self.blocks((hidden + injection)?, rotary)
+    }
+
+    /// The blocks alone (TRM-SingleZ's module takes no injection).
+    pub fn blocks(&self, mut h: Tensor, rotary: Option<&Rotary>) -> Result<Tensor> {
         for layer in &self.layers {
             h = layer.forward(&h, rotary)?;
         }

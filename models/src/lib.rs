@@ -1,4 +1,4 @@
-//! TRM and HRM on one shared candle backend (CPU by default, CUDA with the `cuda` feature),
+//! TRM, HRM and the official ablation variants on one shared candle backend (CPU by default, CUDA with the `cuda` feature),
 //! under the official parameter names so official checkpoints load unchanged.
 
 pub mod act;
@@ -22,4 +22,7 @@ pub mod optim;
 pub mod params;
 pub mod parity;
 pub mod trainer;
+pub mod transformer;
 pub mod trm;
+pub mod trm_hier6;
+pub mod trm_singlez;

@@ -8,7 +8,7 @@
 //! (`attention::chunked`).
 
 use crate::attention::chunked::{query_chunk, SCORE_BLOCK_BYTES};
-use crate::config::ModelConfig;
+use crate::config::{Gradient, ModelConfig};
 use crate::flops::parameter_counts;
 use crate::layers::swiglu_inner;
 use crate::model::ModelKind;
@@ -113,11 +113,22 @@ fn block_bytes_per_token(cfg: &ModelConfig, path: LayerPath, sequence_mlp: bool)
 /// How many module applications (each: the injection sum, then its blocks) run with a
 /// graph in one supervision step, and how many blocks each.
 fn graph_applications(cfg: &ModelConfig, kind: ModelKind) -> Vec<usize> {
+    let (l_with_graph, h_with_graph) = match cfg.gradient(kind) {
+        Gradient::LastCycle => (cfg.L_cycles, 1),
+        Gradient::OneStep => (1, 1),
+    };
     match kind {
-        // The last round: n latent updates and the answer update of the one net.
-        ModelKind::Trm => vec![cfg.L_layers; cfg.L_cycles + 1],
-        // The one-step gradient: the last L update and the last H update.
-        ModelKind::Hrm => vec![cfg.L_layers, cfg.H_layers],
+        // n latent updates and the answer (closing) update of the one net.
+        ModelKind::Trm | ModelKind::TrmSingleZ | ModelKind::TrmHier6 => {
+            vec![cfg.L_layers; l_with_graph + 1]
+        }
+        ModelKind::Hrm => [
+            vec![cfg.L_layers; l_with_graph],
+            vec![cfg.H_layers; h_with_graph],
+        ]
+        .concat(),
+        // The one pass of the stack.
+        ModelKind::Transformer => vec![cfg.H_layers],
     }
 }
 
@@ -168,9 +179,7 @@ pub fn step_memory(
     let applications = graph_applications(cfg, kind);
     let blocks: u64 = applications
         .iter()
-        .map(|&layers| {
-            layers as u64 * block_bytes_per_token(cfg, path, cfg.mlp_t && kind == ModelKind::Trm)
-        })
+        .map(|&layers| layers as u64 * block_bytes_per_token(cfg, path, cfg.mlp_t && kind.is_trm()))
         .sum();
     // Each application's `hidden + injection`, TRM's `y + x`, HRM's `z_H + x`.
     let sums = (applications.len() as u64 + 1) * d * e;
@@ -183,7 +192,7 @@ pub fn step_memory(
     // The gradients in flight: about three of a block's widest tensors at once, in f32; the
     // composed attention's backward adds f32 q, k, v, their gradients and dO, O.
     let inner = swiglu_inner(cfg.hidden_size, cfg.expansion) as u64;
-    let attention = !(cfg.mlp_t && kind == ModelKind::Trm);
+    let attention = !(cfg.mlp_t && kind.is_trm());
     let composed_attention = path == LayerPath::Composed && attention;
     let workspace_per_slot =
         s * (3 * d.max(2 * inner) * 4 + if composed_attention { 12 * d * 4 } else { 0 });

@@ -120,7 +120,7 @@ pub struct Golden {
     /// `config.json` as written by the generator (model, optimiser and run settings).
     pub raw_config: serde_json::Value,
     pub config: ModelConfig,
-    pub is_hrm: bool,
+    pub kind: crate::model::ModelKind,
     pub varmap: VarMap,
     pub tensors: HashMap<String, Tensor>,
     /// Where the weights and tensors were loaded, and the run goes.
@@ -130,6 +130,22 @@ pub struct Golden {
 fn load(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     candle_core::safetensors::load(path, device)
         .map_err(|e| candle_core::Error::msg(format!("{}: {e}", path.display())))
+}
+
+/// The model an official class path names (`config.json`'s `model_class`).
+fn kind_of_class(class: &str) -> crate::model::ModelKind {
+    use crate::model::ModelKind;
+    if class.contains("trm_singlez") {
+        ModelKind::TrmSingleZ
+    } else if class.contains("trm_hier6") {
+        ModelKind::TrmHier6
+    } else if class.contains("transformers_baseline") {
+        ModelKind::Transformer
+    } else if class.contains("hrm") {
+        ModelKind::Hrm
+    } else {
+        ModelKind::Trm
+    }
 }
 
 impl Golden {
@@ -149,7 +165,7 @@ impl Golden {
             serde_json::from_value(json["model_config"].clone()).map_err(|e| {
                 candle_core::Error::msg(format!("{}: model_config: {e}", cfg_path.display()))
             })?;
-        let is_hrm = json["model_class"].as_str().unwrap_or("").contains("hrm");
+        let kind = kind_of_class(json["model_class"].as_str().unwrap_or(""));
         let varmap = VarMap::new();
         for (name, t) in crate::checkpoint::load_state_dict(&dir.join(weights_file), device)? {
             varmap
@@ -168,7 +184,7 @@ impl Golden {
         Ok(Golden {
             raw_config: json,
             config,
-            is_hrm,
+            kind,
             varmap,
             tensors,
             device: device.clone(),
@@ -176,11 +192,7 @@ impl Golden {
     }
 
     pub fn kind(&self) -> crate::model::ModelKind {
-        if self.is_hrm {
-            crate::model::ModelKind::Hrm
-        } else {
-            crate::model::ModelKind::Trm
-        }
+        self.kind
     }
 
     pub fn tensor(&self, name: &str) -> Result<&Tensor> {
@@ -345,11 +357,13 @@ impl GoldenRun<'_> {
     fn recorded_carry(&self, key: &str) -> Result<Carry> {
         let g = self.g;
         let dtype = g.config.compute_dtype().map_err(candle_core::Error::msg)?;
+        let names = g.kind.state_names();
+        let states = names
+            .iter()
+            .map(|n| g.tensor(&format!("{key}.{n}"))?.to_dtype(dtype))
+            .collect::<Result<_>>()?;
         Ok(Carry {
-            inner: InnerCarry {
-                z_h: g.tensor(&format!("{key}.z_H"))?.to_dtype(dtype)?,
-                z_l: g.tensor(&format!("{key}.z_L"))?.to_dtype(dtype)?,
-            },
+            inner: InnerCarry::new(names, states),
             steps: g
                 .flags(&format!("{key}.steps"))?
                 .iter()
@@ -380,9 +394,10 @@ impl GoldenRun<'_> {
                 &step.q_continue,
                 self.tol.q_logits,
             )?,
-            g.compare_recorded(&format!("{key}.z_H"), &next.inner.z_h, f)?,
-            g.compare_recorded(&format!("{key}.z_L"), &next.inner.z_l, f)?,
         ];
+        for (name, state) in next.inner.names.iter().zip(&next.inner.states) {
+            out.push(g.compare_recorded(&format!("{key}.{name}"), state, f)?);
+        }
         let target = format!("{key}.target_q_continue");
         if let (Some(ours), Some(theirs)) = (&step.target_q_continue, g.tensors.get(&target)) {
             out.push(compare(&target, ours, theirs, f, 0.0)?);
@@ -494,14 +509,18 @@ fn debug_tensors(
         rtol,
         0.0,
     )?);
-    let fresh = frame.initial_carry(x.dim(0)?, x.dim(1)?)?;
+    let Some(expected_first_l) = g.tensors.get("debug.first_L_level_out") else {
+        return Ok(out);
+    };
+    // TRM's and HRM's first low-level update, from the fresh states.
+    let (z_h, z_l) = frame.initial_carry(x.dim(0)?, x.dim(1)?)?.pair()?;
     let levels = model.levels();
     let rotary = frame.rotary.as_ref();
-    let first_l = levels[0].forward(&fresh.z_l, &(&fresh.z_h + &x)?, rotary)?;
+    let first_l = levels[0].forward(&z_l, &(&z_h + &x)?, rotary)?;
     out.push(compare(
         "debug.first_L_level_out",
         &first_l,
-        g.tensor("debug.first_L_level_out")?,
+        expected_first_l,
         rtol,
         0.0,
     )?);
@@ -511,7 +530,7 @@ fn debug_tensors(
     ) {
         out.push(compare(
             "debug.first_H_level_out_after_one_L",
-            &h_level.forward(&fresh.z_h, &first_l, rotary)?,
+            &h_level.forward(&z_h, &first_l, rotary)?,
             expected,
             rtol,
             0.0,

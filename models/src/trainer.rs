@@ -13,7 +13,10 @@ use crate::loss::{act_step_with_loss, LossType, Metrics};
 use crate::model::{ModelKind, RecursiveModel};
 use crate::optim::{device_sparse_sign_sgd, AdamAtan2Config, AdamScalars};
 use crate::params::Parameters;
+use crate::transformer::Transformer;
 use crate::trm::Trm;
+use crate::trm_hier6::TrmHier6;
+use crate::trm_singlez::TrmSingleZ;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use rand_chacha::ChaCha8Rng;
@@ -90,7 +93,8 @@ pub struct Trainer {
     pub group: std::sync::Arc<dyn Collective>,
 }
 
-/// Either model over the tensors of `vb` (rooted at the state dict's top, `model.inner` below).
+/// The model of `kind` over the tensors of `vb` (rooted at the state dict's top,
+/// `model.inner` below).
 pub fn build_model(
     vb: &VarBuilder,
     cfg: &ModelConfig,
@@ -101,6 +105,9 @@ pub fn build_model(
     Ok(match kind {
         ModelKind::Trm => Box::new(Trm::new(&inner, cfg, device)?),
         ModelKind::Hrm => Box::new(Hrm::new(&inner, cfg, device)?),
+        ModelKind::TrmSingleZ => Box::new(TrmSingleZ::new(&inner, cfg, device)?),
+        ModelKind::TrmHier6 => Box::new(TrmHier6::new(&inner, cfg, device)?),
+        ModelKind::Transformer => Box::new(Transformer::new(&inner, cfg, device)?),
     })
 }
 
@@ -550,7 +557,7 @@ impl Trainer {
         }
         self.params.restore(state)?;
         self.step = crate::host::vec1::<i64>(get("optim.step")?)?[0] as u64;
-        self.carry = Carry::from_tensors(state)?;
+        self.carry = Carry::from_tensors(state, self.model.kind().state_names())?;
         Ok(())
     }
 }

@@ -27,7 +27,7 @@ impl Trm {
         let shape = BlockShape::of(cfg, cfg.mlp_t);
         Ok(Trm {
             cfg: cfg.clone(),
-            frame: ModelFrame::new(vb, cfg, device)?,
+            frame: ModelFrame::new(vb, cfg, ModelKind::Trm, device)?,
             net: ReasoningModule::new(&vb.pp("L_level"), cfg.L_layers, shape)?,
         })
     }
@@ -61,7 +61,7 @@ impl RecursiveModel for Trm {
     }
 
     fn supervision_step(&self, carry: &InnerCarry, x: &Tensor) -> Result<InnerCarry> {
-        let (mut y, mut z) = (carry.z_h.detach(), carry.z_l.detach());
+        let (mut y, mut z) = carry.detach().pair()?;
         // T - 1 rounds without a graph (the official `torch.no_grad()` block): the backward
         // pass reaches the last round only.
         let frozen_x = x.detach();
@@ -77,14 +77,14 @@ impl RecursiveModel for Trm {
                 (self.net.forward(&y, &z, self.frame.rotary.as_ref())?, z)
             }
         };
-        Ok(InnerCarry { z_h: y, z_l: z })
+        Ok(InnerCarry::new(ModelKind::Trm.state_names(), vec![y, z]))
     }
 
     fn levels(&self) -> Vec<&ReasoningModule> {
         vec![&self.net]
     }
 
-    fn learns_continue(&self) -> bool {
-        self.cfg.learns_continue(ModelKind::Trm)
+    fn kind(&self) -> ModelKind {
+        ModelKind::Trm
     }
 }

@@ -1,5 +1,6 @@
 //! Parity with the official PyTorch code on every golden folder in `../shared/golden`
-//! (skipped, saying so, when the folder is absent).
+//! (skipped, saying so, when the folder is absent), and on the official ablation variants'
+//! folders committed in `tests/golden` (recorded by `bench/record-variant-golden.sh`).
 
 use datasets::shared::shared_dir;
 use models::flops::parameter_counts;
@@ -67,6 +68,53 @@ fn trm_mlp_matches_the_official_code() {
 #[test]
 fn hrm_matches_the_official_code() {
     check("hrm");
+}
+
+/// The committed golden folders of the official ablation variants.
+const VARIANTS: [&str; 3] = ["trm-singlez", "trm-hier6", "transformer"];
+
+fn variant(name: &str) -> Golden {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    open(&dir, "weights.safetensors")
+}
+
+#[test]
+fn the_official_variants_match_the_official_code() {
+    for name in VARIANTS {
+        let g = variant(name);
+        let deviations = run_golden(&g, Tolerances::default()).unwrap();
+        assert_within(&format!("golden parity {name}"), deviations, 100);
+    }
+}
+
+#[test]
+fn the_variants_initialise_every_official_tensor_and_count_their_parameters() {
+    use models::init::parameter_specs;
+    for name in VARIANTS {
+        let g = variant(name);
+        let official: std::collections::BTreeMap<String, Vec<usize>> = g
+            .varmap
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().dims().to_vec()))
+            .collect();
+        let ours: std::collections::BTreeMap<String, Vec<usize>> =
+            parameter_specs(&g.config, g.kind())
+                .into_iter()
+                .map(|(n, s, _)| (n, s))
+                .collect();
+        assert_eq!(ours, official, "{name}");
+        let recorded = g.raw_config["derived"]["num_trainable_params"].as_u64();
+        assert_eq!(
+            Some(parameter_counts(&g.config, g.kind()).trainable),
+            recorded,
+            "{name}"
+        );
+    }
 }
 
 /// The official recipes' `forward_dtype = "bfloat16"`: the same golden runs in bf16
@@ -163,12 +211,7 @@ fn fresh_initialisation_has_every_official_tensor() {
         let varmap = init_varmap(&g.config, g.kind(), 0, candle_core::DType::F32, &device).unwrap();
         let before = varmap.all_vars().len();
         let vb = candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &device);
-        let inner = vb.pp("model").pp("inner");
-        if g.is_hrm {
-            models::hrm::Hrm::new(&inner, &g.config, &device).unwrap();
-        } else {
-            models::trm::Trm::new(&inner, &g.config, &device).unwrap();
-        }
+        models::trainer::build_model(&vb, &g.config, g.kind(), &device).unwrap();
         assert_eq!(
             varmap.all_vars().len(),
             before,

@@ -6,7 +6,6 @@ use candle_nn::VarBuilder;
 use models::attention::{attend_with, Attention, AttentionBackend, Rotary};
 use models::config::ModelConfig;
 use models::frame::InnerCarry;
-use models::hrm::Hrm;
 use models::init::init_varmap;
 use models::layers::{rms_norm, Block, BlockShape, SwiGlu};
 use models::loss::{bce_with_logits_sum, token_cross_entropy, LossType};
@@ -187,16 +186,8 @@ fn tiny(kind: ModelKind, mlp_t: bool, h_cycles: usize) -> ModelConfig {
         halt_exploration_prob: 0.0,
         forward_dtype: "float64".into(),
         mlp_t,
-        puzzle_emb_len: if kind == ModelKind::Trm {
-            Some(2)
-        } else {
-            None
-        },
-        no_ACT_continue: if kind == ModelKind::Trm {
-            Some(true)
-        } else {
-            None
-        },
+        puzzle_emb_len: if kind.is_trm() { Some(2) } else { None },
+        no_ACT_continue: if kind.is_trm() { Some(true) } else { None },
         gradient: None,
     }
 }
@@ -210,14 +201,13 @@ fn build(cfg: &ModelConfig, kind: ModelKind) -> (candle_nn::VarMap, Box<dyn Recu
                 .unwrap();
         }
     }
-    let vb = VarBuilder::from_varmap(&varmap, DType::F64, &DEV)
-        .pp("model")
-        .pp("inner");
-    let model: Box<dyn RecursiveModel> = if kind == ModelKind::Hrm {
-        Box::new(Hrm::new(&vb, cfg, &DEV).unwrap())
-    } else {
-        Box::new(Trm::new(&vb, cfg, &DEV).unwrap())
-    };
+    let model = models::trainer::build_model(
+        &VarBuilder::from_varmap(&varmap, DType::F64, &DEV),
+        cfg,
+        kind,
+        &DEV,
+    )
+    .unwrap();
     (varmap, model)
 }
 
@@ -225,11 +215,21 @@ fn step_loss(model: &dyn RecursiveModel, carry: &InnerCarry, rows: &Tensor) -> R
     let inputs = Tensor::new(&[[1u32, 2, 3, 4, 0, 1], [4, 3, 2, 1, 1, 2]], &DEV)?;
     let x = model.frame().input_embeddings(&inputs, rows)?;
     let out = model.supervision_step(carry, &x)?;
-    let (logits, q_halt, q_continue) = model.frame().heads(&out.z_h)?;
-    project(&logits, 20)?
-        + project(&q_halt, 21)?
-        + project(&q_continue, 22)?
-        + project(&out.z_l, 23)?
+    let (logits, q_halt, q_continue) = model.frame().heads(out.output())?;
+    let mut loss = ((project(&logits, 20)? + project(&q_halt, 21)?)? + project(&q_continue, 22)?)?;
+    for (i, state) in out.states.iter().enumerate().skip(1) {
+        loss = (loss + project(state, 23 + i as u64)?)?;
+    }
+    Ok(loss)
+}
+
+/// Random states of `kind`'s carry, seeded from `seed`.
+fn random_carry(kind: ModelKind, seq: usize, seed: u64) -> InnerCarry {
+    let names = kind.state_names();
+    let states = (0..names.len())
+        .map(|i| random(&[2, seq, 8], seed + i as u64, 1.0))
+        .collect();
+    InnerCarry::new(names, states)
 }
 
 #[test]
@@ -242,6 +242,9 @@ fn whole_supervision_steps_match_finite_differences() {
         (ModelKind::Trm, true, None),
         (ModelKind::Hrm, false, None),
         (ModelKind::Hrm, false, Some("last-cycle")),
+        (ModelKind::TrmSingleZ, false, None),
+        (ModelKind::TrmHier6, false, None),
+        (ModelKind::Transformer, false, None),
     ] {
         let mut cfg = tiny(kind, mlp_t, 1);
         cfg.gradient = gradient.map(String::from);
@@ -249,10 +252,7 @@ fn whole_supervision_steps_match_finite_differences() {
             cfg.L_cycles = 1;
         }
         let (varmap, model) = build(&cfg, kind);
-        let carry = InnerCarry {
-            z_h: random(&[2, cfg.full_seq_len(), 8], 30, 1.0),
-            z_l: random(&[2, cfg.full_seq_len(), 8], 31, 1.0),
-        };
+        let carry = random_carry(kind, cfg.full_seq_len(), 30);
         let rows = var(&[2, 8], 32, 0.5);
         let mut vars: Vec<Var> = varmap
             .all_vars()
@@ -281,18 +281,12 @@ fn only_the_last_round_trains() {
         .pp("model")
         .pp("inner");
     let one_round = Trm::new(&vb, &cfg1, &DEV).unwrap();
-    let carry = InnerCarry {
-        z_h: random(&[2, 8, 8], 40, 1.0),
-        z_l: random(&[2, 8, 8], 41, 1.0),
-    };
+    let carry = random_carry(ModelKind::Trm, 8, 40);
     let rows = random(&[2, 8], 42, 0.5);
     let inputs = Tensor::new(&[[1u32, 2, 3, 4, 0, 1], [4, 3, 2, 1, 1, 2]], &DEV).unwrap();
     let x = two_rounds.frame().input_embeddings(&inputs, &rows).unwrap();
     let after_first = one_round.supervision_step(&carry, &x).unwrap();
-    let after_first = InnerCarry {
-        z_h: after_first.z_h.detach(),
-        z_l: after_first.z_l.detach(),
-    };
+    let after_first = after_first.detach();
     let g2 = step_loss(two_rounds.as_ref(), &carry, &rows)
         .unwrap()
         .backward()
@@ -347,26 +341,21 @@ fn one_step_trm_trains_only_the_last_latent_and_answer_updates() {
         .pp("model")
         .pp("inner");
     let n1 = Trm::new(&vb, &last_n1, &DEV).unwrap();
-    let carry = InnerCarry {
-        z_h: random(&[2, 8, 8], 60, 1.0),
-        z_l: random(&[2, 8, 8], 61, 1.0),
-    };
+    let carry = random_carry(ModelKind::Hrm, 8, 60);
+    let (z_h, z_l) = carry.pair().unwrap();
     let rows = var(&[2, 8], 62, 0.5);
     let inputs = Tensor::new(&[[1u32, 2, 3, 4, 0, 1], [4, 3, 2, 1, 1, 2]], &DEV).unwrap();
     let x = model
         .frame()
         .input_embeddings(&inputs, rows.as_tensor())
         .unwrap();
-    let injection = (&carry.z_h + &x).unwrap();
+    let injection = (&z_h + &x).unwrap();
     let rotary = model.frame().rotary.as_ref();
     let z1 = model.levels()[0]
-        .forward(&carry.z_l, &injection, rotary)
+        .forward(&z_l, &injection, rotary)
         .unwrap()
         .detach();
-    let after_first = InnerCarry {
-        z_h: carry.z_h.clone(),
-        z_l: z1,
-    };
+    let after_first = InnerCarry::new(carry.names, vec![z_h, z1]);
     let grads = |m: &dyn RecursiveModel, c: &InnerCarry| {
         step_loss(m, c, rows.as_tensor())
             .unwrap()

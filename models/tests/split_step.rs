@@ -196,7 +196,7 @@ fn evaluation_shards_give_the_whole_batch_outputs() {
                 .unwrap();
             let z_h = next
                 .inner
-                .z_h
+                .output()
                 .flatten_all()
                 .unwrap()
                 .to_vec1::<f32>()
