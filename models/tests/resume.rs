@@ -23,7 +23,13 @@ fn weights(t: &Trainer) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn resume_is_bit_for_bit() {
-    for kind in [ModelKind::Trm, ModelKind::Hrm] {
+    for kind in [
+        ModelKind::Trm,
+        ModelKind::Hrm,
+        ModelKind::TrmSingleZ,
+        ModelKind::TrmHier6,
+        ModelKind::Transformer,
+    ] {
         let cfg = config(kind);
         let device = Device::Cpu;
         let mut straight = Trainer::new(&cfg, kind, optim(), 7, &device).unwrap();
@@ -67,4 +73,26 @@ fn resume_is_bit_for_bit() {
         let fresh = weights(&Trainer::new(&cfg, kind, optim(), 7, &device).unwrap());
         assert!(a.iter().zip(&fresh).any(|((_, x), (_, y))| x != y));
     }
+}
+
+#[test]
+fn a_carry_of_other_states_is_refused_by_name() {
+    let device = Device::Cpu;
+    let mut trm =
+        Trainer::new(&config(ModelKind::Trm), ModelKind::Trm, optim(), 7, &device).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    trm.train_step(&batch(0), 1.0, &mut rng).unwrap();
+    let state: std::collections::HashMap<_, _> = trm
+        .state_tensors(trm.carry.as_ref())
+        .unwrap()
+        .into_iter()
+        .collect();
+    let names = ModelKind::TrmHier6.state_names();
+    let err = models::act::Carry::from_tensors(&state, names)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("z_L1") && err.contains("[\"H\", \"L\"]"),
+        "{err}"
+    );
 }

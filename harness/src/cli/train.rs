@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// trm-att, trm-mlp or hrm.
+    /// trm-att, trm-mlp or hrm; or an official ablation variant: trm-singlez, trm-hier6,
+    /// transformer.
     #[arg(long)]
     pub model: String,
     /// sudoku-extreme, sudoku-small, maze-hard, arc-agi-1 or arc-agi-2.
@@ -39,7 +40,8 @@ pub struct TrainArgs {
     pub device_memory: Option<u64>,
     /// Data-parallel ranks, one per GPU (0..N; without CUDA, N ranks on this CPU, a
     /// simulation): the global batch is split across them and their gradients summed, so
-    /// the update does not depend on N. Such a run cannot be resumed yet.
+    /// the update does not depend on N. It resumes on N ranks, or on any count that divides
+    /// the batch.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub gpus: u64,
 }

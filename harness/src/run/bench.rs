@@ -115,7 +115,7 @@ fn kind_of(model: &str) -> Result<(ModelKind, bool)> {
         "trm-att" => (ModelKind::Trm, false),
         "trm-mlp" => (ModelKind::Trm, true),
         "hrm" => (ModelKind::Hrm, false),
-        other => bail!("unknown model {other:?} (trm-att, trm-mlp or hrm)"),
+        other => bail!("unknown model {other:?} (bench times trm-att, trm-mlp or hrm)"),
     })
 }
 

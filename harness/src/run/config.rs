@@ -18,7 +18,15 @@ pub const BUILTIN_PRESETS: [(&str, &str); 3] = [
     ("smoke", include_str!("../../presets/smoke.toml")),
 ];
 
-pub const MODELS: [&str; 3] = ["trm-att", "trm-mlp", "hrm"];
+/// The papers' models, then the official repository's ablation variants.
+pub const MODELS: [&str; 6] = [
+    "trm-att",
+    "trm-mlp",
+    "hrm",
+    "trm-singlez",
+    "trm-hier6",
+    "transformer",
+];
 pub const TASKS: [&str; 5] = [
     "sudoku-extreme",
     "sudoku-small",
@@ -129,10 +137,12 @@ pub struct EvalConfig {
 
 impl RunConfig {
     pub fn kind(&self) -> ModelKind {
-        if self.model == "hrm" {
-            ModelKind::Hrm
-        } else {
-            ModelKind::Trm
+        match self.model.as_str() {
+            "hrm" => ModelKind::Hrm,
+            "trm-singlez" => ModelKind::TrmSingleZ,
+            "trm-hier6" => ModelKind::TrmHier6,
+            "transformer" => ModelKind::Transformer,
+            _ => ModelKind::Trm,
         }
     }
 
@@ -232,14 +242,24 @@ impl RunConfig {
     /// applied), and values no model knows.
     fn check_ablation_switches(&self) -> Result<()> {
         let arch = |key: &str| self.arch.get(key);
-        match self.kind() {
-            ModelKind::Trm if arch("H_layers").and_then(Value::as_integer).unwrap_or(0) != 0 => {
-                bail!("arch.H_layers is the depth of HRM's H module; TRM has one network, whose depth is arch.L_layers")
+        let integer = |key: &str, default| arch(key).and_then(Value::as_integer).unwrap_or(default);
+        let kind = self.kind();
+        if kind.is_trm() && integer("H_layers", 0) != 0 {
+            bail!("arch.H_layers is the depth of HRM's H module; {} has one network, whose depth is arch.L_layers", self.model);
+        }
+        if !kind.is_trm() && arch("mlp_t").and_then(Value::as_bool) == Some(true) {
+            bail!("arch.mlp_t (a sequence-axis MLP instead of attention) is TRM-MLP's; {} has no such variant", self.model);
+        }
+        if kind == ModelKind::Transformer {
+            if integer("H_cycles", 1) != 1
+                || integer("L_cycles", 1) != 1
+                || integer("L_layers", 0) != 0
+            {
+                bail!("the transformer baseline has no cycles and no L level (one pass of arch.H_layers blocks per supervision step): arch.H_cycles and arch.L_cycles must be 1 and arch.L_layers 0");
             }
-            ModelKind::Hrm if arch("mlp_t").and_then(Value::as_bool) == Some(true) => {
-                bail!("arch.mlp_t (a sequence-axis MLP instead of attention) is TRM-MLP's; HRM has no such variant")
+            if arch("gradient").is_some() {
+                bail!("arch.gradient chooses how much of a recursion trains; the transformer baseline has none (its one pass always trains)");
             }
-            _ => {}
         }
         if let Some(g) = arch("gradient") {
             if !matches!(g.as_str(), Some("last-cycle" | "one-step")) {
@@ -419,6 +439,7 @@ mod tests {
                         panic!("{name} {task} {model}: {e:#}");
                     });
                     assert_eq!(cfg.kind() == ModelKind::Hrm, model == "hrm");
+                    assert_eq!(cfg.kind().is_trm(), model.starts_with("trm"));
                     cfg.model_config(81, 11, 1).unwrap_or_else(|e| {
                         panic!("{name} {task} {model}: {e:#}");
                     });

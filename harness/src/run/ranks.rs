@@ -111,7 +111,7 @@ pub fn gather_carry(rank: &ThreadGroup, carry: Option<&Carry>) -> Result<Option<
         .into_iter()
         .map(|(name, t)| Ok((name, rank.all_gather(&t)?)))
         .collect::<Result<std::collections::HashMap<_, _>>>()?;
-    Ok(Carry::from_tensors(&whole)?)
+    Ok(Carry::from_tensors(&whole, c.inner.names)?)
 }
 
 /// Waits until every rank has arrived.

@@ -157,7 +157,7 @@ pub struct Controls {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ablation {
     pub l_layers: usize,
-    /// HRM's H module; none for TRM (one network).
+    /// HRM's H module (the transformer baseline's stack); none for TRM (one network).
     pub h_layers: Option<usize>,
     /// The halting head learns a continue logit by Q-learning (`no_ACT_continue = false`,
     /// and more than one supervision step to bootstrap from).
@@ -187,10 +187,11 @@ impl Controls {
 
 impl Ablation {
     fn of(m: &models::config::ModelConfig, kind: models::model::ModelKind) -> Self {
-        let trm = kind == models::model::ModelKind::Trm;
+        let levels = kind.levels(m);
+        let depth = |name: &str| levels.iter().find(|l| l.name == name).map(|l| l.layers);
         Ablation {
-            l_layers: m.L_layers,
-            h_layers: (!trm).then_some(m.H_layers),
+            l_layers: depth("L_level").unwrap_or(0),
+            h_layers: depth("H_level"),
             act_continue_loss: m.trains_continue(kind),
             gradient: match m.gradient(kind) {
                 models::config::Gradient::LastCycle => "last-cycle".into(),

@@ -11,7 +11,7 @@ use models::trainer::OptimConfig;
 use rand::{Rng, SeedableRng};
 
 pub fn config(kind: ModelKind) -> ModelConfig {
-    let trm = kind == ModelKind::Trm;
+    let trm = kind.is_trm();
     ModelConfig {
         batch_size: 4,
         seq_len: 9,
