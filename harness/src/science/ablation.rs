@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 pub struct Effect {
     pub model: String,
     pub variant: String,
-    /// What the variant changes (`--set` overrides).
+    /// What the variant changes: `model=M` for an architecture swap, then its `--set`
+    /// overrides.
     pub overrides: Vec<String>,
     /// The axis values both groups share.
     pub axes: Vec<String>,
@@ -69,7 +70,12 @@ fn effect(g: &Group, base: Option<&Group>) -> Effect {
     Effect {
         model: g.model.to_string(),
         variant: g.variant.unwrap_or_default().to_string(),
-        overrides: g.variant_set.to_vec(),
+        overrides: g
+            .replaced_by
+            .map(|m| format!("model={m}"))
+            .into_iter()
+            .chain(g.variant_set.iter().cloned())
+            .collect(),
         axes: g.assignments.to_vec(),
         reference: base.and_then(|b| b.variant).map(String::from),
         paired_seeds: pairs.len(),
@@ -91,6 +97,7 @@ mod tests {
     ) -> Group<'a> {
         Group {
             model,
+            replaced_by: None,
             variant: Some(variant),
             variant_set: &[],
             reference,
@@ -108,10 +115,9 @@ mod tests {
             records.into_iter().partition(|r| r.model == "trm-att");
         // The variant lost seed 5: the means cover the five seeds both sides ran.
         let variant_runs: Vec<ResultRecord> = hrm.into_iter().filter(|r| r.seed < 5).collect();
-        let groups = [
-            group("trm-att", "reference", true, &trm),
-            group("trm-att", "swap", false, &variant_runs),
-        ];
+        let mut swap = group("trm-att", "swap", false, &variant_runs);
+        swap.replaced_by = Some("hrm");
+        let groups = [group("trm-att", "reference", true, &trm), swap];
         let effects = effects(&groups);
         assert_eq!(effects.len(), 1);
         let e = &effects[0];
@@ -119,6 +125,7 @@ mod tests {
             (e.reference.as_deref(), e.paired_seeds),
             (Some("reference"), 5)
         );
+        assert_eq!(e.overrides, ["model=hrm"]);
         let mean = |rs: &[ResultRecord]| {
             let paired: Vec<f64> = rs
                 .iter()

@@ -11,6 +11,8 @@ use std::path::Path;
 /// The runs of one model at one point of the axes (and one variant): its seeds.
 pub struct Group<'a> {
     pub model: &'a str,
+    /// The model trained in place of `model` (an architecture-swap variant).
+    pub replaced_by: Option<&'a str>,
     pub variant: Option<&'a str>,
     /// The variant's overrides.
     pub variant_set: &'a [String],
@@ -69,6 +71,7 @@ pub fn groups<'a>(cells: &'a [(Cell, ResultRecord)]) -> Vec<Group<'a>> {
             Some(g) => g.runs.push(record),
             None => out.push(Group {
                 model: &cell.model,
+                replaced_by: cell.replaced_by.as_deref(),
                 variant,
                 variant_set: &cell.variant_set,
                 reference: cell.reference,
@@ -148,6 +151,7 @@ mod tests {
         ];
         let group = Group {
             model: "trm-att",
+            replaced_by: None,
             variant: Some("no EMA"),
             variant_set: &[],
             reference: false,

@@ -191,6 +191,7 @@ mod tests {
                 Some(g) => g.runs.push(r),
                 None => out.push(Group {
                     model: &r.model,
+                    replaced_by: None,
                     variant: None,
                     variant_set: &[],
                     reference: false,

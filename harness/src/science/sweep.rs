@@ -52,6 +52,11 @@ pub struct Variant {
     /// The models it applies to (default: every model of the plan).
     #[serde(default)]
     pub models: Vec<String>,
+    /// An architecture swap: the model this variant trains in place of the plan's model
+    /// (an official variant, e.g. `trm-singlez` for TRM's "single z"), measured against that
+    /// model's reference.
+    #[serde(default)]
+    pub replace_model: Option<String>,
 }
 
 impl Variant {
@@ -64,6 +69,8 @@ impl Variant {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanCell {
     pub model: String,
+    /// The model trained instead of `model` (`Variant::replace_model`).
+    pub replaced_by: Option<String>,
     pub variant: Option<String>,
     /// The variant is the plan's first, the reference of its model's other variants.
     pub reference: bool,
@@ -80,7 +87,11 @@ fn three() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     pub index: usize,
+    /// The plan's model: the family whose reference this cell is measured against.
     pub model: String,
+    /// The model the cell trains instead, for an architecture-swap variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
     pub seed: u64,
     /// `key=value` overrides from the axes, in key order.
     pub assignments: Vec<String>,
@@ -99,7 +110,11 @@ pub struct Cell {
 impl Cell {
     /// `cell N (model, seed S, variant "V", axis values)`, for progress lines and errors.
     pub fn describe(&self) -> String {
-        let mut parts = vec![self.model.clone(), format!("seed {}", self.seed)];
+        let model = match &self.replaced_by {
+            Some(m) => format!("{m} in place of {}", self.model),
+            None => self.model.clone(),
+        };
+        let mut parts = vec![model, format!("seed {}", self.seed)];
         parts.extend(self.variant.as_ref().map(|v| format!("variant {v:?}")));
         parts.extend((!self.assignments.is_empty()).then(|| self.assignments.join(" ")));
         format!("cell {} ({})", self.index, parts.join(", "))
@@ -169,6 +184,18 @@ impl Plan {
             if let Some(m) = v.models.iter().find(|m| !self.models.contains(m)) {
                 bail!("variant {:?} names {m:?}, which is not in `models`", v.name);
             }
+            if let Some(m) = &v.replace_model {
+                if i == 0 {
+                    bail!("the first variant ({:?}) is every model's reference, so it cannot replace the model", v.name);
+                }
+                if !crate::run::config::MODELS.contains(&m.as_str()) {
+                    bail!(
+                        "variant {:?} replaces the model with {m:?}, which is not a model (one of {})",
+                        v.name,
+                        crate::run::config::MODELS.join(", ")
+                    );
+                }
+            }
             let axis_keys = self
                 .axes
                 .keys()
@@ -201,6 +228,7 @@ impl Plan {
                 for (assignments, seed) in self.axis_cells(model) {
                     out.push(PlanCell {
                         model: model.clone(),
+                        replaced_by: variant.and_then(|v| v.replace_model.clone()),
                         variant: variant.map(|v| v.name.clone()),
                         reference: variant.is_some() && i == 0,
                         variant_set: variant.map_or(Vec::new(), |v| v.set.clone()),
@@ -268,6 +296,7 @@ pub fn prepare(plan: &Plan, out: &Path, data_root: &Path) -> Result<Vec<Prepared
     for (index, c) in plan.cells().into_iter().enumerate() {
         let PlanCell {
             model,
+            replaced_by,
             variant,
             reference,
             variant_set,
@@ -277,8 +306,9 @@ pub fn prepare(plan: &Plan, out: &Path, data_root: &Path) -> Result<Vec<Prepared
         let mut overrides = plan.set.clone();
         overrides.extend(variant_set.iter().cloned());
         overrides.extend(assignments.iter().cloned());
+        let trained = replaced_by.as_deref().unwrap_or(&model);
         let mut config = preset
-            .resolve(&plan.task, &model, &overrides)
+            .resolve(&plan.task, trained, &overrides)
             .with_context(|| {
                 let variant = variant
                     .as_deref()
@@ -304,6 +334,7 @@ pub fn prepare(plan: &Plan, out: &Path, data_root: &Path) -> Result<Vec<Prepared
         let cell = Cell {
             index,
             model,
+            replaced_by,
             seed: config.seed,
             assignments,
             variant,
@@ -532,6 +563,53 @@ mod tests {
             err.contains("variant \"no continue loss\"") && err.contains("same run"),
             "{err}"
         );
+    }
+
+    /// TRM's "single z": the official variant trains in place of TRM-Att, in TRM-Att's
+    /// group, so the ablation pairs it with TRM-Att's reference.
+    #[test]
+    fn an_architecture_swap_trains_the_named_model_in_the_familys_group() {
+        let plan: Plan = toml::from_str(
+            r#"
+            task = "maze-hard"
+            preset = "smoke"
+            models = ["trm-att"]
+            seeds = 1
+            [[variants]]
+            name = "reference"
+            [[variants]]
+            name = "single z"
+            replace_model = "trm-singlez"
+            "#,
+        )
+        .unwrap();
+        plan.check_variants().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let prepared = prepare(&plan, &tmp.path().join("out"), &tmp.path().join("data")).unwrap();
+        let swap = &prepared[1];
+        assert_eq!(
+            (swap.cell.model.as_str(), swap.cell.replaced_by.as_deref()),
+            ("trm-att", Some("trm-singlez"))
+        );
+        assert_eq!(swap.config.model, "trm-singlez");
+        assert!(swap
+            .cell
+            .describe()
+            .contains("trm-singlez in place of trm-att"));
+        let bad = |variants: &str| {
+            let text = format!(
+                "task = \"maze-hard\"\npreset = \"smoke\"\nmodels = [\"trm-att\"]\n{variants}"
+            );
+            let plan: Plan = toml::from_str(&text).unwrap();
+            plan.check_variants().unwrap_err().to_string()
+        };
+        let err = bad("[[variants]]\nname = \"r\"\n[[variants]]\nname = \"s\"\nreplace_model = \"trm-single\"\n");
+        assert!(
+            err.contains("\"trm-single\", which is not a model"),
+            "{err}"
+        );
+        let err = bad("[[variants]]\nname = \"r\"\nreplace_model = \"hrm\"\n");
+        assert!(err.contains("cannot replace the model"), "{err}");
     }
 
     #[test]
