@@ -33,7 +33,7 @@ enum Command {
     /// test into training, and whether the data keeps its declared protocol. Exits non-zero
     /// when a protocol is broken or the files no longer match their manifest.
     Audit(cli::audit::AuditArgs),
-    /// Compare our TRM/HRM with tensors recorded from the official PyTorch code (a folder in
+    /// Compare our models with tensors recorded from the official PyTorch code (a folder in
     /// the `golden/` format) and print the largest deviation of every tensor. Exits 1 when a
     /// tensor is out of tolerance.
     Parity(cli::parity::ParityArgs),

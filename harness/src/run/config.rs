@@ -504,6 +504,11 @@ mod tests {
             ("hrm", "arch.mlp_t=true", "arch.mlp_t"),
             ("hrm", "arch.gradient=\"full\"", "arch.gradient"),
             ("trm-att", "arch.gradient=1", "arch.gradient"),
+            ("trm-hier6", "arch.H_layers=2", "arch.H_layers"),
+            ("transformer", "arch.mlp_t=true", "arch.mlp_t"),
+            ("transformer", "arch.H_cycles=2", "arch.H_cycles"),
+            ("transformer", "arch.L_layers=2", "arch.L_layers"),
+            ("transformer", "arch.gradient=\"one-step\"", "arch.gradient"),
         ] {
             let err = resolve(model, set).unwrap_err();
             assert!(err.contains(named), "{model} {set}: {err}");
@@ -513,6 +518,8 @@ mod tests {
             ("hrm", "arch.gradient=\"last-cycle\""),
             ("hrm", "arch.no_ACT_continue=true"),
             ("trm-att", "arch.H_layers=0"),
+            ("trm-singlez", "arch.gradient=\"one-step\""),
+            ("transformer", "arch.H_layers=12"),
         ] {
             let cfg = resolve(model, set).unwrap_or_else(|e| panic!("{model} {set}: {e}"));
             cfg.model_config(36, 6, 1).unwrap();
