@@ -15,6 +15,21 @@ pub trait Collective: Send + Sync {
     fn all_reduce_sum(&self, tensors: Vec<Tensor>) -> Result<Vec<Tensor>>;
     /// Every rank's tensor concatenated along axis 0, in rank order.
     fn all_gather(&self, tensor: &Tensor) -> Result<Tensor>;
+    /// Ends the group's exchanges, now and later, with `why`, on every rank: a rank that
+    /// fails calls it, so no other rank waits for it forever.
+    fn abort(&self, why: &str);
+}
+
+/// A guard that aborts a group's exchanges if its thread panics, so the other ranks get an
+/// error instead of waiting forever.
+pub struct AbortOnPanic<'a>(pub &'a dyn Collective);
+
+impl Drop for AbortOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abort("panicked");
+        }
+    }
 }
 
 /// The rows of a global batch of `global` slots that `rank` of `world` holds: contiguous
@@ -40,6 +55,8 @@ impl Collective for SingleRank {
     fn all_gather(&self, tensor: &Tensor) -> Result<Tensor> {
         Ok(tensor.clone())
     }
+    /// Alone, no other rank waits.
+    fn abort(&self, _why: &str) {}
 }
 
 /// One round of deposits; `result` holds the last completed round's, which no rank can
@@ -91,22 +108,6 @@ impl ThreadGroup {
             .collect()
     }
 
-    /// A guard that ends the group's exchanges if this rank's thread panics, so the other
-    /// ranks get an error instead of waiting forever.
-    pub fn abort_on_panic(&self) -> AbortOnPanic<'_> {
-        AbortOnPanic(self)
-    }
-
-    /// Ends every exchange of the group, now and later, with `why`: a rank that fails tells
-    /// the others, which would otherwise wait for it forever.
-    pub fn abort(&self, why: &str) {
-        let mut round = self.exchange.round.lock().expect("exchange");
-        round
-            .aborted
-            .get_or_insert_with(|| format!("rank {}: {why}", self.rank));
-        self.exchange.turn.notify_all();
-    }
-
     /// Deposits this rank's tensors and returns every rank's, in rank order, once all
     /// have deposited.
     fn exchange(&self, tensors: Vec<Tensor>) -> Result<Vec<Vec<Tensor>>> {
@@ -146,16 +147,6 @@ impl ThreadGroup {
     }
 }
 
-pub struct AbortOnPanic<'a>(&'a ThreadGroup);
-
-impl Drop for AbortOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.abort("panicked");
-        }
-    }
-}
-
 impl Collective for ThreadGroup {
     fn rank(&self) -> usize {
         self.rank
@@ -179,6 +170,14 @@ impl Collective for ThreadGroup {
     fn all_gather(&self, tensor: &Tensor) -> Result<Tensor> {
         let all = self.exchange(vec![tensor.clone()])?;
         Tensor::cat(&all.iter().map(|ts| &ts[0]).collect::<Vec<_>>(), 0)
+    }
+    /// Wakes every rank waiting in an exchange with `why`; later exchanges fail with it too.
+    fn abort(&self, why: &str) {
+        let mut round = self.exchange.round.lock().expect("exchange");
+        round
+            .aborted
+            .get_or_insert_with(|| format!("rank {}: {why}", self.rank));
+        self.exchange.turn.notify_all();
     }
 }
 
@@ -204,7 +203,7 @@ mod tests {
                 ranks[0].all_reduce_sum(vec![Tensor::new(&[1f32], &Device::Cpu).unwrap()])
             });
             let panicking = s.spawn(|| {
-                let _guard = ranks[1].abort_on_panic();
+                let _guard = AbortOnPanic(&ranks[1]);
                 panic!("a bug in rank 1");
             });
             assert!(panicking.join().is_err());

@@ -40,6 +40,13 @@ pub fn gradient_exchanges(
         .collect())
 }
 
+/// A failing rank ends the others' waits: in the rounds of the threads' group and in the
+/// gradient exchange (the same group, or NCCL's communicators, aborted).
+pub fn abort_everywhere(rank: &ThreadGroup, exchange: &dyn Collective, why: &str) {
+    rank.abort(why);
+    exchange.abort(why);
+}
+
 /// Every rank must hold as many slots as the others: NCCL's all-gather of the puzzle rows
 /// moves the same count from every rank, so unequal shares would hang or mix rows.
 pub fn refuse_uneven_ranks(batch: usize, ranks: usize) -> Result<()> {
@@ -205,5 +212,44 @@ pub fn follow(
             t.lr_min_ratio,
         );
         trainer.train_step(&batch, lr_scale, &mut exploration)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+    use std::sync::Mutex;
+
+    /// A gradient exchange of its own (NCCL's place), recording its abort.
+    struct Exchange(Mutex<Option<String>>);
+
+    impl Collective for Exchange {
+        fn rank(&self) -> usize {
+            0
+        }
+        fn world(&self) -> usize {
+            2
+        }
+        fn all_reduce_sum(&self, tensors: Vec<Tensor>) -> candle_core::Result<Vec<Tensor>> {
+            Ok(tensors)
+        }
+        fn all_gather(&self, tensor: &Tensor) -> candle_core::Result<Tensor> {
+            Ok(tensor.clone())
+        }
+        fn abort(&self, why: &str) {
+            *self.0.lock().unwrap() = Some(why.to_string());
+        }
+    }
+
+    #[test]
+    fn a_failing_rank_aborts_the_rounds_and_the_gradient_exchange() {
+        let ranks = ThreadGroup::new(vec![Device::Cpu, Device::Cpu]);
+        let exchange = Exchange(Mutex::new(None));
+        abort_everywhere(&ranks[0], &exchange, "out of memory");
+        assert_eq!(exchange.0.lock().unwrap().as_deref(), Some("out of memory"));
+        let t = Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu).unwrap();
+        let err = ranks[1].all_gather(&t).unwrap_err().to_string();
+        assert!(err.contains("rank 0: out of memory"), "{err}");
     }
 }

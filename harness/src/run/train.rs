@@ -10,6 +10,7 @@ use crate::run::eval::{
     evaluate, score_pass, to_batch, EvalPoint, EvalSplit, Evaluation, Protocol, Stage,
     StepwiseOutcomes,
 };
+use crate::run::ranks::abort_everywhere;
 use crate::run::ranks::{
     barrier, evaluate_shard, follow, gather_carry, gradient_exchanges, next_round,
     refuse_uneven_ranks, shard_file, Next,
@@ -26,7 +27,7 @@ use datasets::format::LoadedDataset;
 use datasets::loader::TrainSampler;
 use datasets::sample::{stream_rng, RngState};
 use indicatif::{ProgressBar, ProgressStyle};
-use models::collective::{Collective, ThreadGroup};
+use models::collective::{AbortOnPanic, Collective, ThreadGroup};
 use models::optim::lr_multiplier;
 use models::trainer::Trainer;
 use rand_chacha::ChaCha8Rng;
@@ -135,31 +136,31 @@ fn train_ranks(
             .map(|((rank, device), exchange)| {
                 let (rank, exchange) = (rank.clone(), exchange.clone());
                 s.spawn(move || {
-                    let _guard = rank.abort_on_panic();
+                    let _guards = (AbortOnPanic(&*rank), AbortOnPanic(&*exchange));
                     let result = follow(
                         run,
                         data,
                         opts,
-                        (rank.clone(), exchange),
+                        (rank.clone(), exchange.clone()),
                         device,
                         (run_dir, resume),
                     );
                     if let Err(e) = &result {
-                        rank.abort(&format!("{e:#}"));
+                        abort_everywhere(&rank, &*exchange, &format!("{e:#}"));
                     }
                     result
                 })
             })
             .collect();
         let lead = (|| {
-            let _guard = ranks[0].abort_on_panic();
+            let _guards = (AbortOnPanic(&*ranks[0]), AbortOnPanic(&*exchanges[0]));
             let mut training = Training::new(run, data, dir, state, opts)?;
             training.trainer.group = exchanges[0].clone();
             training.ranks = Some(ranks[0].clone());
             training.run()
         })();
         if let Err(e) = &lead {
-            ranks[0].abort(&format!("{e:#}"));
+            abort_everywhere(&ranks[0], &*exchanges[0], &format!("{e:#}"));
         }
         for (r, follower) in followers.into_iter().enumerate() {
             let outcome = follower
