@@ -184,7 +184,11 @@ pub fn init_varmap(
                         .collect()
                 }
             };
-            let t = Tensor::from_vec(values, shape, device)?.to_dtype(dtype)?;
+            // Cast on the host, then upload: a GPU never holds the f64 draws (5.4 GB for the
+            // paper ARC puzzle table).
+            let t = Tensor::from_vec(values, shape, &Device::Cpu)?
+                .to_dtype(dtype)?
+                .to_device(device)?;
             data.insert(name, Var::from_tensor(&t)?);
         }
     }
