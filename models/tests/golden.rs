@@ -91,23 +91,9 @@ fn the_official_variants_match_the_official_code() {
 
 #[test]
 fn the_variants_initialise_every_official_tensor_and_count_their_parameters() {
-    use models::init::parameter_specs;
     for name in VARIANTS {
         let g = variant(name);
-        let official: std::collections::BTreeMap<String, Vec<usize>> = g
-            .varmap
-            .data()
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().dims().to_vec()))
-            .collect();
-        let ours: std::collections::BTreeMap<String, Vec<usize>> =
-            parameter_specs(&g.config, g.kind())
-                .into_iter()
-                .map(|(n, s, _)| (n, s))
-                .collect();
-        assert_eq!(ours, official, "{name}");
+        assert_fresh_initialisation_is_the_official_one(name, &g);
         let recorded = g.raw_config["derived"]["num_trainable_params"].as_u64();
         assert_eq!(
             Some(parameter_counts(&g.config, g.kind()).trainable),
@@ -188,36 +174,41 @@ fn parameter_counts_match_the_golden_weights() {
 
 #[test]
 fn fresh_initialisation_has_every_official_tensor() {
-    use models::init::{init_varmap, parameter_specs};
     for name in ["trm-att", "trm-mlp", "hrm"] {
         let Some(dir) = golden(name) else { return };
         let g = Golden::open(&dir, &candle_core::Device::Cpu).unwrap();
-        let official: std::collections::BTreeMap<String, Vec<usize>> = g
-            .varmap
-            .data()
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().dims().to_vec()))
-            .collect();
-        let ours: std::collections::BTreeMap<String, Vec<usize>> =
-            parameter_specs(&g.config, g.kind())
-                .into_iter()
-                .map(|(n, s, _)| (n, s))
-                .collect();
-        assert_eq!(ours, official, "{name}");
-        // The model builds from a fresh map without asking for anything the map lacks.
-        let device = candle_core::Device::Cpu;
-        let varmap = init_varmap(&g.config, g.kind(), 0, candle_core::DType::F32, &device).unwrap();
-        let before = varmap.all_vars().len();
-        let vb = candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &device);
-        models::trainer::build_model(&vb, &g.config, g.kind(), &device).unwrap();
-        assert_eq!(
-            varmap.all_vars().len(),
-            before,
-            "{name}: the model created tensors the init did not"
-        );
+        assert_fresh_initialisation_is_the_official_one(name, &g);
     }
+}
+
+/// Our list of tensors has the official state dict's names and shapes, and the model builds
+/// from a fresh initialisation without asking for anything the initialisation lacks.
+fn assert_fresh_initialisation_is_the_official_one(name: &str, g: &Golden) {
+    use models::init::{init_varmap, parameter_specs};
+    let official: std::collections::BTreeMap<String, Vec<usize>> = g
+        .varmap
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().dims().to_vec()))
+        .collect();
+    let ours: std::collections::BTreeMap<String, Vec<usize>> = parameter_specs(&g.config, g.kind())
+        .into_iter()
+        .map(|(n, s, _)| (n, s))
+        .collect();
+    assert_eq!(ours, official, "{name}");
+    // The model builds from a fresh map without asking for anything the map lacks.
+    let device = candle_core::Device::Cpu;
+    let varmap = init_varmap(&g.config, g.kind(), 0, candle_core::DType::F32, &device).unwrap();
+    let before = varmap.all_vars().len();
+    let vb = candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &device);
+    models::trainer::build_model(&vb, &g.config, g.kind(), &device).unwrap();
+    assert_eq!(
+        varmap.all_vars().len(),
+        before,
+        "{name}: the model created tensors the init did not"
+    );
 }
 
 #[test]

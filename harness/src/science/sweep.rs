@@ -514,15 +514,17 @@ mod tests {
         assert_eq!(last.assignments, ["arch.hidden_size=32"]);
     }
 
+    /// Why `check_variants` refuses a TRM-Att plan with these `[[variants]]`.
+    fn variants_error(variants: &str) -> String {
+        let text =
+            format!("task = \"maze-hard\"\npreset = \"smoke\"\nmodels = [\"trm-att\"]\n{variants}");
+        let plan: Plan = toml::from_str(&text).unwrap();
+        plan.check_variants().unwrap_err().to_string()
+    }
+
     #[test]
     fn variants_that_make_no_sense_are_named() {
-        let plan = |variants: &str| -> String {
-            let text = format!(
-                "task = \"maze-hard\"\npreset = \"smoke\"\nmodels = [\"trm-att\"]\n{variants}"
-            );
-            let plan: Plan = toml::from_str(&text).unwrap();
-            plan.check_variants().unwrap_err().to_string()
-        };
+        let plan = variants_error;
         let err = plan("[[variants]]\nname = \"ref\"\nmodels = [\"trm-att\"]\n");
         assert!(err.contains("reference"), "{err}");
         let err = plan("[[variants]]\nname = \"a\"\n[[variants]]\nname = \"a\"\n");
@@ -596,13 +598,7 @@ mod tests {
             .cell
             .describe()
             .contains("trm-singlez in place of trm-att"));
-        let bad = |variants: &str| {
-            let text = format!(
-                "task = \"maze-hard\"\npreset = \"smoke\"\nmodels = [\"trm-att\"]\n{variants}"
-            );
-            let plan: Plan = toml::from_str(&text).unwrap();
-            plan.check_variants().unwrap_err().to_string()
-        };
+        let bad = variants_error;
         let err = bad("[[variants]]\nname = \"r\"\n[[variants]]\nname = \"s\"\nreplace_model = \"trm-single\"\n");
         assert!(
             err.contains("\"trm-single\", which is not a model"),
