@@ -81,23 +81,17 @@ pub(crate) fn max_of<T: Real>(x: &[T]) -> T {
         .fold(T::neg_infinity(), |a, b| if b > a { b } else { a })
 }
 
-/// `x[i] = f(x[i])` for every element, returning `sum_i x[i]` of the new values, in
-/// `ROW_LANES` interleaved partial sums (a slice walk, so no bounds check keeps it scalar).
+/// `sum_i x[i]` in `ROW_LANES` interleaved partial sums, the tail added first.
 #[inline(always)]
-pub(crate) fn map_sum<T: Real>(x: &mut [T], f: impl Fn(T) -> T) -> T {
+pub(crate) fn sum_of<T: Real>(x: &[T]) -> T {
     let mut acc = [T::zero(); ROW_LANES];
-    let mut chunks = x.chunks_exact_mut(ROW_LANES);
+    let mut chunks = x.chunks_exact(ROW_LANES);
     for c in &mut chunks {
-        for (a, v) in acc.iter_mut().zip(c.iter_mut()) {
-            *v = f(*v);
-            *a += *v;
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
         }
     }
-    let mut total = T::zero();
-    for v in chunks.into_remainder() {
-        *v = f(*v);
-        total += *v;
-    }
+    let total = chunks.remainder().iter().fold(T::zero(), |s, &v| s + v);
     acc.into_iter().fold(total, |s, a| s + a)
 }
 
