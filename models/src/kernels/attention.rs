@@ -205,12 +205,12 @@ impl AttentionCore {
 
 super::simd_targets! {
     /// Row-wise softmax of a `[S, S]` block in place. The exponentials run over the whole
-    /// block at once: a row is as short as the sequence (29 at the cpu preset), and row by
+    /// block at once: a row is as short as the sequence (29 for TRM-Att at the cpu preset), and row by
     /// row most of them fell in a loop's scalar tail (9% of a one-thread step on AVX-512).
     fn softmax_rows<T: Real>(p: &mut [T], seq: usize) {
         for row in p.chunks_mut(seq) {
             let max = max_of(row);
-            row.iter_mut().for_each(|v| *v = *v - max);
+            row.iter_mut().for_each(|v| *v -= max);
         }
         p.iter_mut().for_each(|v| *v = v.exp_fast());
         for row in p.chunks_mut(seq) {

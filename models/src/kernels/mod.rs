@@ -22,6 +22,7 @@ pub trait Real:
     + std::iter::Sum
     + std::ops::AddAssign
     + std::ops::MulAssign
+    + std::ops::SubAssign
     + Send
     + Sync
 {
