@@ -287,11 +287,13 @@ def main():
 def render(rows, args):
     import torch
 
+    compiled = " (and `torch.compile` for TRM-Att at width 512)" if any("compiled" in r for r in rows) else ""
+
     lines = [
         "# Training and evaluation step: the harness against the official PyTorch code",
         "",
-        f"One run of `bench/side-by-side.sh` on {cpu_model()}, {args.threads} threads, f32, PyTorch {torch.__version__} eager"
-        " (and `torch.compile` for TRM-Att at width 512), `harness bench` at the same architecture and batch.",
+        f"One run of `bench/side-by-side.sh --shapes {args.shapes}` on {cpu_model()}, {args.threads} threads, f32,"
+        f" PyTorch {torch.__version__} eager{compiled}, `harness bench` at the same architecture and batch.",
         "Times are medians of repeated steps after a warm-up, ours and PyTorch alternated for each row's rounds;",
         "each ratio is the median of the rounds' ratios. Ratios below 1 mean the harness is faster. \"ours, loop\":",
         f"the real training loop (`harness train` at the cpu preset, {LOOP_STEPS} steps, the median gap between logged",
