@@ -410,6 +410,7 @@ fn the_committed_references_are_recomputed_from_their_records() {
     for name in [
         "maze-hard-cpu",
         "maze-hard-cpu-12-seeds",
+        "maze-hard-cpu-xeon",
         "sudoku-small-cpu",
     ] {
         let out = tmp.path().join(name);
