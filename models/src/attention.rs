@@ -165,16 +165,25 @@ pub fn attend_with(
 ) -> Result<Tensor> {
     match backend {
         AttentionBackend::FusedCpu => {
-            let op = kernels::attention::AttentionCore {
-                heads,
-                head_dim,
-                rotary: rotary.map(|r| r.tables.clone()),
-            };
-            kernels::attention::attention(qkv, op)
+            kernels::attention::attention(qkv, fused_core(heads, head_dim, rotary))
         }
         AttentionBackend::Chunked { query_rows } => {
             chunked::ChunkedAttention::new(heads, head_dim, rotary, query_rows).forward(qkv)
         }
+    }
+}
+
+/// The fused CPU kernel's attention, for `attend` and for the sublayer node that holds it
+/// (`Attention::residual`).
+fn fused_core(
+    heads: usize,
+    head_dim: usize,
+    rotary: Option<&Rotary>,
+) -> kernels::attention::AttentionCore {
+    kernels::attention::AttentionCore {
+        heads,
+        head_dim,
+        rotary: rotary.map(|r| r.tables.clone()),
     }
 }
 
@@ -228,5 +237,17 @@ impl Attention {
         let qkv = self.qkv_proj.forward(x)?;
         let out = attend(&qkv, self.num_heads, self.head_dim, rotary)?;
         self.o_proj.forward(&out)
+    }
+
+    /// `rms_norm(x + self.forward(x))`, the block's residual step: on the CPU kernels one
+    /// node around the same fused attention kernel as `attend`'s.
+    pub fn residual(&self, x: &Tensor, rotary: Option<&Rotary>, eps: f64) -> Result<Tensor> {
+        let core = fused_core(self.num_heads, self.head_dim, rotary);
+        let parts = (
+            &self.qkv_proj,
+            kernels::sublayer::Mix::Attention(core),
+            &self.o_proj,
+        );
+        crate::layers::post_norm_residual(x, parts, eps, || self.forward(x, rotary))
     }
 }

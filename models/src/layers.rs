@@ -121,6 +121,29 @@ impl Linear {
             None => Ok(y),
         }
     }
+
+    /// The weight as `forward` reads it for `x`, where the projection is bias-free and `x`
+    /// runs on the CPU kernels: what `kernels::sublayer` takes in place of `forward`.
+    pub(crate) fn fused_weight(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        if self.bias.is_some() || !on_cpu_kernels(x) {
+            return Ok(None);
+        }
+        parameter(&self.weight, x.dtype()).map(Some)
+    }
+}
+
+/// `rms_norm(h + b(mix(h)))` where `a` then `mix` then `b` is a sublayer's forward (given as
+/// `forward`): one fused node (`kernels::sublayer`) where both projections can take it.
+pub(crate) fn post_norm_residual(
+    h: &Tensor,
+    (a, mix, b): (&Linear, kernels::sublayer::Mix, &Linear),
+    eps: f64,
+    forward: impl FnOnce() -> Result<Tensor>,
+) -> Result<Tensor> {
+    match (a.fused_weight(h)?, b.fused_weight(h)?) {
+        (Some(w_a), Some(w_b)) => kernels::sublayer::post_norm_sublayer(h, &w_a, mix, &w_b, eps),
+        _ => rms_norm_residual(h, &forward()?, eps),
+    }
 }
 
 /// RMSNorm without a learnable gain over the last axis, in at least f32 (f64 stays f64, for
@@ -164,6 +187,16 @@ impl SwiGlu {
             swiglu_gate_reference(&gate_up, self.inner)?
         };
         self.down_proj.forward(&hidden)
+    }
+
+    /// `rms_norm(x + self.forward(x))`, the block's residual step.
+    pub fn residual(&self, x: &Tensor, eps: f64) -> Result<Tensor> {
+        let parts = (
+            &self.gate_up_proj,
+            kernels::sublayer::Mix::SwiGlu,
+            &self.down_proj,
+        );
+        post_norm_residual(x, parts, eps, || self.forward(x))
     }
 }
 
@@ -236,17 +269,13 @@ impl Block {
 
     pub fn forward(&self, h: &Tensor, rotary: Option<&Rotary>) -> Result<Tensor> {
         let h = match &self.mixer {
-            TokenMixer::Attention(attn) => {
-                rms_norm_residual(h, &attn.forward(h, rotary)?, self.eps)?
-            }
+            TokenMixer::Attention(attn) => attn.residual(h, rotary, self.eps)?,
             TokenMixer::SequenceMlp(mlp) => {
                 let t = h.transpose(1, 2)?.contiguous()?;
-                rms_norm_residual(&t, &mlp.forward(&t)?, self.eps)?
-                    .transpose(1, 2)?
-                    .contiguous()?
+                mlp.residual(&t, self.eps)?.transpose(1, 2)?.contiguous()?
             }
         };
-        rms_norm_residual(&h, &self.mlp.forward(&h)?, self.eps)
+        self.mlp.residual(&h, self.eps)
     }
 }
 

@@ -107,8 +107,8 @@ pub struct AttentionCore {
     pub rotary: Option<RotaryTables>,
 }
 
-struct Shape3 {
-    seq: usize,
+pub(super) struct Shape3 {
+    pub(super) seq: usize,
     heads: usize,
     dim: usize,
 }
@@ -117,13 +117,13 @@ impl Shape3 {
     fn qkv_row(&self) -> usize {
         3 * self.heads * self.dim
     }
-    fn out_row(&self) -> usize {
+    pub(super) fn out_row(&self) -> usize {
         self.heads * self.dim
     }
 }
 
 impl AttentionCore {
-    fn shape(&self, l: &Layout) -> Result<(usize, Shape3)> {
+    pub(super) fn shape(&self, l: &Layout) -> Result<(usize, Shape3)> {
         let dims = l.dims();
         let (b, s, w) = match dims {
             &[b, s, w] => (b, s, w),
@@ -267,7 +267,7 @@ impl<T: RotaryFloat> HeadScratch<T> {
     }
 }
 
-fn forward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], sh: &Shape3) -> Vec<T> {
+pub(super) fn forward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], sh: &Shape3) -> Vec<T> {
     let (s, d) = (sh.seq, sh.dim);
     let mut out = vec![T::zero(); qkv.len() / 3];
     out.par_chunks_mut(s * sh.out_row())
@@ -399,7 +399,7 @@ impl CustomOp1 for AttentionCore {
     }
 }
 
-struct AttentionBackward(AttentionCore);
+pub(super) struct AttentionBackward(pub(super) AttentionCore);
 
 impl CustomOp2 for AttentionBackward {
     fn name(&self) -> &'static str {

@@ -45,15 +45,27 @@ fn gemm_new<T: Real>(
     }
 }
 
+/// `x w^T` for `x` `[rows, fan_in]` and `w` `[fan_out, fan_in]`: `[rows, fan_out]`.
+pub(super) fn product<T: Real>(
+    x: &[T],
+    w: &[T],
+    rows: usize,
+    fan_in: usize,
+    fan_out: usize,
+) -> Vec<T> {
+    // w^T as the right operand: element (k, j) of w^T is w[j, k].
+    gemm_new((rows, fan_out, fan_in), x, (fan_in, 1), w, (1, fan_in))
+}
+
 /// (the positions, the last axis) of a `[.., width]` operand.
-fn rows_and_width(l: &Layout, what: &str) -> Result<(usize, usize)> {
+pub(super) fn rows_and_width(l: &Layout, what: &str) -> Result<(usize, usize)> {
     match l.dims().split_last() {
         Some((&width, lead)) => Ok((lead.iter().product(), width)),
         None => candle_core::bail!("linear: {what} must have at least one axis"),
     }
 }
 
-fn weight_dims(l: &Layout) -> Result<(usize, usize)> {
+pub(super) fn weight_dims(l: &Layout) -> Result<(usize, usize)> {
     match l.dims() {
         &[out, fan_in] => Ok((out, fan_in)),
         d => candle_core::bail!("linear: w must be 2-d, got {d:?}"),
@@ -61,7 +73,7 @@ fn weight_dims(l: &Layout) -> Result<(usize, usize)> {
 }
 
 /// `l`'s shape with its last axis `width`.
-fn with_width(l: &Layout, width: usize) -> Shape {
+pub(super) fn with_width(l: &Layout, width: usize) -> Shape {
     let mut dims = l.dims().to_vec();
     *dims.last_mut().expect("checked by rows_and_width") = width;
     Shape::from(dims)
@@ -85,8 +97,7 @@ impl CustomOp2 for Linear {
         }
         for_float!(s1, T => {
             let (x, w) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
-            // w^T as the right operand: element (k, j) of w^T is w[j, k].
-            let y = gemm_new((rows, fan_out, fan_in), x, (fan_in, 1), w, (1, fan_in));
+            let y = product(x, w, rows, fan_in, fan_out);
             Ok((candle_core::WithDType::to_cpu_storage_owned(y), with_width(l1, fan_out)))
         })
     }
@@ -106,7 +117,7 @@ impl CustomOp2 for Linear {
 }
 
 /// `dx [.., in] = g [.., out] @ w [out, in]`.
-struct InputGrad;
+pub(super) struct InputGrad;
 
 impl CustomOp2 for InputGrad {
     fn name(&self) -> &'static str {
@@ -130,7 +141,7 @@ impl CustomOp2 for InputGrad {
 }
 
 /// `dw [out, in] = g^T [out, N] @ x [N, in]`, the positions `N` flattened.
-struct WeightGrad;
+pub(super) struct WeightGrad;
 
 impl CustomOp2 for WeightGrad {
     fn name(&self) -> &'static str {

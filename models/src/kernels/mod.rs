@@ -11,6 +11,7 @@ mod gemm;
 pub mod linear;
 pub mod optim;
 pub mod rms_norm;
+pub mod sublayer;
 pub mod swiglu;
 
 use candle_core::{bail, CpuStorage, Layout, Result, WithDType};

@@ -50,7 +50,7 @@ super::simd_targets! {
     }
 }
 
-fn forward<T: Real>(a: &[T], b: &[T], width: usize, eps: f64) -> Vec<T> {
+pub(super) fn forward<T: Real>(a: &[T], b: &[T], width: usize, eps: f64) -> Vec<T> {
     let mut out = vec![T::zero(); a.len()];
     let chunk = rows_per_task(width) * width;
     out.par_chunks_mut(chunk)
@@ -107,8 +107,8 @@ impl CustomOp2 for RmsNormResidual {
     }
 }
 
-struct RmsNormResidualBackward {
-    eps: f64,
+pub(super) struct RmsNormResidualBackward {
+    pub(super) eps: f64,
 }
 
 impl CustomOp3 for RmsNormResidualBackward {

@@ -41,7 +41,7 @@ super::simd_targets! {
     }
 }
 
-fn forward<T: Real>(gate_up: &[T], inner: usize) -> Vec<T> {
+pub(super) fn forward<T: Real>(gate_up: &[T], inner: usize) -> Vec<T> {
     let mut out = vec![T::zero(); gate_up.len() / 2];
     let per = rows_per_task(2 * inner);
     out.par_chunks_mut(per * inner)
@@ -63,7 +63,7 @@ fn backward<T: Real>(gate_up: &[T], grad: &[T], inner: usize) -> Vec<T> {
     out
 }
 
-fn inner_of(l: &Layout) -> Result<usize> {
+pub(super) fn inner_of(l: &Layout) -> Result<usize> {
     let last = *l.dims().last().expect("at least one axis");
     if !last.is_multiple_of(2) {
         candle_core::bail!("swiglu: the last axis ({last}) holds gate and up halves");
@@ -94,7 +94,7 @@ impl CustomOp1 for SwiGluGate {
     }
 }
 
-struct SwiGluGateBackward;
+pub(super) struct SwiGluGateBackward;
 
 impl CustomOp2 for SwiGluGateBackward {
     fn name(&self) -> &'static str {
