@@ -4,9 +4,8 @@
 //! copied into place. The leading axes stay on the op rather than in reshapes around it: in
 //! candle's backward every graph node costs a zero-filled gradient and an add.
 
-use super::{for_float, slice, Real};
+use super::{for_float, fresh, slice, Real};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
-use std::mem::MaybeUninit;
 
 pub struct Linear;
 
@@ -20,28 +19,25 @@ fn gemm_new<T: Real>(
     b_strides: (usize, usize),
 ) -> Vec<T> {
     let (m, n, _) = dims;
-    let mut c: Vec<MaybeUninit<T>> = Vec::with_capacity(m * n);
     let threads = rayon::current_num_threads();
     // SAFETY: without `accumulate` the product writes every one of the m * n elements of
-    // `c` before anything reads them (the k = 0 case included), and the buffer is taken as
-    // initialised only after that.
+    // `c` before anything reads them (the k = 0 case included); `c` aliases neither operand.
     unsafe {
-        let ptr = c.as_mut_ptr() as *mut T;
-        super::gemm::gemm(
-            dims,
-            a,
-            a_strides,
-            b,
-            b_strides,
-            ptr,
-            n,
-            T::one(),
-            false,
-            threads,
-        );
-        c.set_len(m * n);
-        let mut c = std::mem::ManuallyDrop::new(c);
-        Vec::from_raw_parts(c.as_mut_ptr() as *mut T, c.len(), c.capacity())
+        fresh(m * n, |c| {
+            let c = c.as_mut_ptr() as *mut T;
+            super::gemm::gemm(
+                dims,
+                a,
+                a_strides,
+                b,
+                b_strides,
+                c,
+                n,
+                T::one(),
+                false,
+                threads,
+            )
+        })
     }
 }
 

@@ -15,6 +15,7 @@ pub mod sublayer;
 pub mod swiglu;
 
 use candle_core::{bail, CpuStorage, Layout, Result, WithDType};
+use std::mem::MaybeUninit;
 
 /// The float types the kernels run in.
 pub trait Real:
@@ -113,6 +114,20 @@ pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
         }
     }
     acc.into_iter().fold(tail, |s, a| s + a)
+}
+
+/// A kernel's fresh output of `n` elements, handed to `fill` uninitialised: zero-filling it
+/// first (`vec![0; n]`) is one more pass over memory, which cost as much as a fused kernel's
+/// own pass at the cpu preset (`results/bench-profile.md`).
+///
+/// # Safety
+/// `fill` must write every one of the `n` elements (it must not read them first).
+pub(crate) unsafe fn fresh<T: Real>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: `fill` initialised the n elements (the caller's contract).
+    unsafe { v.set_len(n) };
+    v
 }
 
 /// The contiguous elements of a CPU tensor.

@@ -3,9 +3,10 @@
 //! and the output gradient `g` (x and r recomputed): `dx = r (g - y mean(g y))`, the same for
 //! `a` and `b`.
 
-use super::{dot, for_float, rows_per_task, slice, Real};
+use super::{dot, for_float, fresh, rows_per_task, slice, Real};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 pub struct RmsNormResidual {
     pub eps: f64,
@@ -23,53 +24,62 @@ fn normalise<T: Real>(a: &[T], b: &[T], x: &mut [T], eps: f64) -> T {
 }
 
 super::simd_targets! {
-    fn forward_rows<T: Real>(out: &mut [T], a: &[T], b: &[T], width: usize, eps: f64) {
+    fn forward_rows<T: Real>(out: &mut [MaybeUninit<T>], a: &[T], b: &[T], width: usize, eps: f64) {
+        let mut x = vec![T::zero(); width];
         for ((y, a), b) in out.chunks_mut(width).zip(a.chunks(width)).zip(b.chunks(width)) {
-            let r = normalise(a, b, y, eps);
-            y.iter_mut().for_each(|v| *v *= r);
+            let r = normalise(a, b, &mut x, eps);
+            for (y, &x) in y.iter_mut().zip(&x) {
+                y.write(x * r);
+            }
         }
     }
 
-    fn backward_rows<T: Real>(out: &mut [T], a: &[T], b: &[T], g: &[T], width: usize, eps: f64) {
+    fn backward_rows<T: Real>(out: &mut [MaybeUninit<T>], a: &[T], b: &[T], g: &[T], width: usize, eps: f64) {
         let n = T::from(width).expect("a row length");
+        let mut x = vec![T::zero(); width];
         for (((dx, a), b), g) in out
             .chunks_mut(width)
             .zip(a.chunks(width))
             .zip(b.chunks(width))
             .zip(g.chunks(width))
         {
-            // dx holds x until it is overwritten with the gradient.
-            let r = normalise(a, b, dx, eps);
-            let gy = dot(g, dx) * r;
+            let r = normalise(a, b, &mut x, eps);
+            let gy = dot(g, &x) * r;
             let mean = gy / n;
-            for (d, &g) in dx.iter_mut().zip(g) {
-                let y = *d * r;
-                *d = r * (g - y * mean);
+            for ((d, &x), &g) in dx.iter_mut().zip(&x).zip(g) {
+                let y = x * r;
+                d.write(r * (g - y * mean));
             }
         }
     }
 }
 
 pub(super) fn forward<T: Real>(a: &[T], b: &[T], width: usize, eps: f64) -> Vec<T> {
-    let mut out = vec![T::zero(); a.len()];
     let chunk = rows_per_task(width) * width;
-    out.par_chunks_mut(chunk)
-        .zip(a.par_chunks(chunk).zip(b.par_chunks(chunk)))
-        .for_each(|(out, (a, b))| forward_rows(out, a, b, width, eps));
-    out
+    // SAFETY: the rows of `out` pair with those of `a`, and each row writes all of its own.
+    unsafe {
+        fresh(a.len(), |out| {
+            out.par_chunks_mut(chunk)
+                .zip(a.par_chunks(chunk).zip(b.par_chunks(chunk)))
+                .for_each(|(out, (a, b))| forward_rows(out, a, b, width, eps))
+        })
+    }
 }
 
 fn backward<T: Real>(a: &[T], b: &[T], g: &[T], width: usize, eps: f64) -> Vec<T> {
-    let mut out = vec![T::zero(); a.len()];
     let chunk = rows_per_task(width) * width;
-    out.par_chunks_mut(chunk)
-        .zip(
-            a.par_chunks(chunk)
-                .zip(b.par_chunks(chunk))
-                .zip(g.par_chunks(chunk)),
-        )
-        .for_each(|(out, ((a, b), g))| backward_rows(out, a, b, g, width, eps));
-    out
+    // SAFETY: the rows of `out` pair with those of `a`, and each row writes all of its own.
+    unsafe {
+        fresh(a.len(), |out| {
+            out.par_chunks_mut(chunk)
+                .zip(
+                    a.par_chunks(chunk)
+                        .zip(b.par_chunks(chunk))
+                        .zip(g.par_chunks(chunk)),
+                )
+                .for_each(|(out, ((a, b), g))| backward_rows(out, a, b, g, width, eps))
+        })
+    }
 }
 
 impl CustomOp2 for RmsNormResidual {

@@ -2,9 +2,10 @@
 //! `gate_up_proj(x)`, in one pass and without the two `narrow` copies. Backward:
 //! `d_up = g silu(gate)`, `d_gate = g up s (1 + gate (1 - s))` with `s = sigmoid(gate)`.
 
-use super::{for_float, rows_per_task, slice, Real};
+use super::{for_float, fresh, rows_per_task, slice, Real};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 pub struct SwiGluGate;
 
@@ -14,16 +15,16 @@ fn sigmoid<T: Real>(x: T) -> T {
 }
 
 super::simd_targets! {
-    fn forward_rows<T: Real>(out: &mut [T], gate_up: &[T], inner: usize) {
+    fn forward_rows<T: Real>(out: &mut [MaybeUninit<T>], gate_up: &[T], inner: usize) {
         for (h, gu) in out.chunks_mut(inner).zip(gate_up.chunks(2 * inner)) {
             let (gate, up) = gu.split_at(inner);
             for ((h, &g), &u) in h.iter_mut().zip(gate).zip(up) {
-                *h = g * sigmoid(g) * u;
+                h.write(g * sigmoid(g) * u);
             }
         }
     }
 
-    fn backward_rows<T: Real>(out: &mut [T], gate_up: &[T], grad: &[T], inner: usize) {
+    fn backward_rows<T: Real>(out: &mut [MaybeUninit<T>], gate_up: &[T], grad: &[T], inner: usize) {
         for ((d, gu), grad) in out
             .chunks_mut(2 * inner)
             .zip(gate_up.chunks(2 * inner))
@@ -34,33 +35,41 @@ super::simd_targets! {
             for i in 0..inner {
                 let (g, u, dh) = (gate[i], up[i], grad[i]);
                 let s = sigmoid(g);
-                d_up[i] = dh * g * s;
-                d_gate[i] = dh * u * s * (T::one() + g * (T::one() - s));
+                d_up[i].write(dh * g * s);
+                d_gate[i].write(dh * u * s * (T::one() + g * (T::one() - s)));
             }
         }
     }
 }
 
 pub(super) fn forward<T: Real>(gate_up: &[T], inner: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); gate_up.len() / 2];
     let per = rows_per_task(2 * inner);
-    out.par_chunks_mut(per * inner)
-        .zip(gate_up.par_chunks(per * 2 * inner))
-        .for_each(|(out, gu)| forward_rows(out, gu, inner));
-    out
+    // SAFETY: the rows of `out` pair with those of `gate_up`, and each row writes all of its
+    // `inner` elements.
+    unsafe {
+        fresh(gate_up.len() / 2, |out| {
+            out.par_chunks_mut(per * inner)
+                .zip(gate_up.par_chunks(per * 2 * inner))
+                .for_each(|(out, gu)| forward_rows(out, gu, inner))
+        })
+    }
 }
 
 fn backward<T: Real>(gate_up: &[T], grad: &[T], inner: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); gate_up.len()];
     let per = rows_per_task(2 * inner);
-    out.par_chunks_mut(per * 2 * inner)
-        .zip(
-            gate_up
-                .par_chunks(per * 2 * inner)
-                .zip(grad.par_chunks(per * inner)),
-        )
-        .for_each(|(out, (gu, grad))| backward_rows(out, gu, grad, inner));
-    out
+    // SAFETY: the rows of `out` pair with those of `gate_up`, and each row writes both of its
+    // halves.
+    unsafe {
+        fresh(gate_up.len(), |out| {
+            out.par_chunks_mut(per * 2 * inner)
+                .zip(
+                    gate_up
+                        .par_chunks(per * 2 * inner)
+                        .zip(grad.par_chunks(per * inner)),
+                )
+                .for_each(|(out, (gu, grad))| backward_rows(out, gu, grad, inner))
+        })
+    }
 }
 
 pub(super) fn inner_of(l: &Layout) -> Result<usize> {
