@@ -132,7 +132,7 @@ impl Linear {
     }
 }
 
-/// `rms_norm(h + b(mix(h)))` where `a` then `mix` then `b` is a sublayer's forward (given as
+/// `rms_norm(h + b(mix(a(h))))`, where `a`, `mix` and `b` make a sublayer's forward (given as
 /// `forward`): one fused node (`kernels::sublayer`) where both projections can take it.
 pub(crate) fn post_norm_residual(
     h: &Tensor,
