@@ -39,13 +39,19 @@ LOOP_STEPS = 60
 
 
 def cpu_model():
+    """The CPU's model name with its family, model and widest vector unit: a virtual machine's
+    name can be just "AMD EPYC" for CPUs of different generations and instruction sets."""
+    fields = {}
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return platform.processor() or "unknown"
+    flags = fields.get("flags", "").split()
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    name = fields.get("model name", platform.processor() or "unknown")
+    return f"{name} (CPU family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}, {isa})"
 
 
 def peak_rss_mb():
