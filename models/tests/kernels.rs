@@ -67,21 +67,24 @@ fn agree(
 #[test]
 fn fused_kernels_match_the_candle_compositions() {
     let (b, s, d, h) = (3, 29, 64, 4);
-    let hd = d / h;
-    let rotary = Rotary::new(hd, s + 3, 10000.0, &Device::Cpu).unwrap();
-    for rope in [true, false] {
-        let op = kernels::attention::AttentionCore {
-            heads: h,
-            head_dim: hd,
-            rotary: rope.then(|| rotary.tables.clone()),
-        };
-        let table = rope.then_some(&rotary);
-        agree(
-            &format!("attention (rope {rope})"),
-            &[var(&[b, s, 3 * d], 1)],
-            |t| kernels::attention::attention(&t[0], op.clone()),
-            |t| attention_reference(&t[0], h, hd, table),
-        );
+    // Head dimensions 16 and 64 take the rotation's constant-length paths, 8 the general one.
+    for (width, heads) in [(d, h), (128, 2), (d, 8)] {
+        let hd = width / heads;
+        let rotary = Rotary::new(hd, s + 3, 10000.0, &Device::Cpu).unwrap();
+        for rope in [true, false] {
+            let op = kernels::attention::AttentionCore {
+                heads,
+                head_dim: hd,
+                rotary: rope.then(|| rotary.tables.clone()),
+            };
+            let table = rope.then_some(&rotary);
+            agree(
+                &format!("attention (head dim {hd}, rope {rope})"),
+                &[var(&[b, s, 3 * width], 1)],
+                |t| kernels::attention::attention(&t[0], op.clone()),
+                |t| attention_reference(&t[0], heads, hd, table),
+            );
+        }
     }
     agree(
         "rms_norm(a + b)",
