@@ -411,6 +411,7 @@ fn the_committed_references_are_recomputed_from_their_records() {
         "maze-hard-cpu",
         "maze-hard-cpu-12-seeds",
         "maze-hard-cpu-xeon",
+        "maze-hard-cpu-6000-steps-6-seeds",
         "sudoku-small-cpu",
     ] {
         let out = tmp.path().join(name);
