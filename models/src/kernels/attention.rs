@@ -117,7 +117,9 @@ fn unrotate_rows_of<T: Real>(
 // 64 at the Sudoku widths and in the papers) as constants: a row's loop then compiles to
 // straight vector code, where with a length known only at run time each 16-wide row ran as
 // pairs of 4-lane steps behind per-row checks (4.3% of a one-thread TRM-Att step at the cpu
-// preset on AVX-512, 2.1% after). Same arithmetic, so the same bits.
+// preset on AVX-512, 2.2% after). Same arithmetic, so the same bits. The length goes in as a
+// const parameter of a function of its own: passed as an argument (through a closure), it was
+// merged back into one call with a run-time length.
 #[inline(always)]
 fn rotate_rows_const<T: Real, const HALF: usize>(
     out: &mut [T],
