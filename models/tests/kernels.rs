@@ -67,8 +67,10 @@ fn agree(
 #[test]
 fn fused_kernels_match_the_candle_compositions() {
     let (b, s, d, h) = (3, 29, 64, 4);
-    // Head dimensions 16 and 64 take the rotation's constant-length paths, 8 the general one.
-    for (width, heads) in [(d, h), (128, 2), (d, 8)] {
+    // Head dimensions 16 and 64 take the rotation's constant-length paths, 8 the general one;
+    // 29 positions fill one whole block of the softmax's columns and part of another, 5 part
+    // of one.
+    for (width, heads, s) in [(d, h, s), (128, 2, s), (d, 8, s), (d, h, 5)] {
         let hd = width / heads;
         let rotary = Rotary::new(hd, s + 3, 10000.0, &Device::Cpu).unwrap();
         for rope in [true, false] {
@@ -79,7 +81,7 @@ fn fused_kernels_match_the_candle_compositions() {
             };
             let table = rope.then_some(&rotary);
             agree(
-                &format!("attention (head dim {hd}, rope {rope})"),
+                &format!("attention ({s} positions, head dim {hd}, rope {rope})"),
                 &[var(&[b, s, 3 * width], 1)],
                 |t| kernels::attention::attention(&t[0], op.clone()),
                 |t| attention_reference(&t[0], heads, hd, table),

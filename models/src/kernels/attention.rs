@@ -1,14 +1,15 @@
 //! Non-causal multi-head attention from the fused projection `qkv` `[B, S, 3 H D]` (heads
 //! q 0..H, k H..2H, v 2H..3H) to the heads' outputs `[B, S, H D]`, ready for `o_proj`:
 //! rotary embedding on q and k, `softmax(q k^T / sqrt(D)) v`, with no transposed copies and
-//! one `[S, S]` score block per head at a time (never `[B, H, S, S]`). Parallel over batch
+//! one `[S, S]` score block per head at a time (never `[B, H, S, S]`), held transposed (keys
+//! by queries) so the softmax runs across queries (`softmax_columns`). Parallel over batch
 //! entries.
 //!
 //! Backward (flash-style, recomputing the scores): `dV = P^T dO`, `dP = dO V^T`,
 //! `dS = P (dP - rowsum(dP P))`, `dQ = dS K / sqrt(D)`, `dK = dS^T Q / sqrt(D)`, then the
 //! rotation undone on dQ and dK.
 
-use super::{dot, for_float, matmul, max_of, slice, sum_of, Real};
+use super::{for_float, matmul, slice, Real, ROW_LANES};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -261,36 +262,132 @@ impl AttentionCore {
     }
 }
 
+/// Queries a column block of the transposed scores holds: one AVX-512 vector of f32.
+const COLUMNS: usize = 16;
+
+/// The row stride of a transposed `[S, S]` score block: the sequence rounded up to whole
+/// column blocks. The padding columns are zero-filled once and stay finite.
+fn padded(seq: usize) -> usize {
+    seq.div_ceil(COLUMNS) * COLUMNS
+}
+
+/// Columns `c..c + COLUMNS` of row `i` of a block of row stride `stride`.
+#[inline(always)]
+fn lanes<T: Copy>(x: &[T], i: usize, stride: usize, c: usize) -> [T; COLUMNS] {
+    x[i * stride + c..][..COLUMNS]
+        .try_into()
+        .expect("a whole column block")
+}
+
+/// `lanes`, to write.
+#[inline(always)]
+fn lanes_mut<T>(x: &mut [T], i: usize, stride: usize, c: usize) -> &mut [T; COLUMNS] {
+    (&mut x[i * stride + c..][..COLUMNS])
+        .try_into()
+        .expect("a whole column block")
+}
+
 super::simd_targets! {
-    /// Row-wise softmax of a `[S, S]` block in place. The exponentials run over the whole
-    /// block at once: a row is as short as the sequence (29 for TRM-Att at the cpu preset), and row by
-    /// row most of them fell in a loop's scalar tail (9% of a one-thread step on AVX-512).
-    fn softmax_rows<T: Real>(p: &mut [T], seq: usize) {
-        for row in p.chunks_mut(seq) {
-            let max = max_of(row);
-            row.iter_mut().for_each(|v| *v -= max);
-        }
-        p.iter_mut().for_each(|v| *v = v.exp_fast());
-        for row in p.chunks_mut(seq) {
-            let inv = sum_of(row).recip();
-            row.iter_mut().for_each(|v| *v *= inv);
+    /// Softmax of each column of the transposed scores `S^T` `[S, stride]` (column `q` holds
+    /// query `q`'s scores over the `S` keys), in place. Row by row, a row was as short as the
+    /// sequence (29 for TRM-Att at the cpu preset) and its maximum, sum and scaling ran
+    /// mostly in scalar tails: 12% of a one-thread TRM-Att step on the Intel Xeon
+    /// (`results/bench-profile.md`). Down the columns every operation is across 16 queries.
+    /// Each query's arithmetic is the row-wise kernel's: the maximum, `exp(s - max)`, then
+    /// the sum in the order it had, eight interleaved partial sums over whole groups of
+    /// eight keys, added after the sum of the remaining keys (`ROW_LANES`), so the bits
+    /// are the same.
+    fn softmax_columns<T: Real>(pt: &mut [T], seq: usize, stride: usize) {
+        let groups = seq / ROW_LANES;
+        for c in (0..stride).step_by(COLUMNS) {
+            let mut max = [T::neg_infinity(); COLUMNS];
+            for i in 0..seq {
+                let x = lanes(pt, i, stride, c);
+                for (m, &v) in max.iter_mut().zip(&x) {
+                    *m = if v > *m { v } else { *m };
+                }
+            }
+            for i in 0..seq {
+                let x = lanes_mut(pt, i, stride, c);
+                for (v, &m) in x.iter_mut().zip(&max) {
+                    *v = (*v - m).exp_fast();
+                }
+            }
+            let mut partial = [[T::zero(); COLUMNS]; ROW_LANES];
+            for g in 0..groups {
+                for (j, acc) in partial.iter_mut().enumerate() {
+                    let x = lanes(pt, g * ROW_LANES + j, stride, c);
+                    for (a, &v) in acc.iter_mut().zip(&x) {
+                        *a += v;
+                    }
+                }
+            }
+            let mut inv = [T::zero(); COLUMNS];
+            for i in groups * ROW_LANES..seq {
+                let x = lanes(pt, i, stride, c);
+                for (t, &v) in inv.iter_mut().zip(&x) {
+                    *t += v;
+                }
+            }
+            for acc in &partial {
+                for (t, &a) in inv.iter_mut().zip(acc) {
+                    *t += a;
+                }
+            }
+            inv.iter_mut().for_each(|t| *t = t.recip());
+            for i in 0..seq {
+                let x = lanes_mut(pt, i, stride, c);
+                for (v, &r) in x.iter_mut().zip(&inv) {
+                    *v *= r;
+                }
+            }
         }
     }
 
-    /// `dS = P (dP - rowsum(dP P))`, in place of `dP`.
-    fn softmax_backward_rows<T: Real>(dp: &mut [T], p: &[T], seq: usize) {
-        for (dp, p) in dp.chunks_mut(seq).zip(p.chunks(seq)) {
-            let dot = dot(dp, p);
-            dp.iter_mut().zip(p).for_each(|(g, &p)| *g = p * (*g - dot));
+    /// `dS = P (dP - rowsum(dP P))` down the columns of the transposed `dP^T` and `P^T`, in
+    /// place of `dP^T`; each query's dot product in `dot`'s order, as `softmax_columns`.
+    fn softmax_backward_columns<T: Real>(dpt: &mut [T], pt: &[T], seq: usize, stride: usize) {
+        let groups = seq / ROW_LANES;
+        for c in (0..stride).step_by(COLUMNS) {
+            let mut partial = [[T::zero(); COLUMNS]; ROW_LANES];
+            for g in 0..groups {
+                for (j, acc) in partial.iter_mut().enumerate() {
+                    let i = g * ROW_LANES + j;
+                    let (x, p) = (lanes(dpt, i, stride, c), lanes(pt, i, stride, c));
+                    for ((a, &v), &p) in acc.iter_mut().zip(&x).zip(&p) {
+                        *a += v * p;
+                    }
+                }
+            }
+            let mut dot = [T::zero(); COLUMNS];
+            for i in groups * ROW_LANES..seq {
+                let (x, p) = (lanes(dpt, i, stride, c), lanes(pt, i, stride, c));
+                for ((t, &v), &p) in dot.iter_mut().zip(&x).zip(&p) {
+                    *t = *t + v * p;
+                }
+            }
+            for acc in &partial {
+                for (t, &a) in dot.iter_mut().zip(acc) {
+                    *t += a;
+                }
+            }
+            for i in 0..seq {
+                let p = lanes(pt, i, stride, c);
+                let x = lanes_mut(dpt, i, stride, c);
+                for ((g, &p), &d) in x.iter_mut().zip(&p).zip(&dot) {
+                    *g = p * (*g - d);
+                }
+            }
         }
     }
 }
 
-/// Per batch entry: the rotated q and k of one head and its probabilities `P` `[S, S]`.
+/// Per batch entry: the rotated q and k of one head and its transposed probabilities `P^T`
+/// `[S, padded(S)]`.
 struct HeadScratch<T> {
     q: Vec<T>,
     k: Vec<T>,
-    p: Vec<T>,
+    pt: Vec<T>,
 }
 
 impl<T: RotaryFloat> HeadScratch<T> {
@@ -298,35 +395,36 @@ impl<T: RotaryFloat> HeadScratch<T> {
         HeadScratch {
             q: vec![T::zero(); sh.seq * sh.dim],
             k: vec![T::zero(); sh.seq * sh.dim],
-            p: vec![T::zero(); sh.seq * sh.seq],
+            pt: vec![T::zero(); sh.seq * padded(sh.seq)],
         }
     }
 
-    /// Loads head `h` and computes its probabilities.
+    /// Loads head `h` and computes its transposed probabilities.
     fn probabilities(&mut self, op: &AttentionCore, qkv: &[T], sh: &Shape3, h: usize) {
         op.load_rotated(qkv, sh, 0, h, &mut self.q);
         op.load_rotated(qkv, sh, 1, h, &mut self.k);
         let scale = T::from(1.0 / (sh.dim as f64).sqrt()).unwrap();
-        let (s, d) = (sh.seq, sh.dim);
+        let (s, d, stride) = (sh.seq, sh.dim, padded(sh.seq));
+        // S^T = K Q^T / sqrt(D).
         matmul(
             (s, s, d),
-            &self.q,
+            &self.k,
             false,
             d,
-            &self.k,
+            &self.q,
             true,
             d,
-            &mut self.p,
-            s,
+            &mut self.pt,
+            stride,
             scale,
             false,
         );
-        softmax_rows(&mut self.p, s);
+        softmax_columns(&mut self.pt, s, stride);
     }
 }
 
 pub(super) fn forward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], sh: &Shape3) -> Vec<T> {
-    let (s, d) = (sh.seq, sh.dim);
+    let (s, d, stride) = (sh.seq, sh.dim, padded(sh.seq));
     let mut out = vec![T::zero(); qkv.len() / 3];
     out.par_chunks_mut(s * sh.out_row())
         .zip(qkv.par_chunks(s * sh.qkv_row()))
@@ -336,11 +434,12 @@ pub(super) fn forward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], sh: &Shape3
                 scratch.probabilities(op, qkv, sh, h);
                 let v = &qkv[(2 * sh.heads + h) * d..];
                 let o = &mut out[h * d..];
+                // O = P V, P read through its transpose.
                 matmul(
                     (s, d, s),
-                    &scratch.p,
-                    false,
-                    s,
+                    &scratch.pt,
+                    true,
+                    stride,
                     v,
                     false,
                     sh.qkv_row(),
@@ -355,7 +454,7 @@ pub(super) fn forward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], sh: &Shape3
 }
 
 fn backward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], grad: &[T], sh: &Shape3) -> Vec<T> {
-    let (s, d) = (sh.seq, sh.dim);
+    let (s, d, stride) = (sh.seq, sh.dim, padded(sh.seq));
     let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
     let mut dqkv = vec![T::zero(); qkv.len()];
     dqkv.par_chunks_mut(s * sh.qkv_row())
@@ -365,7 +464,8 @@ fn backward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], grad: &[T], sh: &Shap
         )
         .for_each(|(dqkv, (qkv, grad))| {
             let mut scratch = HeadScratch::new(sh);
-            let mut dp = vec![T::zero(); s * s];
+            // dP^T and then dS^T, transposed as P is.
+            let mut dpt = vec![T::zero(); s * stride];
             let mut dq = vec![T::zero(); s * d];
             let mut dk = vec![T::zero(); s * d];
             for h in 0..sh.heads {
@@ -376,9 +476,9 @@ fn backward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], grad: &[T], sh: &Shap
                 let dv = &mut dqkv[(2 * sh.heads + h) * d..];
                 matmul(
                     (s, d, s),
-                    &scratch.p,
-                    true,
-                    s,
+                    &scratch.pt,
+                    false,
+                    stride,
                     d_out,
                     false,
                     sh.out_row(),
@@ -387,26 +487,27 @@ fn backward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], grad: &[T], sh: &Shap
                     T::one(),
                     false,
                 );
-                // dP = dO V^T, then dS = P (dP - rowsum(dP P)).
+                // dP^T = V dO^T, then dS = P (dP - rowsum(dP P)).
                 matmul(
                     (s, s, d),
-                    d_out,
-                    false,
-                    sh.out_row(),
                     v,
-                    true,
+                    false,
                     sh.qkv_row(),
-                    &mut dp,
-                    s,
+                    d_out,
+                    true,
+                    sh.out_row(),
+                    &mut dpt,
+                    stride,
                     T::one(),
                     false,
                 );
-                softmax_backward_rows(&mut dp, &scratch.p, s);
+                softmax_backward_columns(&mut dpt, &scratch.pt, s, stride);
+                // dQ = dS K / sqrt(D), dK = dS^T Q / sqrt(D).
                 matmul(
                     (s, d, s),
-                    &dp,
-                    false,
-                    s,
+                    &dpt,
+                    true,
+                    stride,
                     &scratch.k,
                     false,
                     d,
@@ -417,9 +518,9 @@ fn backward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], grad: &[T], sh: &Shap
                 );
                 matmul(
                     (s, d, s),
-                    &dp,
-                    true,
-                    s,
+                    &dpt,
+                    false,
+                    stride,
                     &scratch.q,
                     false,
                     d,
@@ -483,4 +584,93 @@ impl CustomOp2 for AttentionBackward {
 /// `AttentionBackend::FusedCpu` backend of `attention::attend`.
 pub fn attention(qkv: &Tensor, op: AttentionCore) -> Result<Tensor> {
     qkv.contiguous()?.apply_op1(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The row-wise softmax the column kernels replaced, in its order of operations: the
+    /// maximum, `exp(s - max)`, eight interleaved partial sums over whole groups of eight
+    /// added to the sum of the rest, then the reciprocal.
+    fn softmax_row(row: &mut [f32]) {
+        let max = row
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+        row.iter_mut().for_each(|v| *v = (*v - max).exp_fast());
+        let inv = interleaved_sum(row.iter().copied()).recip();
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+
+    fn interleaved_sum(x: impl ExactSizeIterator<Item = f32>) -> f32 {
+        let x: Vec<f32> = x.collect();
+        let whole = x.len() / ROW_LANES * ROW_LANES;
+        let mut partial = [0f32; ROW_LANES];
+        for (i, &v) in x[..whole].iter().enumerate() {
+            partial[i % ROW_LANES] += v;
+        }
+        let tail = x[whole..].iter().fold(0f32, |s, &v| s + v);
+        partial.into_iter().fold(tail, |s, a| s + a)
+    }
+
+    fn transposed_block(seq: usize, rng: &mut impl Rng) -> Vec<f32> {
+        let mut pt = vec![0f32; seq * padded(seq)];
+        for i in 0..seq {
+            for q in 0..seq {
+                pt[i * padded(seq) + q] = rng.random_range(-6.0..6.0);
+            }
+        }
+        pt
+    }
+
+    /// Query `q`'s column of a transposed block, as a row.
+    fn column(pt: &[f32], seq: usize, q: usize) -> Vec<f32> {
+        (0..seq).map(|i| pt[i * padded(seq) + q]).collect()
+    }
+
+    #[test]
+    fn column_softmax_has_the_row_wise_bits() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for seq in [1, 5, 8, 16, 29, 97] {
+            let mut pt = transposed_block(seq, &mut rng);
+            let rows: Vec<Vec<f32>> = (0..seq).map(|q| column(&pt, seq, q)).collect();
+            softmax_columns(&mut pt, seq, padded(seq));
+            for (q, mut row) in rows.into_iter().enumerate() {
+                softmax_row(&mut row);
+                let got = column(&pt, seq, q);
+                let same = got
+                    .iter()
+                    .zip(&row)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "seq {seq}, query {q}: {got:?} against {row:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn column_softmax_backward_has_the_row_wise_bits() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        for seq in [1, 5, 8, 16, 29, 97] {
+            let mut pt = transposed_block(seq, &mut rng);
+            softmax_columns(&mut pt, seq, padded(seq));
+            let mut dpt = transposed_block(seq, &mut rng);
+            let expected: Vec<Vec<f32>> = (0..seq)
+                .map(|q| {
+                    let (p, dp) = (column(&pt, seq, q), column(&dpt, seq, q));
+                    let dot = interleaved_sum(dp.iter().zip(&p).map(|(&g, &p)| g * p));
+                    dp.iter().zip(&p).map(|(&g, &p)| p * (g - dot)).collect()
+                })
+                .collect();
+            softmax_backward_columns(&mut dpt, &pt, seq, padded(seq));
+            for (q, row) in expected.into_iter().enumerate() {
+                let got = column(&dpt, seq, q);
+                let same = got
+                    .iter()
+                    .zip(&row)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "seq {seq}, query {q}: {got:?} against {row:?}");
+            }
+        }
+    }
 }

@@ -62,41 +62,11 @@ impl Real for f64 {
     }
 }
 
-/// Lanes of the row reductions below: one AVX2 vector of f32, since attention rows are as
-/// short as the sequence (26 at the cpu preset), where 16 lanes left most of a row to the
-/// scalar tail. Interleaved partial sums, because without reassociation (which Rust never
-/// does for floats) a single running sum is a serial chain no loop can vectorise.
-const ROW_LANES: usize = 8;
-
-/// `max_i x[i]` in `ROW_LANES` interleaved partial maxima.
-#[inline(always)]
-pub(crate) fn max_of<T: Real>(x: &[T]) -> T {
-    let mut acc = [T::neg_infinity(); ROW_LANES];
-    let mut chunks = x.chunks_exact(ROW_LANES);
-    for c in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a = if v > *a { v } else { *a };
-        }
-    }
-    let tail = chunks.remainder().iter().copied();
-    acc.into_iter()
-        .chain(tail)
-        .fold(T::neg_infinity(), |a, b| if b > a { b } else { a })
-}
-
-/// `sum_i x[i]` in `ROW_LANES` interleaved partial sums, the tail added first.
-#[inline(always)]
-pub(crate) fn sum_of<T: Real>(x: &[T]) -> T {
-    let mut acc = [T::zero(); ROW_LANES];
-    let mut chunks = x.chunks_exact(ROW_LANES);
-    for c in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += v;
-        }
-    }
-    let total = chunks.remainder().iter().fold(T::zero(), |s, &v| s + v);
-    acc.into_iter().fold(total, |s, a| s + a)
-}
+/// Lanes of the reductions (`dot`, and the attention softmax's sums down its columns): one
+/// AVX2 vector of f32. Interleaved partial sums, because without reassociation (which Rust
+/// never does for floats) a single running sum is a serial chain no loop can vectorise. The
+/// order of the additions fixes a result's last bits, so every reduction keeps it.
+pub(crate) const ROW_LANES: usize = 8;
 
 /// `sum_i a[i] b[i]` in `ROW_LANES` interleaved partial sums.
 #[inline(always)]
