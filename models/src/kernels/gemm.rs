@@ -11,8 +11,12 @@
 //! multiplication", 2008): the right operand packed in panels of 16 columns, a 6 x 16
 //! block of `c` in twelve registers, the left operand broadcast straight from its rows.
 //!
+//! Products as small as attention's per head at the cpu preset run a third, simpler kernel
+//! (`registers`), on every CPU with FMA.
+//!
 //! Each element of `c` is the same sequence of FMAs wherever its row falls in the split
-//! across threads, so the bits never depend on the thread count.
+//! across threads, and in whichever of the kernels, so the bits never depend on the thread
+//! count or the path.
 
 use super::Real;
 
@@ -54,6 +58,9 @@ pub(crate) unsafe fn gemm<T: Real>(
         (k - 1) * b_rs + (n - 1) * b_cs < b.len(),
         "gemm: b too short"
     );
+    if threads == 1 && !accumulate && registers::fits((m, n, k)) {
+        return registers::product((m, n, k), a, (a_rs, a_cs), b, (b_rs, b_cs), c, c_rs, alpha);
+    }
     #[cfg(target_arch = "x86_64")]
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && avx2::applies() {
         let (a, b) = (
@@ -98,6 +105,126 @@ pub(crate) unsafe fn gemm<T: Real>(
             gemm::Parallelism::None
         },
     )
+}
+
+/// Products as small as attention's per head (at the cpu preset `[29, 16] x [16, 29]` and
+/// `[29, 29] x [29, 16]`), where the general kernels' set-up (packing both operands, the
+/// dispatch over tiles) cost as much as the arithmetic: `c` in blocks of 6 x 16 held in
+/// registers, `a` broadcast straight from its rows, `b` read in place where its rows are
+/// whole blocks of 16 and packed otherwise.
+///
+/// Every element of `c` is the sum the other kernels compute, in their order: FMAs over
+/// `k` in turn from zero, then times `alpha`. So the bits are theirs (the tests below
+/// compare them), and the path is taken only where FMA is an instruction, and only for
+/// shapes the gemm crate would not send to its own small-size paths (a product of at
+/// most 16 x 16, `k` <= 2, a single row or column), whose sums run in another order.
+mod registers {
+    use super::super::{simd_targets, Real};
+
+    /// Columns of a block of `c`: one AVX-512 vector of f32.
+    const COLS: usize = 16;
+    /// Rows of a block of `c`: with `COLS`, twelve of AVX2's sixteen registers.
+    const ROWS: usize = 6;
+
+    pub(super) fn fits((m, n, k): (usize, usize, usize)) -> bool {
+        // Measured faster than the gemm crate at the cpu preset's heads (29 positions, head
+        // dimension 16) and slower at the Sudoku shapes' (97 and 64), where `b`'s rows in
+        // place no longer share L1 with `a`.
+        let small = m <= 64 && n <= 64 && k <= 64;
+        let general = m >= 2 && n >= 2 && k > 2 && m * n > 16 * 16;
+        small && general && fma_is_an_instruction()
+    }
+
+    pub(super) fn fma_is_an_instruction() -> bool {
+        super::super::simd_path() != "x86-64-v2 (no AVX2)"
+    }
+
+    /// `c [m, n] (row stride c_rs) = alpha * a @ b`, single-threaded.
+    ///
+    /// # Safety
+    /// As `gemm`'s, with the lengths of `a` and `b` checked by it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn product<T: Real>(
+        (m, n, k): (usize, usize, usize),
+        a: &[T],
+        a_strides: (usize, usize),
+        b: &[T],
+        (b_rs, b_cs): (usize, usize),
+        c: *mut T,
+        c_rs: usize,
+        alpha: T,
+    ) {
+        if b_cs == 1 && n.is_multiple_of(COLS) {
+            return blocks((m, n, k), a, a_strides, b.as_ptr(), b_rs, c, c_rs, alpha);
+        }
+        let width = n.div_ceil(COLS) * COLS;
+        let mut packed = vec![T::zero(); k * width];
+        // Down `b`'s columns, which are its rows in memory where it is a transpose.
+        for j in 0..n {
+            for p in 0..k {
+                packed[p * width + j] = b[p * b_rs + j * b_cs];
+            }
+        }
+        blocks(
+            (m, n, k),
+            a,
+            a_strides,
+            packed.as_ptr(),
+            width,
+            c,
+            c_rs,
+            alpha,
+        )
+    }
+
+    simd_targets! {
+        /// `product` with `b`'s rows `b_rs` apart, each readable to a whole block of
+        /// columns past `n`.
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn blocks<T: Real>(
+            (m, n, k): (usize, usize, usize),
+            a: &[T],
+            (a_rs, a_cs): (usize, usize),
+            b: *const T,
+            b_rs: usize,
+            c: *mut T,
+            c_rs: usize,
+            alpha: T,
+        ) {
+            for j0 in (0..n).step_by(COLS) {
+                let cols = COLS.min(n - j0);
+                for i0 in (0..m).step_by(ROWS) {
+                    let rows = ROWS.min(m - i0);
+                    // Rows past `m` repeat the last one; their sums are not stored.
+                    let a_rows: [*const T; ROWS] =
+                        std::array::from_fn(|r| a.as_ptr().add((i0 + r.min(rows - 1)) * a_rs));
+                    let mut acc = [[T::zero(); COLS]; ROWS];
+                    for p in 0..k {
+                        let bp = &*(b.add(p * b_rs + j0) as *const [T; COLS]);
+                        for (acc, row) in acc.iter_mut().zip(&a_rows) {
+                            let x = *row.add(p * a_cs);
+                            for (s, &y) in acc.iter_mut().zip(bp) {
+                                *s = x.mul_add(y, *s);
+                            }
+                        }
+                    }
+                    for (r, acc) in acc.iter().enumerate().take(rows) {
+                        let dst = c.add((i0 + r) * c_rs + j0);
+                        if cols == COLS {
+                            let dst = &mut *(dst as *mut [T; COLS]);
+                            for (d, &s) in dst.iter_mut().zip(acc) {
+                                *d = s * alpha;
+                            }
+                        } else {
+                            for (l, &s) in acc.iter().enumerate().take(cols) {
+                                *dst.add(l) = s * alpha;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -450,6 +577,103 @@ mod tests {
                             .zip(&other)
                             .all(|(x, y)| x.to_bits() == y.to_bits()));
                     }
+                }
+            }
+        }
+    }
+
+    /// The gemm crate's product, which the register kernel's bits must equal.
+    fn crate_product(
+        (m, n, k): (usize, usize, usize),
+        a: &[f32],
+        (a_rs, a_cs): (usize, usize),
+        b: &[f32],
+        (b_rs, b_cs): (usize, usize),
+        alpha: f32,
+    ) -> Vec<f32> {
+        let mut c = vec![0f32; m * n];
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                a_cs as isize,
+                a_rs as isize,
+                b.as_ptr(),
+                b_cs as isize,
+                b_rs as isize,
+                1.0,
+                alpha,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        };
+        c
+    }
+
+    /// The register kernel gives the bits of the kernels it stands in for, at attention's
+    /// shapes at the cpu preset and at the edges of its blocks, on every operand layout.
+    #[test]
+    fn small_products_have_the_bits_of_the_other_kernels() {
+        let shapes = [
+            (29, 29, 16),
+            (29, 16, 29),
+            (17, 33, 5),
+            (64, 64, 64),
+            (7, 40, 3),
+        ];
+        for (m, n, k) in shapes {
+            assert!(
+                super::registers::fits((m, n, k)) || !super::registers::fma_is_an_instruction()
+            );
+            for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+                let (a, b) = (filled(m * k, 4), filled(k * n, 5));
+                let sa = if a_t { (1, m) } else { (k, 1) };
+                let sb = if b_t { (1, k) } else { (n, 1) };
+                let mut ours = vec![0f32; m * n];
+                unsafe {
+                    gemm(
+                        (m, n, k),
+                        &a,
+                        sa,
+                        &b,
+                        sb,
+                        ours.as_mut_ptr(),
+                        n,
+                        0.25,
+                        false,
+                        1,
+                    )
+                };
+                let theirs = crate_product((m, n, k), &a, sa, &b, sb, 0.25);
+                let same = ours
+                    .iter()
+                    .zip(&theirs)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{m}x{n}x{k} a_t {a_t} b_t {b_t}");
+                #[cfg(target_arch = "x86_64")]
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    let product = super::avx2::Product {
+                        a: &a,
+                        a_strides: sa,
+                        b: &b,
+                        b_strides: sb,
+                        k,
+                        n,
+                        alpha: 0.25,
+                        accumulate: false,
+                    };
+                    let mut c = vec![0f32; m * n];
+                    unsafe { product.run(m, c.as_mut_ptr(), n, 1) };
+                    let same = c.iter().zip(&ours).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "avx2 kernel, {m}x{n}x{k} a_t {a_t} b_t {b_t}");
                 }
             }
         }
