@@ -136,7 +136,7 @@ mod registers {
     }
 
     pub(super) fn fma_is_an_instruction() -> bool {
-        super::super::simd_path() != "x86-64-v2 (no AVX2)"
+        matches!(super::super::simd_path(), "AVX-512" | "AVX2+FMA" | "NEON")
     }
 
     /// `c [m, n] (row stride c_rs) = alpha * a @ b`, single-threaded.
