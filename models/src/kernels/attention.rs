@@ -293,10 +293,10 @@ super::simd_targets! {
     /// sequence (29 for TRM-Att at the cpu preset) and its maximum, sum and scaling ran
     /// mostly in scalar tails: 12% of a one-thread TRM-Att step on the Intel Xeon
     /// (`results/bench-profile.md`). Down the columns every operation is across 16 queries.
-    /// Each query's arithmetic is the row-wise kernel's: the maximum, `exp(s - max)`, then
-    /// the sum in the order it had, eight interleaved partial sums over whole groups of
-    /// eight keys, added after the sum of the remaining keys (`ROW_LANES`), so the bits
-    /// are the same.
+    /// Each query's arithmetic is that of the row-wise kernel this replaced: the maximum,
+    /// `exp(s - max)`, then the sum in the order it had, eight interleaved partial sums over
+    /// whole groups of eight keys, added after the sum of the remaining keys (`ROW_LANES`).
+    /// So the bits, and every committed result, are the same.
     fn softmax_columns<T: Real>(pt: &mut [T], seq: usize, stride: usize) {
         let groups = seq / ROW_LANES;
         for c in (0..stride).step_by(COLUMNS) {

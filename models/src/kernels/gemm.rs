@@ -15,8 +15,9 @@
 //! (`registers`), on every CPU with FMA.
 //!
 //! Each element of `c` is the same sequence of FMAs wherever its row falls in the split
-//! across threads, and in whichever of the kernels, so the bits never depend on the thread
-//! count or the path.
+//! across threads, so the bits never depend on the thread count; at the register kernel's
+//! sizes (one pass over `k`) it is also the other kernels' sequence, so that path changes no
+//! bits.
 
 use super::Real;
 
