@@ -363,7 +363,7 @@ super::simd_targets! {
             for i in groups * ROW_LANES..seq {
                 let (x, p) = (lanes(dpt, i, stride, c), lanes(pt, i, stride, c));
                 for ((t, &v), &p) in dot.iter_mut().zip(&x).zip(&p) {
-                    *t = *t + v * p;
+                    *t += v * p;
                 }
             }
             for acc in &partial {
