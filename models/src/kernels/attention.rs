@@ -454,86 +454,96 @@ pub(super) fn forward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], sh: &Shape3
 }
 
 fn backward<T: RotaryFloat>(op: &AttentionCore, qkv: &[T], grad: &[T], sh: &Shape3) -> Vec<T> {
-    let (s, d, stride) = (sh.seq, sh.dim, padded(sh.seq));
-    let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
+    let s = sh.seq;
     let mut dqkv = vec![T::zero(); qkv.len()];
     dqkv.par_chunks_mut(s * sh.qkv_row())
         .zip(
             qkv.par_chunks(s * sh.qkv_row())
                 .zip(grad.par_chunks(s * sh.out_row())),
         )
-        .for_each(|(dqkv, (qkv, grad))| {
-            let mut scratch = HeadScratch::new(sh);
-            // dP^T and then dS^T, transposed as P is.
-            let mut dpt = vec![T::zero(); s * stride];
-            let mut dq = vec![T::zero(); s * d];
-            let mut dk = vec![T::zero(); s * d];
-            for h in 0..sh.heads {
-                scratch.probabilities(op, qkv, sh, h);
-                let v = &qkv[(2 * sh.heads + h) * d..];
-                let d_out = &grad[h * d..];
-                // dV = P^T dO, straight into the v slot.
-                let dv = &mut dqkv[(2 * sh.heads + h) * d..];
-                matmul(
-                    (s, d, s),
-                    &scratch.pt,
-                    false,
-                    stride,
-                    d_out,
-                    false,
-                    sh.out_row(),
-                    dv,
-                    sh.qkv_row(),
-                    T::one(),
-                    false,
-                );
-                // dP^T = V dO^T, then dS = P (dP - rowsum(dP P)).
-                matmul(
-                    (s, s, d),
-                    v,
-                    false,
-                    sh.qkv_row(),
-                    d_out,
-                    true,
-                    sh.out_row(),
-                    &mut dpt,
-                    stride,
-                    T::one(),
-                    false,
-                );
-                softmax_backward_columns(&mut dpt, &scratch.pt, s, stride);
-                // dQ = dS K / sqrt(D), dK = dS^T Q / sqrt(D).
-                matmul(
-                    (s, d, s),
-                    &dpt,
-                    true,
-                    stride,
-                    &scratch.k,
-                    false,
-                    d,
-                    &mut dq,
-                    d,
-                    scale,
-                    false,
-                );
-                matmul(
-                    (s, d, s),
-                    &dpt,
-                    false,
-                    stride,
-                    &scratch.q,
-                    false,
-                    d,
-                    &mut dk,
-                    d,
-                    scale,
-                    false,
-                );
-                op.store_unrotated(&dq, sh, 0, h, dqkv);
-                op.store_unrotated(&dk, sh, 1, h, dqkv);
-            }
-        });
+        .for_each(|(dqkv, (qkv, grad))| backward_entry(op, qkv, grad, sh, dqkv));
     dqkv
+}
+
+/// The gradient of one batch entry's `qkv` from that of its output.
+fn backward_entry<T: RotaryFloat>(
+    op: &AttentionCore,
+    qkv: &[T],
+    grad: &[T],
+    sh: &Shape3,
+    dqkv: &mut [T],
+) {
+    let (s, d, stride) = (sh.seq, sh.dim, padded(sh.seq));
+    let scale = T::from(1.0 / (d as f64).sqrt()).unwrap();
+    let mut scratch = HeadScratch::new(sh);
+    // dP^T and then dS^T, transposed as P is.
+    let mut dpt = vec![T::zero(); s * stride];
+    let mut dq = vec![T::zero(); s * d];
+    let mut dk = vec![T::zero(); s * d];
+    for h in 0..sh.heads {
+        scratch.probabilities(op, qkv, sh, h);
+        let v = &qkv[(2 * sh.heads + h) * d..];
+        let d_out = &grad[h * d..];
+        // dV = P^T dO, straight into the v slot.
+        let dv = &mut dqkv[(2 * sh.heads + h) * d..];
+        matmul(
+            (s, d, s),
+            &scratch.pt,
+            false,
+            stride,
+            d_out,
+            false,
+            sh.out_row(),
+            dv,
+            sh.qkv_row(),
+            T::one(),
+            false,
+        );
+        // dP^T = V dO^T, then dS = P (dP - rowsum(dP P)).
+        matmul(
+            (s, s, d),
+            v,
+            false,
+            sh.qkv_row(),
+            d_out,
+            true,
+            sh.out_row(),
+            &mut dpt,
+            stride,
+            T::one(),
+            false,
+        );
+        softmax_backward_columns(&mut dpt, &scratch.pt, s, stride);
+        // dQ = dS K / sqrt(D), dK = dS^T Q / sqrt(D).
+        matmul(
+            (s, d, s),
+            &dpt,
+            true,
+            stride,
+            &scratch.k,
+            false,
+            d,
+            &mut dq,
+            d,
+            scale,
+            false,
+        );
+        matmul(
+            (s, d, s),
+            &dpt,
+            false,
+            stride,
+            &scratch.q,
+            false,
+            d,
+            &mut dk,
+            d,
+            scale,
+            false,
+        );
+        op.store_unrotated(&dq, sh, 0, h, dqkv);
+        op.store_unrotated(&dk, sh, 1, h, dqkv);
+    }
 }
 
 impl CustomOp1 for AttentionCore {
