@@ -109,10 +109,10 @@ pub(crate) unsafe fn gemm<T: Real>(
 }
 
 /// Products as small as attention's per head (at the cpu preset `[29, 16] x [16, 29]` and
-/// `[29, 29] x [29, 16]`), where the general kernels' set-up (packing both operands, the
-/// dispatch over tiles) cost as much as the arithmetic: `c` in blocks of 6 x 16 held in
-/// registers, `a` broadcast straight from its rows, `b` read in place where its rows are
-/// whole blocks of 16 and packed otherwise.
+/// `[29, 29] x [29, 16]`), where the gemm crate's per-call set-up (packing, the dispatch over
+/// tiles) is a large part of the work: `c` in blocks of 6 x 16 held in registers, `a`
+/// broadcast straight from its rows, `b` read in place where its rows are whole blocks of 16
+/// and packed otherwise.
 ///
 /// Every element of `c` is the sum the other kernels compute, in their order: FMAs over
 /// `k` in turn from zero, then times `alpha`. So the bits are theirs (the tests below
@@ -129,8 +129,7 @@ mod registers {
 
     pub(super) fn fits((m, n, k): (usize, usize, usize)) -> bool {
         // Measured faster than the gemm crate at the cpu preset's heads (29 positions, head
-        // dimension 16) and slower at the Sudoku shapes' (97 and 64), where `b`'s rows in
-        // place no longer share L1 with `a`.
+        // dimension 16) and slower at the Sudoku shapes' (97 positions, head dimension 64).
         let small = m <= 64 && n <= 64 && k <= 64;
         let general = m >= 2 && n >= 2 && k > 2 && m * n > 16 * 16;
         small && general && fma_is_an_instruction()
