@@ -238,7 +238,7 @@ def measure(args, shape, model):
     for i in range(args.rounds or SHAPES[shape][3]):
         ours.append(harness_case(args, shape, model))
         eager.append(in_subprocess(args, shape, dict(ours[-1])))
-        if shape == "d512" and model == "trm-att" and not args.no_compile:
+        if shape == "d512" and not args.no_compile:
             compiled.append(in_subprocess(args, shape, dict(ours[-1], compile=True)))
         print(f"{shape} {model} round {i}: ours {ours[-1]['train_seconds']:.3f}/{ours[-1]['eval_seconds']:.3f} s, "
               f"PyTorch {eager[-1]['train_seconds']:.3f}/{eager[-1]['eval_seconds']:.3f} s", file=sys.stderr)
@@ -293,7 +293,8 @@ def main():
 def render(rows, args):
     import torch
 
-    compiled = " (and `torch.compile` for TRM-Att at width 512)" if any("compiled" in r for r in rows) else ""
+    compiled_models = [r["model"] for r in rows if "compiled" in r]
+    compiled = f" (and `torch.compile` for {', '.join(compiled_models)} at width 512)" if compiled_models else ""
 
     lines = [
         "# Training and evaluation step: the harness against the official PyTorch code",
