@@ -265,6 +265,31 @@ fn bad_input_leaves_no_output() {
     no_leftovers(tmp.path());
 }
 
+/// A count of zero where the command needs at least one is refused by its flag's name before
+/// anything is built, never quietly taken as one.
+#[test]
+fn counts_of_zero_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, data) = (tmp.path().join("out"), tmp.path().join("data"));
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plans/maze-cpu.toml");
+    let preset = ["--preset", "cpu", "--task", "maze-hard"];
+    let cases: [(&str, Vec<&str>); 4] = [
+        ("--repeats", [&["bench"][..], &preset].concat()),
+        ("--batch-shards", [&["bench"][..], &preset].concat()),
+        ("--jobs", [&["compare"][..], &preset].concat()),
+        ("--cpus-per-task", vec!["sweep", s(&plan), "--slurm"]),
+    ];
+    for (flag, mut args) in cases {
+        args.extend_from_slice(&[flag, "0", "--data-root", s(&data), "--out", s(&out)]);
+        if args[0] == "bench" {
+            args.truncate(args.len() - 2);
+        }
+        let e = harness(&args).error();
+        assert!(e.contains(&format!("{flag} must be at least 1")), "{e}");
+    }
+    assert!(!out.exists() && !data.exists());
+}
+
 #[test]
 fn arc_from_shared_data() {
     let Some(data) = datasets::shared::shared_dir("data", "arc_from_shared_data") else {

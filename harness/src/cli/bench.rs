@@ -2,9 +2,15 @@
 //! the Sudoku shape, beside the GEMM rate measured in the same run (`run::bench`).
 
 use crate::run::bench::{preset_cases, sudoku_cases, time_case, BenchArgs};
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 pub fn run(args: BenchArgs) -> Result<u8> {
+    if args.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    if args.batch_shards == Some(0) {
+        bail!("--batch-shards must be at least 1");
+    }
     let device = crate::run::device::default_device()?;
     let cases = match &args.preset {
         Some(p) => preset_cases(&args, p, &device)?,

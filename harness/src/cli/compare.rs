@@ -76,6 +76,9 @@ pub fn run(args: CompareArgs) -> Result<u8> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
+    if args.jobs == Some(0) {
+        bail!("--jobs must be at least 1");
+    }
     let preset_name = args.preset.clone().unwrap_or(default_preset().to_string());
     let preset = Preset::load(&preset_name)?;
     let mut configs = model_configs(&preset, &args.task, &args.models, &args.overrides)?;

@@ -54,6 +54,9 @@ pub fn run(args: SweepArgs) -> Result<u8> {
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
+    if args.cpus_per_task == 0 {
+        bail!("--cpus-per-task must be at least 1");
+    }
     let cells = prepare(&plan, &out, &args.data_root)?;
     if args.status {
         return print_status(&cells, &out);
