@@ -273,17 +273,24 @@ fn counts_of_zero_are_refused_by_name() {
     let (out, data) = (tmp.path().join("out"), tmp.path().join("data"));
     let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plans/maze-cpu.toml");
     let preset = ["--preset", "cpu", "--task", "maze-hard"];
+    let (data_root, to) = (["--data-root", s(&data)], ["--out", s(&out)]);
     let cases: [(&str, Vec<&str>); 4] = [
-        ("--repeats", [&["bench"][..], &preset].concat()),
-        ("--batch-shards", [&["bench"][..], &preset].concat()),
-        ("--jobs", [&["compare"][..], &preset].concat()),
-        ("--cpus-per-task", vec!["sweep", s(&plan), "--slurm"]),
+        ("--repeats", [&["bench"][..], &preset, &data_root].concat()),
+        (
+            "--batch-shards",
+            [&["bench"][..], &preset, &data_root].concat(),
+        ),
+        (
+            "--jobs",
+            [&["compare"][..], &preset, &data_root, &to].concat(),
+        ),
+        (
+            "--cpus-per-task",
+            [&["sweep", s(&plan), "--slurm"][..], &data_root, &to].concat(),
+        ),
     ];
     for (flag, mut args) in cases {
-        args.extend_from_slice(&[flag, "0", "--data-root", s(&data), "--out", s(&out)]);
-        if args[0] == "bench" {
-            args.truncate(args.len() - 2);
-        }
+        args.extend_from_slice(&[flag, "0"]);
         let e = harness(&args).error();
         assert!(e.contains(&format!("{flag} must be at least 1")), "{e}");
     }
