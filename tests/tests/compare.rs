@@ -609,6 +609,18 @@ fn a_run_keeps_its_last_checkpoints_only() {
     );
 }
 
+/// A step that cannot fit the device's memory is refused before the run directory exists, so
+/// the same command with the memory it needs starts the run.
+#[test]
+fn a_run_refused_for_memory_leaves_no_run_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, run) = (tmp.path().join("data"), tmp.path().join("run"));
+    let err = smoke_train("trm-att", 3, &run, &data, &["--device-memory", "1KB"]).unwrap_err();
+    assert!(err.contains("more than the"), "{err}");
+    assert!(!run.exists(), "a refused run left {}", run.display());
+    assert_eq!(smoke_train("trm-att", 3, &run, &data, &[]).unwrap(), 0);
+}
+
 #[test]
 fn flops_matching_gives_every_model_the_first_models_training_compute() {
     let tmp = tempfile::tempdir().unwrap();

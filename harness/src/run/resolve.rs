@@ -91,24 +91,39 @@ pub fn new_trainer(run: &ResolvedRun, device: &Device) -> Result<Trainer> {
     .context("building the model")
 }
 
+/// The memory plan of a training step of `run` on the device, with the budget it fits (none
+/// when no budget is known); an error when even one slot at a time does not fit. `train`
+/// asks it before it creates the run directory, so a refusal writes nothing.
+pub fn fitting_plan(
+    run: &ResolvedRun,
+    opts: &TrainOptions,
+    device: &Device,
+) -> Result<Option<(crate::run::memory::Plan, u64)>> {
+    let Some(budget) = opts
+        .device_memory
+        .or_else(|| crate::run::device::free_memory(device))
+    else {
+        return Ok(None);
+    };
+    let path = crate::run::memory::layer_path(device, &run.model_config);
+    let ranks = opts.gpus.max(1);
+    let p = crate::run::memory::plan(&run.model_config, &run.config, path, ranks, Some(budget));
+    if !p.fits {
+        bail!(
+            "a training step needs {:.2} GB even one slot at a time, more than the {:.2} GB available (harness plan shows the parts)",
+            p.peak as f64 / 1e9,
+            budget as f64 / 1e9
+        );
+    }
+    Ok(Some((p, budget)))
+}
+
 /// `new_trainer` with the micro-batches that fit the device's memory.
 pub fn planned_trainer(run: &ResolvedRun, opts: &TrainOptions, device: &Device) -> Result<Trainer> {
     // Before the model exists: the plan counts its weights and state itself.
-    let budget = opts
-        .device_memory
-        .or_else(|| crate::run::device::free_memory(device));
+    let plan = fitting_plan(run, opts, device)?;
     let mut trainer = new_trainer(run, device)?;
-    if let Some(budget) = budget {
-        let path = crate::run::memory::layer_path(device, &run.model_config);
-        let ranks = opts.gpus.max(1);
-        let p = crate::run::memory::plan(&run.model_config, &run.config, path, ranks, Some(budget));
-        if !p.fits {
-            bail!(
-                "a training step needs {:.2} GB even one slot at a time, more than the {:.2} GB available (harness plan shows the parts)",
-                p.peak as f64 / 1e9,
-                budget as f64 / 1e9
-            );
-        }
+    if let Some((p, budget)) = plan {
         if p.micro_batches > 1 && opts.verbose && device.same_device(&opts.device) {
             println!(
                 "{} micro-batches of {} slots per step fit {:.2} GB (peak {:.2} GB)",

@@ -16,7 +16,8 @@ use crate::run::ranks::{
     refuse_uneven_ranks, shard_file, Next,
 };
 use crate::run::resolve::{
-    planned_trainer, resolve_run, this_provenance, ResolvedRun, TrainOptions, CODE_VERSION,
+    fitting_plan, planned_trainer, resolve_run, this_provenance, ResolvedRun, TrainOptions,
+    CODE_VERSION,
 };
 use crate::run::run_dir::{ArcPredictionsFile, Retention, RunDir};
 use crate::run::scores::{self, ScoresFile};
@@ -90,6 +91,7 @@ pub fn train(
     if opts.gpus > 1 {
         refuse_uneven_ranks(run.config.train.global_batch_size, opts.gpus)?;
     }
+    fitting_plan(&run, opts, &opts.device)?;
     let (dir, state) = RunDir::open(run_dir, &run, opts.resume)?;
     // The creating version, from config.json: a resumed run keeps it.
     let run = ResolvedRun {
