@@ -117,7 +117,9 @@ pub fn run(args: CompareArgs) -> Result<u8> {
         progress_bar: parallelism.workers == 1,
         device: device.clone(),
         stop_after: None,
-        device_memory: None,
+        // Runs side by side share the machine's memory.
+        device_memory: crate::run::device::free_memory(&device)
+            .map(|free| free / parallelism.workers as u64),
         gpus: 1,
     };
     let outcomes = train_all(&jobs, &data, &opts, parallelism, announce)?;

@@ -25,7 +25,9 @@ pub fn rank_devices(n: usize) -> Result<Vec<Device>> {
     Ok(vec![Device::Cpu; n])
 }
 
-/// The free memory of a GPU (none for the CPU), for `train` to plan its micro-batches.
+/// The memory a training step may take: a GPU's free memory, or the memory the kernel
+/// reports available to new processes on a Linux CPU (none elsewhere), for `train` to plan its
+/// micro-batches, or to refuse a step that cannot fit before the system kills the process.
 pub fn free_memory(device: &Device) -> Option<u64> {
     #[cfg(feature = "cuda")]
     if let Device::Cuda(d) = device {
@@ -36,8 +38,18 @@ pub fn free_memory(device: &Device) -> Option<u64> {
             .ok()
             .map(|(free, _)| free as u64);
     }
-    let _ = device;
-    None
+    match device {
+        Device::Cpu => available_host_memory(),
+        _ => None,
+    }
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes.
+fn available_host_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// A short description for results files.
@@ -116,4 +128,22 @@ fn cpu_model() -> String {
 /// The threads candle's CPU kernels and GEMMs run on (rayon's global pool).
 fn rayon_threads() -> usize {
     rayon::current_num_threads()
+}
+
+#[cfg(test)]
+mod tests {
+    /// On Linux a CPU run plans against the memory the kernel says is available, so a step
+    /// too large for the machine is split or refused instead of killed by the system.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_cpu_step_is_planned_against_the_available_memory() {
+        let total: u64 = std::fs::read_to_string("/proc/meminfo")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        let free = super::free_memory(&candle_core::Device::Cpu).expect("a budget on Linux");
+        assert!(free > 0 && free <= total * 1024, "{free} of {total} KiB");
+    }
 }
