@@ -117,8 +117,10 @@ pub fn run(args: CompareArgs) -> Result<u8> {
         progress_bar: parallelism.workers == 1,
         device: device.clone(),
         stop_after: None,
-        // Runs side by side share the machine's memory.
-        device_memory: crate::run::device::free_memory(&device)
+        // Runs side by side share the machine's memory; a run alone asks for it when it starts.
+        device_memory: (parallelism.workers > 1)
+            .then(|| crate::run::device::free_memory(&device))
+            .flatten()
             .map(|free| free / parallelism.workers as u64),
         gpus: 1,
     };
