@@ -432,6 +432,46 @@ fn every_task_writes_the_fields_both_official_loaders_require() {
     }
 }
 
+/// `report` refuses records that are not one comparison, where the pairing by seed would
+/// pair runs across settings or count a run twice, and names what differs.
+#[test]
+fn report_refuses_records_of_two_settings_or_a_run_twice() {
+    let reference =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/reference/maze-hard-cpu/records");
+    let mut files: Vec<_> = std::fs::read_dir(reference)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let records: Vec<serde_json::Value> = files
+        .iter()
+        .map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut other = records[0].clone();
+    other["setting"]["overrides"] = serde_json::json!(["train.steps=1200"]);
+    other["run_dir"] = serde_json::json!("elsewhere/runs/trm-att-seed0");
+    for (name, extra, expected) in [
+        ("two-settings", other, "train.steps=1200"),
+        ("twice", records[0].clone(), "twice"),
+    ] {
+        let list = tmp.path().join(format!("{name}.json"));
+        let all: Vec<_> = records.iter().cloned().chain([extra]).collect();
+        std::fs::write(&list, serde_json::to_string(&all).unwrap()).unwrap();
+        let out = tmp.path().join(name);
+        let e = harness(&["report", s(&list), "--out", s(&out)]).error();
+        assert!(
+            e.contains("not one comparison") && e.contains(expected),
+            "{e}"
+        );
+        assert!(
+            !out.exists(),
+            "{name}: a refused report wrote {}",
+            out.display()
+        );
+    }
+}
+
 /// The committed reference comparisons come back byte for byte from their records alone
 /// (`harness report`), and the reference sweep's comparison at equal compute from its
 /// collected records (`harness collect` on a copy without run directories).
