@@ -448,9 +448,11 @@ fn report_refuses_records_of_two_settings_or_a_run_twice() {
         .map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap())
         .collect();
     let tmp = tempfile::tempdir().unwrap();
+    // A seed the others lack, so only its setting keeps it out.
     let mut other = records[0].clone();
+    other["seed"] = serde_json::json!(6);
     other["setting"]["overrides"] = serde_json::json!(["train.steps=1200"]);
-    other["run_dir"] = serde_json::json!("elsewhere/runs/trm-att-seed0");
+    other["run_dir"] = serde_json::json!("elsewhere/runs/hrm-seed6");
     for (name, extra, expected) in [
         ("two-settings", other, "train.steps=1200"),
         ("twice", records[0].clone(), "twice"),
@@ -470,6 +472,18 @@ fn report_refuses_records_of_two_settings_or_a_run_twice() {
             out.display()
         );
     }
+    // Another seed base is the same setting: a later run of seed 6 reports with seeds 0-5.
+    let mut later = records[0].clone();
+    later["seed"] = serde_json::json!(6);
+    later["setting"]["overrides"] = serde_json::json!(["seed=6"]);
+    let list = tmp.path().join("later.json");
+    let all: Vec<_> = records.iter().cloned().chain([later]).collect();
+    std::fs::write(&list, serde_json::to_string(&all).unwrap()).unwrap();
+    let out = tmp.path().join("later");
+    assert_eq!(
+        harness(&["report", s(&list), "--out", s(&out)]),
+        Outcome::Code(0)
+    );
 }
 
 /// The committed reference comparisons come back byte for byte from their records alone

@@ -111,6 +111,7 @@ pub fn run(args: CompareArgs) -> Result<u8> {
             if parallelism.threads == 1 { "" } else { "s" }
         );
     }
+    let side_by_side = parallelism.workers.min(jobs.len());
     let opts = TrainOptions {
         resume: true,
         verbose: true,
@@ -118,10 +119,10 @@ pub fn run(args: CompareArgs) -> Result<u8> {
         device: device.clone(),
         stop_after: None,
         // Runs side by side share the machine's memory; a run alone asks for it when it starts.
-        device_memory: (parallelism.workers > 1)
+        device_memory: (side_by_side > 1)
             .then(|| crate::run::device::free_memory(&device))
             .flatten()
-            .map(|free| free / parallelism.workers as u64),
+            .map(|free| free / side_by_side as u64),
         gpus: 1,
     };
     let outcomes = train_all(&jobs, &data, &opts, parallelism, announce)?;

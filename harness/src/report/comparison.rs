@@ -88,7 +88,7 @@ fn one_comparison(records: &[ResultRecord]) -> Result<()> {
             r.setting.data_source,
             r.preset,
             r.budget_match,
-            r.setting.overrides.join(", ")
+            setting_overrides(r).join(", ")
         )
     };
     let Some(first) = records.first() else {
@@ -127,6 +127,20 @@ fn one_comparison(records: &[ResultRecord]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The overrides that change what runs, in a fixed order: the seed base and the label do not
+/// (the seeds are compared one by one), nor does the order the flags were given in.
+fn setting_overrides(r: &ResultRecord) -> Vec<&str> {
+    let mut kept: Vec<&str> = r
+        .setting
+        .overrides
+        .iter()
+        .map(String::as_str)
+        .filter(|o| !o.starts_with("seed=") && !o.starts_with("label="))
+        .collect();
+    kept.sort_unstable();
+    kept
 }
 
 /// The comparison as a Markdown table (also printed).

@@ -93,7 +93,8 @@ pub fn new_trainer(run: &ResolvedRun, device: &Device) -> Result<Trainer> {
 
 /// The memory plan of a training step of `run` on the device, with the budget it fits (none
 /// when no budget is known); an error when even one slot at a time does not fit. `train`
-/// asks it before it creates the run directory, so a refusal writes nothing.
+/// asks it before it creates the run directory, so a step that cannot fit is refused before
+/// anything is written.
 pub fn fitting_plan(
     run: &ResolvedRun,
     opts: &TrainOptions,
