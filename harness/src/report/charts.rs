@@ -53,7 +53,7 @@ type Pick<'a> = &'a dyn Fn(&ResultRecord) -> Vec<(u64, f64, Proportion)>;
 
 pub fn write_plots(records: &[ResultRecord], dir: &Path) -> Result<Vec<PlotFile>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let each = |f: fn(&ResultRecord) -> String| crate::report::facts::one_or_each(records, f);
+    let each = |f: fn(&ResultRecord) -> String| crate::science::facts::one_or_each(records, f);
     let groups = by_model(records);
     let frame = Frame {
         subtitle: format!(

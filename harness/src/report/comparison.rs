@@ -40,7 +40,9 @@ pub fn write_comparison(
     records: &[ResultRecord],
     dataset_dir: &Path,
 ) -> Result<String> {
-    one_comparison(records)?;
+    if let Some(why) = crate::science::comparison::not_one_comparison(records) {
+        bail!("these records are not one comparison: {why}; report each on its own");
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     datasets::format::write_json(&out.join("results.json"), &records)?;
     write_csv(&out.join("results.csv"), records)?;
@@ -74,78 +76,9 @@ pub fn write_comparison(
     Ok(table)
 }
 
-/// Refuses records that are not one comparison. The statistics pair each model's seed with
-/// the other models' same seed, so every record must share the task, data, preset, budget
-/// rule and overrides, each model's setting must be the same for all its seeds, and no model
-/// may have a seed twice; otherwise runs of two settings, or one run twice, would be paired.
-fn one_comparison(records: &[ResultRecord]) -> Result<()> {
-    use crate::report::facts::one_or_each;
-    let shared = |r: &ResultRecord| {
-        format!(
-            "{} on data {} (source {}), preset {}, budget matched by {}, overrides [{}]",
-            r.task,
-            crate::science::record::short_hash(&r.dataset_hash, 16),
-            r.setting.data_source,
-            r.preset,
-            r.budget_match,
-            setting_overrides(r).join(", ")
-        )
-    };
-    let Some(first) = records.first() else {
-        return Ok(());
-    };
-    if records.iter().any(|r| shared(r) != shared(first)) {
-        bail!(
-            "these records are not one comparison: {}; report each setting on its own",
-            one_or_each(records, shared)
-        );
-    }
-    for (i, a) in records.iter().enumerate() {
-        for b in &records[i + 1..] {
-            if a.model != b.model {
-                continue;
-            }
-            if a.seed == b.seed {
-                bail!(
-                    "these records are not one comparison: {} seed {} appears twice ({} and {}); a run counts once",
-                    a.model,
-                    a.seed,
-                    a.run_dir,
-                    b.run_dir
-                );
-            }
-            if a.setting.deviations != b.setting.deviations {
-                bail!(
-                    "these records are not one comparison: {} seeds {} and {} differ in setting ({:?} against {:?})",
-                    a.model,
-                    a.seed,
-                    b.seed,
-                    a.setting.deviations,
-                    b.setting.deviations
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The overrides that change what runs, in a fixed order: the seed base and the label do not
-/// (the seeds are compared one by one), nor does the order the flags were given in.
-fn setting_overrides(r: &ResultRecord) -> Vec<&str> {
-    let mut kept: Vec<&str> = r
-        .setting
-        .overrides
-        .iter()
-        .map(String::as_str)
-        .filter(|o| !o.starts_with("seed=") && !o.starts_with("label="))
-        .collect();
-    kept.sort_unstable();
-    kept
-}
-
 /// The comparison as a Markdown table (also printed).
 pub fn render_table(records: &[ResultRecord], paired: &[PairedDifference]) -> String {
-    let across = |f: fn(&ResultRecord) -> String| crate::report::facts::one_or_each(records, f);
+    let across = |f: fn(&ResultRecord) -> String| crate::science::facts::one_or_each(records, f);
     let mut s = format!(
         "{} / preset {}, budget matched by {}, dataset {}\n\n",
         across(|r| r.task.clone()),

@@ -3,7 +3,7 @@
 //! dataset, and the models' configs side by side with every difference highlighted.
 
 use crate::report::charts::PlotFile;
-use crate::report::facts::{across_runs, one_or_each};
+use crate::science::facts::{across_runs, one_or_each};
 use crate::science::paired::PairedDifference;
 use crate::science::record::{by_model, ResultRecord};
 use crate::science::stats::MIN_SEEDS_FOR_VERDICT;

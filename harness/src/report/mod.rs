@@ -4,7 +4,6 @@
 pub mod charts;
 pub mod comparison;
 pub mod csv;
-pub mod facts;
 pub mod html;
 pub mod sweep;
 pub mod table;

@@ -240,7 +240,7 @@ fn sweep_facts(groups: &[Group]) -> String {
         .iter()
         .flat_map(|g| g.runs.iter().map(|r| (*r).clone()))
         .collect();
-    let across = |f: fn(&ResultRecord) -> String| crate::report::facts::across_runs(&records, f);
+    let across = |f: fn(&ResultRecord) -> String| crate::science::facts::across_runs(&records, f);
     let shared: Vec<&String> = records[0]
         .setting
         .overrides

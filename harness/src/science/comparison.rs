@@ -124,3 +124,61 @@ pub fn records(
     }
     Ok(Some(records))
 }
+
+/// Why the records are not one comparison, if they are not. The statistics pair each model's
+/// seed with the other models' same seed, so every record must share the task, data, preset,
+/// budget rule and overrides, each model's setting must be the same for all its seeds, and no
+/// model may have a seed twice; otherwise runs of two settings, or one run twice, would be
+/// paired.
+pub fn not_one_comparison(records: &[ResultRecord]) -> Option<String> {
+    use crate::science::facts::one_or_each;
+    let shared = |r: &ResultRecord| {
+        format!(
+            "{} on data {} (source {}), preset {}, budget matched by {}, overrides [{}]",
+            r.task,
+            crate::science::record::short_hash(&r.dataset_hash, 16),
+            r.setting.data_source,
+            r.preset,
+            r.budget_match,
+            setting_overrides(r).join(", ")
+        )
+    };
+    let first = records.first()?;
+    if records.iter().any(|r| shared(r) != shared(first)) {
+        return Some(one_or_each(records, shared));
+    }
+    for (i, a) in records.iter().enumerate() {
+        for b in &records[i + 1..] {
+            if a.model != b.model {
+                continue;
+            }
+            if a.seed == b.seed {
+                return Some(format!(
+                    "{} seed {} appears twice ({} and {}); a run counts once",
+                    a.model, a.seed, a.run_dir, b.run_dir
+                ));
+            }
+            if a.setting.deviations != b.setting.deviations {
+                return Some(format!(
+                    "{} seeds {} and {} differ in setting ({:?} against {:?})",
+                    a.model, a.seed, b.seed, a.setting.deviations, b.setting.deviations
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The overrides that change what runs, in a fixed order: the seed base and the label do not
+/// (the seeds are compared one by one), nor does the order the flags were given in.
+fn setting_overrides(r: &ResultRecord) -> Vec<&str> {
+    let mut kept: Vec<&str> = r
+        .setting
+        .overrides
+        .iter()
+        .map(String::as_str)
+        .filter(|o| !o.starts_with("seed=") && !o.starts_with("label="))
+        .collect();
+    kept.sort_unstable();
+    kept
+}

@@ -6,6 +6,7 @@ pub mod ablation;
 pub mod collect;
 pub mod comparison;
 pub mod executor;
+pub mod facts;
 pub mod iso_compute;
 pub mod paired;
 pub mod record;

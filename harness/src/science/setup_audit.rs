@@ -60,7 +60,8 @@ fn per_model<T: PartialEq + std::fmt::Display>(
 /// Every rule, in the order a reviewer reads them.
 pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
     let task = records.first().map_or("", |r| r.task.as_str());
-    let mut out = seed_rules(records);
+    let mut out = vec![one_comparison(records)];
+    out.extend(seed_rules(records));
     out.push(test_split_untouched(records));
     out.push(last_checkpoint(records));
     out.push(same_data(records));
@@ -77,6 +78,17 @@ pub fn audit(records: &[ResultRecord]) -> Vec<Check> {
         out.push(arc_pooling(records));
     }
     out
+}
+
+/// One setting per model and one record per model and seed, so that pairing by seed pairs
+/// like with like (`comparison::not_one_comparison`).
+fn one_comparison(records: &[ResultRecord]) -> Check {
+    let why = crate::science::comparison::not_one_comparison(records);
+    check(
+        "one comparison (one setting, one record per model and seed)",
+        why.is_none(),
+        why.unwrap_or_else(|| format!("{} records of one setting", records.len())),
+    )
 }
 
 /// Enough seeds for a verdict, and the same seed indices for every model.
@@ -390,6 +402,14 @@ mod tests {
         let records = sound_setup();
         assert_eq!(warned(&audit(&records)), Vec::<&str>::new());
 
+        let twice: Vec<ResultRecord> = records.iter().chain(&records[..1]).cloned().collect();
+        let checks = audit(&twice);
+        assert_eq!(
+            warned(&checks),
+            ["one comparison (one setting, one record per model and seed)"]
+        );
+        assert!(checks[0].evidence.contains("appears twice"), "{checks:?}");
+
         let three: Vec<ResultRecord> = records.iter().filter(|r| r.seed < 3).cloned().collect();
         assert_eq!(warned(&audit(&three)), [SEEDS_RULE]);
 
@@ -431,7 +451,10 @@ mod tests {
         other_data[1].dataset_hash = "f".repeat(64);
         assert_eq!(
             warned(&audit(&other_data)),
-            ["same dataset (manifest hash) for every model"]
+            [
+                "one comparison (one setting, one record per model and seed)",
+                "same dataset (manifest hash) for every model"
+            ]
         );
 
         let mut unpaired = records.clone();
