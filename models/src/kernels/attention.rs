@@ -649,13 +649,16 @@ mod tests {
             for (q, mut row) in rows.into_iter().enumerate() {
                 softmax_row(&mut row);
                 let got = column(&pt, seq, q);
-                let same = got
-                    .iter()
-                    .zip(&row)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "seq {seq}, query {q}: {got:?} against {row:?}");
+                assert!(
+                    same_bits(&got, &row),
+                    "seq {seq}, query {q}: {got:?} against {row:?}"
+                );
             }
         }
+    }
+
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
     }
 
     #[test]
@@ -675,11 +678,10 @@ mod tests {
             softmax_backward_columns(&mut dpt, &pt, seq, padded(seq));
             for (q, row) in expected.into_iter().enumerate() {
                 let got = column(&dpt, seq, q);
-                let same = got
-                    .iter()
-                    .zip(&row)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "seq {seq}, query {q}: {got:?} against {row:?}");
+                assert!(
+                    same_bits(&got, &row),
+                    "seq {seq}, query {q}: {got:?} against {row:?}"
+                );
             }
         }
     }

@@ -487,6 +487,17 @@ mod avx2 {
 mod tests {
     use super::gemm;
 
+    /// Row and column strides of `a` ([m, k]) and `b` ([k, n]), each stored as is or transposed.
+    fn strides(
+        (m, n, k): (usize, usize, usize),
+        a_t: bool,
+        b_t: bool,
+    ) -> ((usize, usize), (usize, usize)) {
+        let sa = if a_t { (1, m) } else { (k, 1) };
+        let sb = if b_t { (1, k) } else { (n, 1) };
+        (sa, sb)
+    }
+
     fn filled(len: usize, seed: u64) -> Vec<f32> {
         let mut s = seed;
         (0..len)
@@ -518,8 +529,7 @@ mod tests {
         ] {
             for &(a_t, b_t) in &[(false, false), (true, false), (false, true), (true, true)] {
                 let (a, b) = (filled(m * k, 1), filled(k * n, 2));
-                let sa = if a_t { (1, m) } else { (k, 1) };
-                let sb = if b_t { (1, k) } else { (n, 1) };
+                let (sa, sb) = strides((m, n, k), a_t, b_t);
                 let c_rs = n + 3;
                 let old = filled(m * c_rs, 3);
                 let run = |threads: usize, accumulate: bool| {
@@ -635,8 +645,7 @@ mod tests {
             );
             for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
                 let (a, b) = (filled(m * k, 4), filled(k * n, 5));
-                let sa = if a_t { (1, m) } else { (k, 1) };
-                let sb = if b_t { (1, k) } else { (n, 1) };
+                let (sa, sb) = strides((m, n, k), a_t, b_t);
                 let mut ours = vec![0f32; m * n];
                 unsafe {
                     gemm(
